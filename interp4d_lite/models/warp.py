@@ -1,0 +1,53 @@
+"""Backward warping in the project's convention, wrapped once over MONAI's ``Warp``.
+
+``warp(I, u)(x) = I(x + u(x))`` with ``u`` a displacement in **voxel units**,
+``u`` of shape ``(B, 3, X, Y, Z)`` where channel ``c`` moves along spatial axis ``c``
+(MONAI ``Warp`` semantics: bilinear, border padding). See docs/ARCHITECTURE.md.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from monai.networks.blocks import Warp as _MonaiWarp
+
+
+class Warper(nn.Module):
+    """``Warper()(image, disp)``: image ``(B, C, X, Y, Z)``, disp ``(B, 3, X, Y, Z)`` voxels."""
+
+    def __init__(self, mode: str = "bilinear", padding_mode: str = "border"):
+        super().__init__()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "using PyTorch native grid_sample" notice
+            self._warp = _MonaiWarp(mode=mode, padding_mode=padding_mode)
+
+    def forward(self, image: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+        if image.dim() != 5 or disp.dim() != 5 or disp.shape[1] != 3:
+            raise ValueError(f"warp expects image (B,C,X,Y,Z) and disp (B,3,X,Y,Z), got {tuple(image.shape)} and {tuple(disp.shape)}")
+        if image.shape[2:] != disp.shape[2:]:
+            raise ValueError(f"image grid {tuple(image.shape[2:])} and field grid {tuple(disp.shape[2:])} differ")
+        if disp.shape[0] != image.shape[0]:
+            image = image.expand(disp.shape[0], *image.shape[1:])
+        return self._warp(image, disp.to(image.dtype))
+
+
+_DEFAULT = {}
+
+
+def warp(image, disp, mode: str = "bilinear", padding_mode: str = "border"):
+    """Functional form of :class:`Warper`; accepts torch tensors, or numpy arrays of
+    one volume (``image (X, Y, Z)``, ``disp (3, X, Y, Z)``), returning the same kind."""
+    key = (mode, padding_mode)
+    if key not in _DEFAULT:
+        _DEFAULT[key] = Warper(mode, padding_mode)
+    if isinstance(image, np.ndarray):
+        img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+        u = torch.from_numpy(np.ascontiguousarray(disp, dtype=np.float32))[None]
+        with torch.no_grad():
+            return _DEFAULT[key](img, u)[0, 0].numpy()
+    return _DEFAULT[key](image, disp)
