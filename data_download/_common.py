@@ -1,0 +1,100 @@
+"""Pieces shared by the two command-line tools: CLI error handling, HTTP flags,
+an exclusive lock on the destination, and small helpers."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from interp4d_lite.errors import Interp4DError
+
+from .errors import DownloadError
+from .http import HTTPSettings, is_disk_full
+
+
+def add_http_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("network")
+    g.add_argument("--retries", type=int, default=4,
+                   help="retries after a 5xx answer or a cut connection (default 4)")
+    g.add_argument("--backoff", type=float, default=2.0,
+                   help="first retry delay in seconds, doubled each retry (default 2)")
+    g.add_argument("--timeout", type=float, default=120.0, help="read timeout in seconds (default 120)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def http_settings(args) -> HTTPSettings:
+    return HTTPSettings(retries=max(0, args.retries), backoff=max(0.0, args.backoff),
+                        read_timeout=args.timeout, connect_timeout=min(30.0, args.timeout),
+                        progress=not args.no_progress)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None, prog: str) -> int:
+    """Run ``main``; print any expected error as one line (exit 2)."""
+    try:
+        return main(argv)
+    except Interp4DError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished steps are kept, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if is_disk_full(exc):
+            print(f"{prog}: error: disk full ({exc}); free some space and re-run to resume",
+                  file=sys.stderr)
+        else:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def dest_lock(lock_path: Path):
+    """An exclusive lock file (``O_EXCL``) holding our pid; a stale lock of a dead
+    process is taken over. Two runs into one destination would corrupt each other."""
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock_path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _pid_alive(pid):
+                raise DownloadError(f"{lock_path}: another download (pid {pid}) is writing to this "
+                                    "destination; wait for it or stop it") from None
+            lock_path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    else:
+        raise DownloadError(f"{lock_path}: cannot take the lock")
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def say(msg: str = "") -> None:
+    print(msg, flush=True)
