@@ -1,0 +1,156 @@
+"""Interpolate new frames between two volumes with a trained student, on the
+input's own grid.
+
+What happens to an input of any size (documented choice):
+
+1. each input volume is min-max normalised to [0, 1] on its own (as in training);
+2. the student runs on the input's **own grid**: it pads internally (replicate) to its
+   pyramid's multiple and crops its outputs back, so nothing is resampled, and the
+   output has exactly the input's shape, voxel size and affine;
+3. intensities are mapped back to the input's range: frame t gets
+   ``lo_t + (hi_t - lo_t) * I_t`` with ``lo_t = (1 - t) lo_0 + t lo_1`` (same for hi).
+
+The encoder runs once per pair; every timestamp only costs the decoder.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .errors import CLIError, DataError
+
+__all__ = ["interpolate_volumes", "read_pair", "write_frames", "interpolate_files", "parse_times"]
+
+
+def parse_times(times: Sequence[float] | None = None, n: int | None = None) -> list[float]:
+    """Timestamps from an explicit list, or ``n`` evenly spaced strictly inside (0, 1)."""
+    if (times is None) == (n is None):
+        raise CLIError("give either --times T [T ...] or --n N")
+    if n is not None:
+        if int(n) < 1:
+            raise CLIError(f"--n must be >= 1, got {n}")
+        return [(i + 1) / (int(n) + 1) for i in range(int(n))]
+    out = [float(t) for t in times]
+    bad = [t for t in out if not (0.0 <= t <= 1.0) or not np.isfinite(t)]
+    if bad:
+        raise CLIError(f"timestamps must lie in [0, 1]; got {bad}")
+    if not out:
+        raise CLIError("no timestamps given")
+    return out
+
+
+@torch.no_grad()
+def interpolate_volumes(model, vol0: np.ndarray, vol1: np.ndarray, times: Sequence[float],
+                        device: str | torch.device = "cpu", chunk: int = 4) -> np.ndarray:
+    """``vol0``, ``vol1``: ``(X, Y, Z)`` arrays in any intensity range -> ``(N, X, Y, Z)``
+    float32 frames at ``times``, in the inputs' intensity range (see module docstring)."""
+    from .device import get_device
+
+    device = get_device(device)
+    v0 = np.nan_to_num(np.asarray(vol0, dtype=np.float32))
+    v1 = np.nan_to_num(np.asarray(vol1, dtype=np.float32))
+    if v0.shape != v1.shape or v0.ndim != 3:
+        raise DataError(f"the two input volumes must be 3D with one shape; got {v0.shape} and {v1.shape}")
+    lo0, hi0, lo1, hi1 = float(v0.min()), float(v0.max()), float(v1.min()), float(v1.max())
+    n0 = (v0 - lo0) / max(hi0 - lo0, 1e-8)
+    n1 = (v1 - lo1) / max(hi1 - lo1, 1e-8)
+    model = model.to(device).eval()
+    I0 = torch.from_numpy(n0)[None, None].to(device)
+    I1 = torch.from_numpy(n1)[None, None].to(device)
+    feats = model.encode(I0, I1)
+    frames = []
+    ts = [float(t) for t in times]
+    for k in range(0, len(ts), max(1, chunk)):
+        t = torch.tensor(ts[k:k + chunk], dtype=torch.float32, device=device)
+        img = model.decode(feats, t)["image"][:, 0].float().cpu().numpy()  # (n, X, Y, Z) in [0, 1]-ish
+        frames.append(img)
+    out = np.concatenate(frames, axis=0)
+    tt = np.asarray(ts, dtype=np.float32)[:, None, None, None]
+    lo = (1 - tt) * lo0 + tt * lo1
+    hi = (1 - tt) * hi0 + tt * hi1
+    return (lo + (hi - lo) * out).astype(np.float32)
+
+
+def _load_nifti(path: str | os.PathLike):
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises many kinds
+        raise DataError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]})") from exc
+    return img, data
+
+
+def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequence | None = None):
+    """``(vol0, vol1, reference_image)`` from a 4D NIfTI and two 0-based frame indices,
+    or from two 3D NIfTI files (which must share shape and affine)."""
+    if (input_4d is None) == (inputs is None):
+        raise CLIError("give either --input 4D.nii.gz --frames I J, or --inputs A.nii.gz B.nii.gz")
+    if input_4d is not None:
+        if frames is None or len(frames) != 2:
+            raise CLIError("--input needs --frames I J (two 0-based frame indices)")
+        img, data = _load_nifti(input_4d)
+        if data.ndim != 4:
+            raise DataError(f"{input_4d}: expected a 4D NIfTI (X, Y, Z, T), got shape {data.shape}")
+        n = data.shape[3]
+        for f in frames:
+            if not 0 <= int(f) < n:
+                raise CLIError(f"frame index {f} out of range for {input_4d}: it has {n} frames (0-based: 0..{n - 1})")
+        return data[..., int(frames[0])], data[..., int(frames[1])], img
+    if len(inputs) != 2:
+        raise CLIError("--inputs needs exactly two 3D NIfTI files")
+    img0, d0 = _load_nifti(inputs[0])
+    img1, d1 = _load_nifti(inputs[1])
+    for p, d in ((inputs[0], d0), (inputs[1], d1)):
+        if d.ndim == 4 and d.shape[3] == 1:
+            continue
+        if d.ndim != 3:
+            raise DataError(f"{p}: expected a 3D NIfTI, got shape {d.shape}")
+    d0 = d0.reshape(d0.shape[:3])
+    d1 = d1.reshape(d1.shape[:3])
+    if d0.shape != d1.shape:
+        raise DataError(f"{inputs[0]} and {inputs[1]} have different shapes {d0.shape} and {d1.shape}")
+    if not np.allclose(img0.affine, img1.affine, atol=1e-4):
+        raise DataError(f"{inputs[0]} and {inputs[1]} have different affines (not on one grid)")
+    return d0, d1, img0
+
+
+def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, times: Sequence[float]) -> Path:
+    """Write ``(N, X, Y, Z)`` as a 4D NIfTI ``(X, Y, Z, N)`` with the reference's affine and
+    voxel sizes; the timestamps go into the header description."""
+    import nibabel as nib
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.moveaxis(np.asarray(frames, dtype=np.float32), 0, -1)  # (X, Y, Z, N)
+    affine = np.asarray(reference.affine, dtype=np.float64)
+    img = nib.Nifti1Image(data, affine)
+    zooms = tuple(float(z) for z in reference.header.get_zooms()[:3])
+    img.header.set_zooms(zooms + (1.0,))
+    img.header.set_xyzt_units(*reference.header.get_xyzt_units()) if hasattr(reference.header, "get_xyzt_units") else None
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    desc = ("interp4d t=" + ",".join(f"{t:.3g}" for t in times))[:79]
+    img.header["descrip"] = desc.encode()
+    nib.save(img, str(out_path))
+    return out_path
+
+
+def interpolate_files(checkpoint, out, *, input_4d=None, frames=None, inputs=None, times=None, n=None,
+                      device: str = "auto") -> Path:
+    """The ``interpolate`` command: read, interpolate with the student checkpoint, write."""
+    from .train.api import load_model
+
+    ts = parse_times(times, n)
+    vol0, vol1, ref = read_pair(input_4d, frames, inputs)
+    model, _ = load_model(checkpoint, device=device, expected_kind="student")
+    frames_out = interpolate_volumes(model, vol0, vol1, ts, device=device)
+    return write_frames(frames_out, ref, out, ts)

@@ -1,0 +1,184 @@
+"""Checkpoints: one ``torch.save`` dict, written atomically and read with
+``torch.load(..., weights_only=True)``.
+
+Contents (plain types and tensors only, so ``weights_only=True`` loading works)::
+
+    format        "interp4d_lite.checkpoint/1"
+    kind          model kind, a key of ``interp4d_lite.models.MODEL_REGISTRY``
+    model_config  dict (``Config.to_dict()``) -- the checkpoint rebuilds its own model
+    model_state   state_dict
+    train_config  dict of the training config (may be empty)
+    step          optimiser steps done
+    optimizer     optimiser state_dict (or None)
+    scaler        GradScaler state_dict (or None)
+    rng           {"torch": ByteTensor, "cuda": [ByteTensor], "numpy": {...}, "python": [...]}
+    split         {"train": [...], "val": [...], "test": [...]} patient ids (or None)
+    history       list of dicts (step, losses, ...)
+    extra         dict of anything else JSON-like
+
+Writing goes to a temporary file in the same directory, then ``os.replace`` -- a crash
+mid-write never leaves a half-written checkpoint under the real name.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError
+
+FORMAT = "interp4d_lite.checkpoint/1"
+
+__all__ = [
+    "FORMAT",
+    "save_checkpoint",
+    "load_checkpoint",
+    "get_rng_state",
+    "set_rng_state",
+    "atomic_torch_save",
+]
+
+
+# ---------------------------------------------------------------------- RNG state
+def get_rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors / plain types (weights_only-safe)."""
+    py = random.getstate()  # (version, tuple of 625 ints, gauss_next)
+    np_state = np.random.get_state()  # ('MT19937', uint32[624], pos, has_gauss, cached)
+    state = {
+        "python": [int(py[0]), torch.tensor(py[1], dtype=torch.int64), py[2]],
+        "numpy": {
+            "name": str(np_state[0]),
+            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`get_rng_state`."""
+    py = state["python"]
+    random.setstate((int(py[0]), tuple(int(v) for v in py[1].tolist()), py[2]))
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]), float(n["cached_gaussian"]))
+    )
+    torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
+    cuda = state.get("cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu().to(torch.uint8) for s in cuda])
+
+
+# ---------------------------------------------------------------------- saving
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples -> lists, numpy scalars/arrays -> python/tensors, paths -> str (recursively)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return str(obj)
+    return obj
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    model: torch.nn.Module,
+    model_config: dict,
+    step: int = 0,
+    train_config: dict | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    split: dict | None = None,
+    history: list | None = None,
+    extra: dict | None = None,
+    rng: dict | None = None,
+) -> Path:
+    """Write a checkpoint atomically; returns its path. ``model`` may be DDP-wrapped."""
+    net = model.module if hasattr(model, "module") else model
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    ckpt = {
+        "format": FORMAT,
+        "kind": str(kind),
+        "model_config": _plain(model_config or {}),
+        "model_state": state,
+        "train_config": _plain(train_config or {}),
+        "step": int(step),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        "rng": rng if rng is not None else get_rng_state(),
+        "split": _plain(split) if split is not None else None,
+        "history": _plain(history or []),
+        "extra": _plain(extra or {}),
+    }
+    return atomic_torch_save(ckpt, path)
+
+
+# ---------------------------------------------------------------------- loading
+def load_checkpoint(
+    path: str | os.PathLike,
+    expected_kind: str | tuple[str, ...] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``.
+
+    Raises :class:`CheckpointError` naming the file when it is missing, truncated or
+    corrupt, not one of ours, or of another model kind than ``expected_kind``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {first[:200]}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_state" not in ckpt:
+        raise CheckpointError(f"{path}: not an interp4d_lite checkpoint (no '{FORMAT}' header)")
+    if expected_kind is not None:
+        kinds = (expected_kind,) if isinstance(expected_kind, str) else tuple(expected_kind)
+        if ckpt.get("kind") not in kinds:
+            want = " or ".join(repr(k) for k in kinds)
+            raise CheckpointError(f"{path}: checkpoint holds a {ckpt.get('kind')!r} model, expected {want}")
+    return ckpt

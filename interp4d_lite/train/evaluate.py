@@ -1,0 +1,205 @@
+"""Evaluation: every method on the same patients, every intermediate frame, the
+METHOD.md metrics per frame, then averaged (over all frames, at mid-cycle t, per t).
+
+Methods are given as a dict ``name -> method`` where a method is
+``"linear_blend"``, ``"true_fields"`` (phantoms: the ground-truth fields, blended with
+``m = 1 - t``: the ceiling of warping-based interpolation), a
+:class:`~interp4d_lite.models.LinearMotionBaseline`, a ``Student`` (sees I0, I1, t) or a
+``Teacher`` (privileged: also sees the true I_t -- an upper reference, not a competitor).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..device import get_device
+
+__all__ = ["METRICS", "predict_patient", "evaluate_methods", "summarize", "save_table", "format_summary", "mid_frames"]
+
+METRICS = ("psnr", "ncc", "ssim", "nmse", "epe", "folding")
+# higher is better for these; lower for the rest
+HIGHER_BETTER = {"psnr", "ncc", "ssim"}
+
+
+def _method_kind(method) -> str:
+    from ..models import LinearMotionBaseline, Student, Teacher
+
+    if isinstance(method, str):
+        if method not in ("linear_blend", "true_fields"):
+            raise ValueError(f"unknown method {method!r}")
+        return method
+    if isinstance(method, LinearMotionBaseline):
+        return "linear_motion"
+    if isinstance(method, Student):
+        return "student"
+    if isinstance(method, Teacher):
+        return "teacher"
+    raise TypeError(f"cannot evaluate a {type(method).__name__}")
+
+
+@torch.no_grad()
+def predict_patient(method, patient, device="cpu", frames: Sequence[int] | None = None, chunk: int = 4) -> dict[int, dict]:
+    """``{frame: {"image", "u_t0", "u_t1"}}`` (numpy, ``(X,Y,Z)`` / ``(3,X,Y,Z)``) for the
+    intermediate ``frames`` of one patient (default: all targets)."""
+    from ..models import linear_blend, linear_motion_interpolate
+
+    device = get_device(device)
+    kind = _method_kind(method)
+    frames = list(patient.target_indices if frames is None else frames)
+    f = torch.as_tensor(np.asarray(patient.frames, dtype=np.float32))
+    I0 = f[patient.i0][None, None].to(device)
+    I1 = f[patient.i1][None, None].to(device)
+    if kind in ("student", "teacher", "linear_motion"):
+        method = method.to(device).eval()
+    feats = method.encode(I0, I1) if kind == "student" else None
+    reg = method.reg(I0, I1) if kind == "linear_motion" else None
+    out: dict[int, dict] = {}
+    for k in range(0, len(frames), chunk):
+        fr = frames[k:k + chunk]
+        t = torch.tensor([float(patient.times[i]) for i in fr], dtype=torch.float32, device=device)
+        n = len(fr)
+        if kind == "linear_blend":
+            o = linear_blend(I0, I1, t)
+        elif kind == "linear_motion":
+            o = linear_motion_interpolate(I0, I1, reg["u_01"], reg["u_10"], t)
+        elif kind == "student":
+            o = method.decode(feats, t)
+        elif kind == "teacher":
+            It = f[fr][:, None].to(device)
+            o = method(I0.expand(n, -1, -1, -1, -1), I1.expand(n, -1, -1, -1, -1), It)
+        else:  # true fields, m = 1 - t
+            from ..models import warp
+
+            u0 = torch.as_tensor(np.stack([patient.u_t0[i - patient.i0] for i in fr])).float().to(device)
+            u1 = torch.as_tensor(np.stack([patient.u_t1[i - patient.i0] for i in fr])).float().to(device)
+            m = (1 - t).view(-1, 1, 1, 1, 1)
+            o = {"image": m * warp(I0, u0) + (1 - m) * warp(I1, u1), "u_t0": u0, "u_t1": u1}
+        img = o["image"].float().cpu().numpy()
+        u0 = o["u_t0"].float().cpu().numpy()
+        u1 = o["u_t1"].float().cpu().numpy()
+        if u0.shape[0] != n:
+            u0, u1 = np.broadcast_to(u0, (n,) + u0.shape[1:]), np.broadcast_to(u1, (n,) + u1.shape[1:])
+        for j, i in enumerate(fr):
+            out[i] = {"image": img[j, 0], "u_t0": u0[j], "u_t1": u1[j]}
+    return out
+
+
+def _metrics(pred: dict, gt: np.ndarray, true_u0, true_u1, spacing) -> dict[str, float]:
+    from .. import metrics as M
+
+    p = torch.as_tensor(np.clip(pred["image"], 0, 1))[None, None]
+    g = torch.as_tensor(gt)[None, None]
+    row = {
+        "psnr": float(M.psnr(p, g)),
+        "ncc": float(M.local_ncc(p, g)),
+        "ssim": float(M.ssim3d(p, g)),
+        "nmse": float(M.nmse(p, g)),
+    }
+    u0 = torch.as_tensor(np.ascontiguousarray(pred["u_t0"]))[None]
+    u1 = torch.as_tensor(np.ascontiguousarray(pred["u_t1"]))[None]
+    if true_u0 is not None:
+        row["epe"] = 0.5 * (float(M.endpoint_error(u0, torch.as_tensor(true_u0)[None]))
+                            + float(M.endpoint_error(u1, torch.as_tensor(true_u1)[None])))
+    else:
+        row["epe"] = float("nan")
+    row["folding"] = 0.5 * (float(M.folding_percent(u0)) + float(M.folding_percent(u1)))
+    return row
+
+
+def evaluate_methods(methods: dict[str, Any], patients: Sequence, device="auto", out_dir=None,
+                     dataset: str = "data", progress: bool = True) -> list[dict]:
+    """One row per (method, patient, frame): ``dataset, method, patient, frame, t`` and
+    :data:`METRICS` (EPE NaN without true fields; fields in voxels, EPE in voxels).
+    With ``out_dir``: writes ``metrics.json/csv`` (rows) and ``summary.json/csv``."""
+    rows: list[dict] = []
+    todo = [(name, m, p) for p in patients for name, m in methods.items()
+            if not (_method_kind(m) == "true_fields" and getattr(p, "u_t0", None) is None)]
+    it = todo
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(todo, desc="evaluate", leave=False)
+    for name, m, p in it:
+        preds = predict_patient(m, p, device=device)
+        for fr, pred in preds.items():
+            k = fr - p.i0
+            tu0 = p.u_t0[k] if getattr(p, "u_t0", None) is not None else None
+            tu1 = p.u_t1[k] if getattr(p, "u_t1", None) is not None else None
+            rows.append({"dataset": dataset, "method": name, "patient": p.patient_id, "frame": int(fr),
+                         "t": round(float(p.times[fr]), 4), **_metrics(pred, np.asarray(p.frames[fr]), tu0, tu1, p.spacing)})
+    if out_dir is not None:
+        save_table(rows, Path(out_dir) / "metrics")
+        save_table(summarize(rows), Path(out_dir) / "summary")
+    return rows
+
+
+def mid_frames(rows: list[dict]) -> set[tuple[str, str, int]]:
+    """(dataset, patient, frame) of each patient's frame closest to t = 0.5."""
+    best: dict[tuple[str, str], tuple[float, int]] = {}
+    for r in rows:
+        key = (r["dataset"], r["patient"])
+        d = abs(r["t"] - 0.5)
+        if key not in best or d < best[key][0]:
+            best[key] = (d, r["frame"])
+    return {(k[0], k[1], v[1]) for k, v in best.items()}
+
+
+def _mean(vals):
+    vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per (dataset, method): ``scope="all"`` (every frame), ``"mid"`` (each patient's
+    frame nearest t = 0.5) and ``"t=0.xx"`` (per timestamp); mean of each metric and ``n``."""
+    mids = mid_frames(rows)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["dataset"], r["method"], "all")].append(r)
+        if (r["dataset"], r["patient"], r["frame"]) in mids:
+            groups[(r["dataset"], r["method"], "mid")].append(r)
+        groups[(r["dataset"], r["method"], f"t={r['t']:.2f}")].append(r)
+    out = []
+    for (ds, meth, scope), rs in groups.items():
+        out.append({"dataset": ds, "method": meth, "scope": scope, "n": len(rs),
+                    **{m: _mean([r.get(m) for r in rs]) for m in METRICS}})
+    order = {"all": 0, "mid": 1}
+    return sorted(out, key=lambda r: (r["dataset"], order.get(r["scope"], 2), r["scope"]))
+
+
+def save_table(rows: list[dict], stem: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``stem.json`` and ``stem.csv``."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    js = stem.with_suffix(".json")
+    js.write_text(json.dumps(rows, indent=1, default=float))
+    cs = stem.with_suffix(".csv")
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(cs, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    return js, cs
+
+
+def format_summary(summary: list[dict], scopes: Sequence[str] = ("mid", "all"), methods: Sequence[str] | None = None) -> str:
+    """Plain-text table of the summary rows for the given scopes."""
+    head = f"{'dataset':<9} {'scope':<5} {'method':<14} {'PSNR':>7} {'NCC':>6} {'SSIM':>6} {'NMSE':>8} {'EPE':>6} {'fold%':>6} {'n':>4}"
+    lines = [head, "-" * len(head)]
+    for s in scopes:
+        for r in summary:
+            if r["scope"] != s or (methods is not None and r["method"] not in methods):
+                continue
+            lines.append(f"{r['dataset']:<9} {s:<5} {r['method']:<14} {r['psnr']:7.2f} {r['ncc']:6.3f} {r['ssim']:6.3f} "
+                         f"{r['nmse']:8.4f} {r['epe']:6.3f} {r['folding']:6.2f} {r['n']:4d}")
+    return "\n".join(lines)

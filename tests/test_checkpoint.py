@@ -1,0 +1,87 @@
+"""Checkpoints: atomic writes, weights_only loading, RNG state, clear errors."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from interp4d_lite.errors import CheckpointError
+from interp4d_lite.models import Student, StudentConfig, Teacher, TeacherConfig
+from interp4d_lite.train import load_model
+from interp4d_lite.train.checkpoint import FORMAT, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+
+TINY = StudentConfig(encoder_channels=(4, 8, 8, 8), decoder_channels=(8, 8, 4), fused_channels=4, time_hidden=8)
+
+
+def _save_student(path, **kw):
+    model = Student(TINY)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 8, 8, 8), torch.tensor([0.5]))["image"].mean().backward()
+    opt.step()
+    save_checkpoint(path, kind="student", model=model, model_config=TINY.to_dict(), step=7, optimizer=opt,
+                    train_config={"steps": 7, "crop_shape": (8, 8, 8)}, split={"train": ["a"], "test": ("b",)},
+                    history=[{"step": 7, "loss": 0.5}], **kw)
+    return model
+
+
+def test_roundtrip_weights_only(tmp_path):
+    path = tmp_path / "s.pt"
+    model = _save_student(path)
+    raw = torch.load(path, weights_only=True)  # plain types and tensors only
+    assert raw["format"] == FORMAT and raw["kind"] == "student" and raw["step"] == 7
+    assert raw["split"] == {"train": ["a"], "test": ["b"]}
+    assert isinstance(raw["rng"]["torch"], torch.Tensor) and raw["optimizer"]["state"]
+    loaded, info = load_model(path, device="cpu", expected_kind="student")
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    assert info["history"] == [{"step": 7, "loss": 0.5}] and info["model_config"]["fused_channels"] == 4
+    assert not list(tmp_path.glob(".*tmp"))  # no temporary file left behind
+
+
+def test_rng_state_roundtrip():
+    state = get_rng_state()
+    a = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(state)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == a
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "s.pt"
+    _save_student(path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        _save_student(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pt"]
+
+
+def test_wrong_kind_names_file(tmp_path):
+    path = tmp_path / "teacher.pt"
+    cfg = TeacherConfig(encoder_channels=(4, 8, 8, 8), decoder_channels=(8, 8, 4), fused_channels=4)
+    save_checkpoint(path, kind="teacher", model=Teacher(cfg), model_config=cfg.to_dict())
+    with pytest.raises(CheckpointError, match=r"teacher\.pt.*'teacher'.*expected 'student'"):
+        load_model(path, expected_kind="student")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "missing", "not_ours"])
+def test_corrupt_or_missing_names_file(tmp_path, damage):
+    path = tmp_path / "s.pt"
+    _save_student(path)
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00not a checkpoint" * 50)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "missing":
+        path.unlink()
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match=r"s\.pt"):
+        load_checkpoint(path)
