@@ -1,0 +1,60 @@
+"""Deformation fusion: per-voxel learned weights over the decoder's scales.
+
+The deformation features of every level are projected to a common channel count
+(1x1 conv, done on the coarse grid since it commutes with upsampling), upsampled to
+the finest decoded grid (1/2 resolution by default), weighted by a per-voxel
+softmax over the L scales and summed. A small head turns the fused feature into a
+residual on the finest level's fields and the blend-mask logit. ``synthesize`` then
+brings fields and mask to full resolution (the only full-resolution work: one
+upsample, two warps and the blend).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import ConvBlock, crop, flow_head, resize, upsample_field
+from .warp import Warper
+
+
+class DeformationFusion(nn.Module):
+    """``forward(features) -> (delta_fields (N,6,...), mask_logit (N,1,...), weights (N,L,...))``
+    on the grid of the finest feature map; ``features`` coarse -> fine."""
+
+    def __init__(self, feat_channels: tuple[int, ...], fused_channels: int = 16):
+        super().__init__()
+        n_scales = len(feat_channels)
+        self.project = nn.ModuleList([nn.Conv3d(c, fused_channels, 1) for c in feat_channels])
+        self.score = nn.Conv3d(n_scales * fused_channels, n_scales, 1)  # per-voxel scale logits
+        self.head = nn.Sequential(ConvBlock(fused_channels, fused_channels), flow_head(fused_channels, 7))
+
+    def forward(self, features: list[torch.Tensor]):
+        size = features[-1].shape[2:]
+        projected = [resize(p(f), size) for p, f in zip(self.project, features)]  # L x (N, C, ...)
+        weights = torch.softmax(self.score(torch.cat(projected, dim=1)), dim=1)  # (N, L, ...)
+        fused = sum(weights[:, i : i + 1] * p for i, p in enumerate(projected))  # (N, C, ...)
+        out = self.head(fused)  # (N, 7, ...)
+        return out[:, :6], out[:, 6:], weights
+
+
+def synthesize(I0, I1, fields, mask_logit, weights, padded_shape, shape, warper: Warper) -> dict:
+    """Full-resolution output from fields/mask/weights on a coarser (padded) grid.
+
+    ``I0``, ``I1``: ``(B, 1, X, Y, Z)`` original inputs (B == N or 1); ``fields (N, 6, x, y, z)``
+    in voxels of their grid; ``padded_shape``: the padded full-resolution grid the network
+    saw; ``shape``: original ``(X, Y, Z)``. ``scale_weights`` are upsampled to
+    full resolution too (trilinear keeps them a convex combination).
+    Returns the interpolator dict of docs/ARCHITECTURE.md.
+    """
+    full = tuple(padded_shape)
+    u = crop(upsample_field(fields, full), shape)  # (N, 6, X, Y, Z) voxels
+    mask = torch.sigmoid(crop(resize(mask_logit, full), shape))  # (N, 1, X, Y, Z)
+    u_t0, u_t1 = u[:, :3], u[:, 3:]
+    warped0, warped1 = warper(I0, u_t0), warper(I1, u_t1)
+    image = mask * warped0 + (1 - mask) * warped1
+    return {
+        "image": image, "u_t0": u_t0, "u_t1": u_t1, "mask": mask,
+        "warped0": warped0, "warped1": warped1,
+        "scale_weights": crop(resize(weights, full), shape),
+    }
+

@@ -1,0 +1,90 @@
+"""The deformation feature generator: a coarse-to-fine, bidirectional decoder.
+
+At each decoded level (coarse -> fine) it warps the encoder features of I0 with the
+current ``u_t0`` and those of I1 with ``u_t1``, concatenates them with the previous
+level's deformation feature (projected, then upsampled) and the current fields,
+convolves, applies FiLM from t (student) and predicts a residual update of
+``(u_t0, u_t1)``. The teacher uses the same module without FiLM but with a context:
+the encoder features of the true I_t, which live on the grid of time t and need no warp.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import ConvBlock, expand_batch, flow_head, resize, upsample_field
+from .temporal import film
+from .warp import Warper
+
+
+class DeformationLevel(nn.Module):
+    """One decoder level: (warped F0, warped F1, [context], previous feature, fields)
+    -> deformation feature ``h (N, C, ...)`` and field update ``(N, 6, ...)``."""
+
+    def __init__(self, enc_ch: int, feat_ch: int, prev_ch: int, context: bool):
+        super().__init__()
+        in_ch = enc_ch * (3 if context else 2) + (feat_ch if prev_ch else 0) + 6
+        self.project_prev = nn.Conv3d(prev_ch, feat_ch, 1) if prev_ch else None
+        self.conv1 = ConvBlock(in_ch, feat_ch)
+        self.conv2 = ConvBlock(feat_ch, feat_ch)
+        self.flow = flow_head(feat_ch, 6)
+        self.warp = Warper()  # one per level: MONAI caches the reference grid per shape
+
+    def forward(self, f0, f1, ctx, prev, fields, modulation=None):
+        n = fields.shape[0]
+        size = f0.shape[2:]
+        if prev is not None:  # at the coarsest level the fields are still zero: nothing to warp
+            f0 = self.warp(f0, fields[:, :3])
+            f1 = self.warp(f1, fields[:, 3:])
+        x = [expand_batch(f0, n), expand_batch(f1, n)]
+        if ctx is not None:
+            x.append(expand_batch(ctx, n))
+        if prev is not None:
+            # a 1x1 conv commutes with trilinear upsampling: project at the coarse grid (cheaper)
+            x.append(resize(self.project_prev(prev), size))
+        x.append(fields)
+        h = self.conv1(torch.cat(x, dim=1))
+        if modulation is not None:
+            h = film(h, *modulation)
+        h = self.conv2(h)
+        return h, fields + self.flow(h)
+
+
+class DeformationFeatureGenerator(nn.Module):
+    """Coarse-to-fine bidirectional decoder.
+
+    ``enc_channels``: encoder channels of the decoded levels, coarse -> fine
+    (default student: 48, 32, 16 at 1/8, 1/4, 1/2 resolution);
+    ``feat_channels``: deformation-feature channels per level (same order).
+    ``forward`` returns ``(features, fields)``: two lists, coarse -> fine, of
+    ``(N, C_l, ...)`` deformation features and ``(N, 6, ...)`` fields ``[u_t0, u_t1]``
+    in voxels of that level's grid.
+    """
+
+    def __init__(self, enc_channels: tuple[int, ...], feat_channels: tuple[int, ...], context: bool = False):
+        super().__init__()
+        if len(enc_channels) != len(feat_channels):
+            raise ValueError(f"enc_channels {enc_channels} and feat_channels {feat_channels} need the same length")
+        prev = (0,) + tuple(feat_channels[:-1])
+        self.levels = nn.ModuleList(
+            [DeformationLevel(e, f, p, context) for e, f, p in zip(enc_channels, feat_channels, prev)]
+        )
+
+    def forward(self, enc0, enc1, ctx=None, modulation=None, batch: int | None = None):
+        """``enc0``, ``enc1`` (and ``ctx``): lists coarse -> fine of encoder features
+        ``(B, C_l, ...)``; ``modulation``: list of FiLM ``(gamma, beta)`` or None;
+        ``batch``: N, the number of outputs (B, or N timestamps when B == 1)."""
+        n = batch or enc0[0].shape[0]
+        coarsest = enc0[0].shape[2:]
+        fields = enc0[0].new_zeros((n, 6, *coarsest))  # (N, 6, ...) [u_t0, u_t1] voxels
+        prev, features, all_fields = None, [], []
+        for i, level in enumerate(self.levels):
+            size = enc0[i].shape[2:]
+            fields = upsample_field(fields, size)
+            prev, fields = level(
+                enc0[i], enc1[i], None if ctx is None else ctx[i], prev, fields,
+                None if modulation is None else modulation[i],
+            )
+            features.append(prev)
+            all_fields.append(fields)
+        return features, all_fields

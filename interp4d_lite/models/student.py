@@ -1,0 +1,98 @@
+"""The student: the paper's model. Sees I0, I1 and a timestamp t only.
+
+    I0, I1 --Encoder (shared)--> pyramids            (once per pair: ``encode``)
+    t --TemporalModulation--> FiLM (gamma, beta) per decoder level
+    DeformationFeatureGenerator: coarse-to-fine (1/8 -> 1/4 -> 1/2), bidirectional,
+        FiLM-modulated, residual updates of (u_t0, u_t1)
+    DeformationFusion: per-voxel softmax over the 3 scales -> final fields + mask logit
+    synthesize: upsample to full resolution, I_t = m warp(I0, u_t0) + (1 - m) warp(I1, u_t1)
+
+Every additional t costs only ``decode`` (decoder + fusion at <= 1/2 resolution, then
+one upsample, two warps and the blend at full resolution). The blend mask starts at
+the linear-blend prior ``m = 1 - t`` (its logit is added to the predicted logit), so
+the network only learns the correction (e.g. occlusions); the fields have no
+linear-motion prior: FiLM lets them follow any monotone or non-monotone course in t.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import Encoder, as_timestamps, pad_to_multiple
+from .config import JSONConfig
+from .fusion import DeformationFusion, synthesize
+from .generator import DeformationFeatureGenerator
+from .temporal import TemporalModulation
+from .warp import Warper
+
+
+@dataclass
+class StudentConfig(JSONConfig):
+    in_channels: int = 1
+    encoder_channels: tuple[int, ...] = (8, 16, 32, 48)  # levels at 1, 1/2, 1/4, 1/8 resolution
+    decoder_channels: tuple[int, ...] = (32, 32, 16)  # decoded levels coarse -> fine: 1/8, 1/4, 1/2
+    fused_channels: int = 16
+    time_freqs: int = 6  # sinusoidal embedding: t, sin/cos(2^k pi t), k < time_freqs
+    time_hidden: int = 64
+
+
+def decoded_encoder_channels(encoder_channels, decoder_channels) -> tuple[int, ...]:
+    """Encoder channels of the decoded levels, coarse -> fine (the coarsest
+    ``len(decoder_channels)`` encoder levels)."""
+    n = len(decoder_channels)
+    if not 1 <= n <= len(encoder_channels):
+        raise ValueError(f"need 1 <= len(decoder_channels)={n} <= len(encoder_channels)={len(encoder_channels)}")
+    return tuple(reversed(encoder_channels))[:n]
+
+
+def log_prior_mask(t: torch.Tensor) -> torch.Tensor:
+    """logit(1 - t) as ``(N, 1, 1, 1, 1)``: the linear-blend mask as a starting point."""
+    return torch.logit((1 - t).clamp(1e-3, 1 - 1e-3)).view(-1, 1, 1, 1, 1)
+
+
+class Student(nn.Module):
+    def __init__(self, config: StudentConfig | None = None):
+        super().__init__()
+        self.config = config = config or StudentConfig()
+        enc = decoded_encoder_channels(config.encoder_channels, config.decoder_channels)
+        self.multiple = 2 ** (len(config.encoder_channels) - 1)  # inputs padded to this
+        self.n_decoded = len(config.decoder_channels)
+        self.encoder = Encoder(config.in_channels, config.encoder_channels)
+        self.temporal = TemporalModulation(config.decoder_channels, config.time_freqs, config.time_hidden)
+        self.generator = DeformationFeatureGenerator(enc, config.decoder_channels)
+        self.fusion = DeformationFusion(config.decoder_channels, config.fused_channels)
+        self.warp = Warper()
+
+    def encode(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
+        """``I0``, ``I1``: ``(B, 1, X, Y, Z)`` -> opaque features for :meth:`decode`."""
+        if I0.shape != I1.shape or I0.dim() != 5:
+            raise ValueError(f"I0 and I1 must both be (B, C, X, Y, Z); got {tuple(I0.shape)} and {tuple(I1.shape)}")
+        b = I0.shape[0]
+        x = pad_to_multiple(torch.cat([I0, I1]), self.multiple)  # (2B, 1, X', Y', Z')
+        pyramid = self.encoder(x)[::-1][: self.n_decoded]  # coarse -> fine, decoded levels only
+        return {
+            "I0": I0, "I1": I1, "shape": tuple(I0.shape[2:]), "padded_shape": tuple(x.shape[2:]),
+            "f0": [f[:b] for f in pyramid], "f1": [f[b:] for f in pyramid],
+        }
+
+    def decode(self, feats: dict, t) -> dict:
+        """``t``: ``(N,)`` timestamps in [0, 1] (a float is broadcast); B == N, or B == 1
+        and the pair is shared by all N timestamps. Returns the interpolator dict with
+        ``features`` (coarse -> fine deformation features) and ``scale_weights (N, L, X, Y, Z)``."""
+        b = feats["I0"].shape[0]
+        t = as_timestamps(t, b, device=feats["I0"].device)
+        n = max(b, t.numel())
+        modulation = self.temporal(t)
+        features, fields = self.generator(feats["f0"], feats["f1"], modulation=modulation, batch=n)
+        delta, mask_logit, weights = self.fusion(features)
+        out = synthesize(
+            feats["I0"], feats["I1"], fields[-1] + delta, mask_logit + log_prior_mask(t), weights,
+            feats["padded_shape"], feats["shape"], self.warp,
+        )
+        out["features"] = features
+        return out
+
+    def forward(self, I0: torch.Tensor, I1: torch.Tensor, t) -> dict:
+        return self.decode(self.encode(I0, I1), t)
