@@ -103,6 +103,10 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 # ---------------------------------------------------------------------- losses
+def _f(x) -> float:
+    return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
+
+
 def _smooth(u: torch.Tensor) -> torch.Tensor:
     from ..losses import gradient_smoothness
 
@@ -114,7 +118,7 @@ def _image_terms(pred: torch.Tensor, target: torch.Tensor, w_charb: float, w_ncc
 
     c = charbonnier(pred, target)
     n = local_ncc_loss(pred, target) if w_ncc else torch.zeros((), device=pred.device)
-    return w_charb * c + w_ncc * n, {"charb": float(c), "ncc": float(n)}
+    return w_charb * c + w_ncc * n, {"charb": _f(c), "ncc": _f(n)}
 
 
 def teacher_loss(out: dict, batch: dict, cfg: TeacherTrainConfig) -> tuple[torch.Tensor, dict]:
@@ -126,10 +130,10 @@ def teacher_loss(out: dict, batch: dict, cfg: TeacherTrainConfig) -> tuple[torch
     if cfg.w_warped:
         w = 0.5 * (charbonnier(out["warped0"].float(), It) + charbonnier(out["warped1"].float(), It))
         loss = loss + cfg.w_warped * w
-        parts["warped"] = float(w)
+        parts["warped"] = _f(w)
     s = _smooth(out["u_t0"].float()) + _smooth(out["u_t1"].float())
     loss = loss + cfg.w_smooth * s
-    parts["smooth"] = float(s)
+    parts["smooth"] = _f(s)
     return loss, parts
 
 
@@ -143,7 +147,7 @@ def baseline_loss(fields: dict, batch: dict, cfg: BaselineTrainConfig) -> tuple[
     l1, p1 = _image_terms(warp(I0, u10), I1, cfg.w_charbonnier, cfg.w_ncc)
     s = _smooth(u01) + _smooth(u10)
     loss = 0.5 * (l0 + l1) + cfg.w_smooth * s
-    return loss, {"charb": 0.5 * (p0["charb"] + p1["charb"]), "ncc": 0.5 * (p0["ncc"] + p1["ncc"]), "smooth": float(s)}
+    return loss, {"charb": 0.5 * (p0["charb"] + p1["charb"]), "ncc": 0.5 * (p0["ncc"] + p1["ncc"]), "smooth": _f(s)}
 
 
 def distill_loss(out: dict, tout: dict | None, batch: dict, cfg: DistillConfig) -> tuple[torch.Tensor, dict]:
@@ -156,21 +160,22 @@ def distill_loss(out: dict, tout: dict | None, batch: dict, cfg: DistillConfig) 
     if cfg.w_warped:
         w = 0.5 * (charbonnier(out["warped0"].float(), It) + charbonnier(out["warped1"].float(), It))
         loss = loss + cfg.w_warped * w
-        parts["warped"] = float(w)
+        parts["warped"] = _f(w)
     s = _smooth(out["u_t0"].float()) + _smooth(out["u_t1"].float())
     loss = loss + cfg.w_smooth * s
-    parts["smooth"] = float(s)
+    parts["smooth"] = _f(s)
     if tout is not None and cfg.distill_weight:
         weights = None
         if cfg.teacher_better:
             weights = teacher_better_weights(out["image"].detach().float(), tout["image"].float(), It)
-        d = field_distillation_loss(out["u_t0"].float(), out["u_t1"].float(), tout["u_t0"].float(), tout["u_t1"].float(), weights=weights)
+        d = field_distillation_loss((out["u_t0"].float(), out["u_t1"].float()), (tout["u_t0"].float(), tout["u_t1"].float()),
+                                    weights=weights)
         loss = loss + cfg.distill_weight * d
-        parts["distill"] = float(d)
+        parts["distill"] = _f(d)
     if tout is not None and cfg.feature_weight and out.get("features") and tout.get("features"):
         fd = feature_distillation_loss(out["features"], tout["features"])
         loss = loss + cfg.feature_weight * fd
-        parts["feat"] = float(fd)
+        parts["feat"] = _f(fd)
     return loss, parts
 
 
