@@ -1,6 +1,6 @@
 """A tiny, scriptable HTTP server on 127.0.0.1 (port 0) for the download tests.
 
-Routes map a URL path to a :class:`Route` (static bytes with optional Range
+Routes map a URL path (or "path?query", matched first, exactly) to a :class:`Route` (static bytes with optional Range
 support, scripted failures) or to a callable ``f(query: dict) -> (status, body,
 headers)``. Every request is recorded in ``server.log`` as
 ``(path, query, range_header)``."""
@@ -37,7 +37,9 @@ class _Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         with srv.lock:
             srv.log.append((parts.path, query, rng))
-        route = srv.routes.get(parts.path)
+        route = srv.routes.get(f"{parts.path}?{parts.query}") if parts.query else None
+        if route is None:
+            route = srv.routes.get(parts.path)
         if route is None:
             return self._send(404, b"not found", {})
         if callable(route):
