@@ -34,6 +34,11 @@ METHOD_COLOURS = {
     "student": "tab:blue",
     "student (KD)": "tab:blue",
     "teacher": "tab:green",
+    # the method names of interp4d_lite.train.evaluate
+    "linear_blend": "tab:gray",
+    "linear_motion": "tab:orange",
+    "student_nokd": "tab:purple",
+    "true_fields": "black",
 }
 
 
@@ -647,3 +652,148 @@ class MethodComparison(_WidgetTool):
         c = {k: w.value for k, w in self.controls.items()}
         return render_method_comparison(self.predictions, self.truth, self.times, c["method"], c["frame"],
                                         c["axis"], c["slice"], self.spacing, self.error_max)
+
+
+# --------------------------------------------------------------------------- model helpers for the notebooks
+def film_parameters(model, ts, level: int = -1):
+    """FiLM ``(gammas, betas)``, each ``(N, C)`` numpy, of decoder ``level`` for timestamps
+    ``ts``: runs the model's :class:`~interp4d_lite.models.temporal.TemporalModulation`."""
+    import torch
+
+    from .models.temporal import TemporalModulation
+
+    tm = next((m for m in model.modules() if isinstance(m, TemporalModulation)), None)
+    if tm is None:
+        raise ValueError(f"{type(model).__name__} has no TemporalModulation (only the student is modulated by t)")
+    dev = next(tm.parameters()).device
+    with torch.no_grad():
+        gamma, beta = tm(torch.as_tensor(np.asarray(ts, dtype=np.float32), device=dev))[level]
+    return gamma.flatten(1).cpu().numpy(), beta.flatten(1).cpu().numpy()
+
+
+def strongest_motion_points(u_t0, n: int = 3, min_distance: int = 4) -> list[tuple[int, int, int]]:
+    """Voxels where the motion is large and mostly along different axes: for each axis in
+    turn, the voxel with the largest displacement along it at the last frame (at least
+    ``min_distance`` voxels from the ones already chosen). ``u_t0 (K, 3, X, Y, Z)``."""
+    u = to_numpy(u_t0)[-1]  # (3, X, Y, Z): the field at t = 1
+    chosen: list[tuple[int, int, int]] = []
+    for c in range(3):
+        order = np.argsort(-np.abs(u[c]).ravel())
+        for flat in order[:5000]:
+            p = np.unravel_index(flat, u.shape[1:])
+            if all(max(abs(int(a) - int(b)) for a, b in zip(p, q)) >= min_distance for q in chosen):
+                chosen.append(tuple(int(v) for v in p))
+                break
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def predict(method, I0, I1, t, It=None) -> dict:
+    """One interpolation with any of the package's interpolators, as the output dict:
+    ``None`` / ``"linear blend"`` -> :func:`linear_blend`; a ``Teacher`` (needs ``It``);
+    a ``LinearMotionBaseline`` or a ``RegistrationNet`` (wrapped); any other model is
+    called as ``model(I0, I1, t)`` (the student)."""
+    import torch
+
+    from .models import LinearMotionBaseline, RegistrationNet, Teacher, linear_blend
+
+    with torch.no_grad():
+        if method is None or method == "linear blend":
+            return linear_blend(I0, I1, t)
+        if isinstance(method, Teacher):
+            if It is None:
+                raise ValueError("the teacher needs the true I_t (it is privileged)")
+            return method(I0, I1, It)
+        if isinstance(method, RegistrationNet):
+            method = LinearMotionBaseline(method)
+        if isinstance(method, LinearMotionBaseline):
+            return method.interpolate(I0, I1, t)
+        return method(I0, I1, t)
+
+
+def evaluate_on_patient(methods: Mapping[str, object], patient, device="cpu", frames: Sequence[int] | None = None,
+                        keep_predictions: bool = False) -> list[dict]:
+    """Per-frame metrics of each method on one patient's target frames (METHOD.md protocol:
+    PSNR, SSIM, local NCC, NMSE via :func:`interp4d_lite.metrics.frame_metrics`, plus
+    end-point error and folding of ``u_t0`` when the patient has true fields).
+
+    Returns rows ``{"method", "patient", "frame", "t", <metric>: float, ...}``
+    (and ``"prediction"`` arrays when ``keep_predictions``)."""
+    import torch
+
+    from . import metrics as M
+
+    device = torch.device(device) if isinstance(device, str) else device
+    for m in methods.values():
+        if hasattr(m, "to"):
+            m.to(device).eval()
+    f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)[None, None]  # noqa: E731
+    I0, I1 = f(patient.frames[patient.i0]), f(patient.frames[patient.i1])
+    rows = []
+    for k in frames if frames is not None else patient.target_indices:
+        It = f(patient.frames[k])
+        t = torch.tensor([float(patient.times[k])], device=device)
+        for name, m in methods.items():
+            out = predict(m, I0, I1, t, It)
+            row = {"method": name, "patient": patient.patient_id, "frame": int(k), "t": float(t)}
+            row.update({key: float(v) for key, v in M.frame_metrics(out["image"], It).items()})
+            if getattr(patient, "u_t0", None) is not None and "u_t0" in out:
+                true_u = torch.as_tensor(patient.u_t0[k - patient.i0], device=device)[None]
+                row["epe"] = float(M.endpoint_error(out["u_t0"], true_u))
+                row["folding"] = float(M.folding_percent(out["u_t0"]))
+            if keep_predictions:
+                row["prediction"] = to_numpy(out["image"])
+            rows.append(row)
+    return rows
+
+
+def summarise_rows(rows: Sequence[Mapping], metrics: Sequence[str] = ("psnr", "ssim", "ncc", "nmse", "epe", "folding"),
+                   by: str = "method") -> list[dict]:
+    """Mean and standard deviation of each metric per ``by`` (method): rows
+    ``{"method", "n", <metric>, <metric>_std}`` in first-seen order."""
+    groups: dict[str, list[Mapping]] = {}
+    for r in rows:
+        groups.setdefault(str(r[by]), []).append(r)
+    out = []
+    for name, rs in groups.items():
+        row: dict = {by: name, "n": len(rs)}
+        for m in metrics:
+            vals = [float(r[m]) for r in rs if r.get(m) is not None and np.isfinite(float(r[m]))]
+            if vals:
+                row[m] = float(np.mean(vals))
+                row[f"{m}_std"] = float(np.std(vals))
+        out.append(row)
+    return out
+
+
+def format_table(table: Sequence[Mapping], metrics: Sequence[str] | None = None, by: str = "method") -> str:
+    """A Markdown table ``mean ± std`` of :func:`summarise_rows` output."""
+    if not table:
+        return "(empty table)"
+    if metrics is None:
+        metrics = [k for k in table[0] if k not in (by, "n") and not k.endswith("_std")]
+    lines = [f"| {by} | n | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
+    for r in table:
+        cells = []
+        for m in metrics:
+            if m in r:
+                digits = 4 if m in ("ssim", "ncc", "nmse") else 2 if m in ("psnr",) else 3
+                cells.append(f"{r[m]:.{digits}f} ± {r.get(m + '_std', 0.0):.{digits}f}")
+            else:
+                cells.append("–")
+        lines.append(f"| {r[by]} | {r.get('n', '')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def predictions_by_method(rows: Sequence[Mapping], patient):
+    """From :func:`evaluate_on_patient` rows made with ``keep_predictions=True``:
+    ``(predictions {method: (K, X, Y, Z)}, truth (K, X, Y, Z), times (K,))`` over the
+    patient's target frames, ready for :class:`MethodComparison`."""
+    frames = sorted({int(r["frame"]) for r in rows})
+    preds: dict[str, list] = {}
+    for r in sorted(rows, key=lambda r: r["frame"]):
+        preds.setdefault(str(r["method"]), []).append(r["prediction"])
+    truth = np.stack([patient.frames[k] for k in frames]).astype(np.float32)
+    times = np.array([float(patient.times[k]) for k in frames], np.float32)
+    return {m: np.stack(v) for m, v in preds.items()}, truth, times
