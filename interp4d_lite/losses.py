@@ -1,0 +1,115 @@
+"""Training losses (METHOD.md, "Losses"), MONAI where it is the field's standard.
+
+* image similarity: :func:`charbonnier`, :class:`LocalNCCLoss` / :func:`local_ncc_loss`
+  (window 9, squared local NCC, MONAI's ``LocalNormalizedCrossCorrelationLoss``);
+* smoothness of fields ``(B, 3, X, Y, Z)``: :func:`gradient_smoothness` (L2 of forward
+  differences), :func:`bending_energy` (MONAI ``BendingEnergyLoss``);
+* distillation: :func:`field_distillation_loss` (Charbonnier on student - teacher
+  fields, teacher detached, optional per-voxel weights), :func:`teacher_better_weights`
+  (RIFE: distil only where the teacher's frame is better), :func:`feature_distillation_loss`
+  (MSE between decoder features, level by level).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import torch
+from torch import nn
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from monai.losses import BendingEnergyLoss, LocalNormalizedCrossCorrelationLoss
+
+
+def charbonnier(pred: torch.Tensor, target: torch.Tensor | None = None, eps: float = 1e-3,
+                weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``sqrt((pred - target)^2 + eps^2)`` (a smooth L1); ``target=None`` means 0.
+    ``weights`` (broadcastable to ``pred``) give a weighted mean."""
+    diff = pred if target is None else pred - target
+    loss = torch.sqrt(diff * diff + eps * eps)
+    if weights is None:
+        return loss.mean()
+    weights = weights.expand_as(loss)
+    return (loss * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
+class LocalNCCLoss(nn.Module):
+    """``1 - mean(local NCC^2)`` over windows of ``window^3`` voxels (rectangular, zero
+    padded at the border as VoxelMorph/UVI-Net do). 0 for identical volumes,
+    1 for no local correlation. Inputs ``(B, 1, X, Y, Z)``."""
+
+    def __init__(self, window: int = 9):
+        super().__init__()
+        self.ncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=window, kernel_type="rectangular")
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return 1 + self.ncc(pred, target)  # MONAI returns -mean(NCC^2)
+
+
+_NCC = {}
+
+
+def local_ncc_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 9) -> torch.Tensor:
+    """Functional :class:`LocalNCCLoss`."""
+    if window not in _NCC:
+        _NCC[window] = LocalNCCLoss(window)
+    return _NCC[window](pred, target)
+
+
+def gradient_smoothness(u: torch.Tensor) -> torch.Tensor:
+    """Mean squared forward difference of a field ``(B, C, X, Y, Z)`` along the three
+    axes (VoxelMorph's ``Grad('l2')``)."""
+    dx = u[:, :, 1:] - u[:, :, :-1]
+    dy = u[:, :, :, 1:] - u[:, :, :, :-1]
+    dz = u[:, :, :, :, 1:] - u[:, :, :, :, :-1]
+    return (dx.pow(2).mean() + dy.pow(2).mean() + dz.pow(2).mean()) / 3
+
+
+_BENDING = BendingEnergyLoss(normalize=False)
+
+
+def bending_energy(u: torch.Tensor) -> torch.Tensor:
+    """MONAI bending energy of ``(B, 3, X, Y, Z)``: mean over voxels and channels of
+    ``sum_ij (d2u/dx_i dx_j)^2`` (central differences, voxel units); every spatial size
+    must be > 4. (MONAI 1.6 indexes with a list, which torch >= 2.9 warns about; the
+    value is checked against a quadratic field in tests/test_losses.py.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _BENDING(u)
+
+
+def _stack_fields(u) -> torch.Tensor:
+    return torch.cat(list(u), dim=1) if isinstance(u, (list, tuple)) else u
+
+
+def field_distillation_loss(student_u, teacher_u, weights: torch.Tensor | None = None,
+                            eps: float = 1e-3) -> torch.Tensor:
+    """Charbonnier between student and (detached) teacher fields. Each argument is a
+    tensor ``(B, 3k, X, Y, Z)`` or a sequence of fields, e.g. ``(u_t0, u_t1)``;
+    ``weights (B, 1, X, Y, Z)`` (e.g. :func:`teacher_better_weights`) weight the voxels."""
+    s, t = _stack_fields(student_u), _stack_fields(teacher_u).detach()
+    return charbonnier(s, t, eps=eps, weights=weights)
+
+
+@torch.no_grad()
+def teacher_better_weights(student_image: torch.Tensor, teacher_image: torch.Tensor,
+                           target: torch.Tensor, margin: float = 0.01) -> torch.Tensor:
+    """RIFE's mask: 1 where the teacher's frame error is smaller than the student's by
+    more than ``margin`` (intensity units), else 0. ``(B, 1, X, Y, Z)``, no gradient."""
+    err_s = (student_image - target).abs().mean(dim=1, keepdim=True)
+    err_t = (teacher_image - target).abs().mean(dim=1, keepdim=True)
+    return (err_s > err_t + margin).to(student_image.dtype)
+
+
+def feature_distillation_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean over levels of the MSE between decoder features (teacher detached). Levels
+    must have equal shapes (student and teacher share ``decoder_channels``)."""
+    if len(student_feats) != len(teacher_feats):
+        raise ValueError(f"{len(student_feats)} student feature levels vs {len(teacher_feats)} teacher levels")
+    losses = []
+    for i, (s, t) in enumerate(zip(student_feats, teacher_feats)):
+        if s.shape != t.shape:
+            raise ValueError(f"feature level {i}: student {tuple(s.shape)} vs teacher {tuple(t.shape)}")
+        losses.append((s - t.detach()).pow(2).mean())
+    return torch.stack(losses).mean()

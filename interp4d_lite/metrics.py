@@ -1,0 +1,143 @@
+"""Evaluation metrics (METHOD.md, "Evaluation protocol", as UVI-Net reports them).
+
+Images are intensities in [0, 1]: one volume ``(X, Y, Z)`` or a batch ``(B, 1, X, Y, Z)``,
+numpy or torch. Fields are ``(3, X, Y, Z)`` or ``(B, 3, X, Y, Z)`` in voxels.
+Every metric returns a Python float (the mean over the batch) unless
+``reduction="none"``, which gives a ``(B,)`` numpy array.
+
+* :func:`psnr`: ``10 log10(1 / MSE)`` over the whole volume (peak 1);
+* :func:`local_ncc`: mean squared local NCC, window 9 (1 for identical volumes);
+* :func:`ssim3d`: MONAI ``SSIMMetric``, 3D Gaussian window 11, sigma 1.5, data range 1;
+* :func:`nmse`: ``MSE / mean(gt^2)``;
+* :func:`endpoint_error`: mean ``|u_pred - u_true|`` (Euclidean) in voxels, or in mm with ``spacing``;
+* :func:`folding_percent`: % of voxels where ``det(I + grad u) <= 0`` (central differences);
+* :func:`frame_metrics`: all of the above in one dict.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .losses import local_ncc_loss
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from monai.metrics import SSIMMetric
+
+
+def _volumes(x) -> torch.Tensor:
+    """-> float32 ``(B, 1, X, Y, Z)``."""
+    x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().float().cpu()
+    if x.dim() == 3:
+        x = x[None, None]
+    elif x.dim() == 4:
+        x = x[:, None]
+    if x.dim() != 5 or x.shape[1] != 1:
+        raise ValueError(f"expected a volume (X, Y, Z), (B, X, Y, Z) or (B, 1, X, Y, Z); got {tuple(x.shape)}")
+    return x
+
+
+def _fields(u) -> torch.Tensor:
+    """-> float32 ``(B, 3, X, Y, Z)``."""
+    u = torch.as_tensor(np.asarray(u) if not isinstance(u, torch.Tensor) else u).detach().float().cpu()
+    if u.dim() == 4:
+        u = u[None]
+    if u.dim() != 5 or u.shape[1] != 3:
+        raise ValueError(f"expected a field (3, X, Y, Z) or (B, 3, X, Y, Z); got {tuple(u.shape)}")
+    return u
+
+
+def _reduce(values: torch.Tensor, reduction: str):
+    if reduction == "mean":
+        return float(values.mean())
+    if reduction == "none":
+        return values.numpy()
+    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+
+
+def _pair(pred, gt):
+    p, g = _volumes(pred), _volumes(gt)
+    if p.shape != g.shape:
+        raise ValueError(f"prediction {tuple(p.shape)} and ground truth {tuple(g.shape)} differ")
+    return p, g
+
+
+def mse(pred, gt, reduction: str = "mean"):
+    p, g = _pair(pred, gt)
+    return _reduce((p - g).pow(2).flatten(1).mean(1), reduction)
+
+
+def psnr(pred, gt, reduction: str = "mean"):
+    """Peak 1, whole volume; identical volumes give ``inf``."""
+    p, g = _pair(pred, gt)
+    m = (p.double() - g.double()).pow(2).flatten(1).mean(1)
+    return _reduce((10 * torch.log10(1.0 / m)).float(), reduction)
+
+
+def nmse(pred, gt, reduction: str = "mean"):
+    p, g = _pair(pred, gt)
+    return _reduce((p - g).pow(2).flatten(1).mean(1) / g.pow(2).flatten(1).mean(1).clamp_min(1e-12), reduction)
+
+
+def local_ncc(pred, gt, window: int = 9, reduction: str = "mean"):
+    """Mean of the squared local NCC over ``window^3`` windows (higher is better, 1 at best)."""
+    p, g = _pair(pred, gt)
+    vals = torch.stack([1 - local_ncc_loss(p[i : i + 1], g[i : i + 1], window) for i in range(p.shape[0])])
+    return _reduce(vals, reduction)
+
+
+_SSIM = {}
+
+
+def ssim3d(pred, gt, reduction: str = "mean"):
+    """3D SSIM, Gaussian window 11, sigma 1.5, data range 1 (MONAI ``SSIMMetric``).
+    Every spatial size must be >= 11."""
+    p, g = _pair(pred, gt)
+    if "m" not in _SSIM:
+        _SSIM["m"] = SSIMMetric(spatial_dims=3, data_range=1.0, kernel_type="gaussian", win_size=11, kernel_sigma=1.5)
+    return _reduce(_SSIM["m"](p, g).reshape(-1), reduction)
+
+
+def endpoint_error(u_pred, u_true, spacing=None, reduction: str = "mean"):
+    """Mean Euclidean end-point error; voxels, or mm when ``spacing (sx, sy, sz)`` is given."""
+    d = _fields(u_pred) - _fields(u_true)
+    if spacing is not None:
+        d = d * torch.as_tensor(np.asarray(spacing, dtype=np.float32)).view(1, 3, 1, 1, 1)
+    return _reduce(d.pow(2).sum(1).sqrt().flatten(1).mean(1), reduction)
+
+
+def jacobian_determinant(u) -> torch.Tensor:
+    """``det(I + grad u)`` of the map ``x -> x + u(x)``, ``(B, X, Y, Z)``, central
+    differences (one-sided at the border; ``np.gradient`` semantics)."""
+    u = _fields(u).double()
+    grads = []  # grads[c][a] = d u_c / d x_a
+    for c in range(3):
+        grads.append(torch.gradient(u[:, c], dim=(1, 2, 3)))
+    J = [[grads[c][a] + (1.0 if a == c else 0.0) for a in range(3)] for c in range(3)]
+    det = (J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1])
+           - J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0])
+           + J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0]))
+    return det.float()
+
+
+def folding_percent(u, reduction: str = "mean"):
+    """Percentage (0-100) of voxels with non-positive Jacobian determinant of ``x + u``."""
+    det = jacobian_determinant(u)
+    return _reduce(100.0 * (det <= 0).float().flatten(1).mean(1), reduction)
+
+
+def frame_metrics(pred, gt, u_pred=None, u_true=None, spacing=None) -> dict:
+    """Every metric for one predicted frame (or a batch, averaged). With ``u_pred``:
+    ``folding_percent``; with ``u_pred`` and ``u_true`` also ``epe_vox`` (and
+    ``epe_mm`` when ``spacing`` is given). Fields are whichever one is evaluated,
+    normally ``u_t0``."""
+    out = {"psnr": psnr(pred, gt), "ncc": local_ncc(pred, gt), "ssim": ssim3d(pred, gt), "nmse": nmse(pred, gt)}
+    if u_pred is not None:
+        out["folding_percent"] = folding_percent(u_pred)
+        if u_true is not None:
+            out["epe_vox"] = endpoint_error(u_pred, u_true)
+            if spacing is not None:
+                out["epe_mm"] = endpoint_error(u_pred, u_true, spacing=spacing)
+    return out

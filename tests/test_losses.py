@@ -1,0 +1,97 @@
+"""Losses against values computed by hand."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from interp4d_lite.losses import (
+    LocalNCCLoss, bending_energy, charbonnier, feature_distillation_loss, field_distillation_loss,
+    gradient_smoothness, local_ncc_loss, teacher_better_weights,
+)
+
+
+def test_charbonnier_known_values():
+    x = torch.zeros(2, 1, 4, 4, 4)
+    assert charbonnier(x, x, eps=1e-3).item() == pytest.approx(1e-3)
+    y = x + 0.5
+    assert charbonnier(x, y, eps=1e-3).item() == pytest.approx(math.sqrt(0.25 + 1e-6), rel=1e-6)
+    w = torch.zeros(2, 1, 4, 4, 4)
+    w[0] = 1
+    y[0] = 0.0  # weighted to the first item, where the difference is zero
+    assert charbonnier(x, y, eps=1e-3, weights=w).item() == pytest.approx(1e-3)
+
+
+def _direct_local_ncc2(p, t, win=9):
+    """Squared local NCC by brute force over zero-padded win^3 windows, float64."""
+    p, t = p.double(), t.double()
+    r = win // 2
+    pad = lambda v: torch.nn.functional.pad(v, [r] * 6)
+    P = pad(p).unfold(2, win, 1).unfold(3, win, 1).unfold(4, win, 1).flatten(-3)
+    T = pad(t).unfold(2, win, 1).unfold(3, win, 1).unfold(4, win, 1).flatten(-3)
+    mp, mt = P.mean(-1), T.mean(-1)
+    cov = (P * T).mean(-1) - mp * mt
+    vp, vt = (P * P).mean(-1) - mp**2, (T * T).mean(-1) - mt**2
+    return (cov**2 / (vp * vt)).mean()
+
+
+def test_local_ncc_matches_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(1, 1, 14, 12, 11, generator=g)
+    p = 0.6 * t + 0.4 * torch.rand(1, 1, 14, 12, 11, generator=g)
+    direct = _direct_local_ncc2(p, t).item()
+    assert 0.2 < direct < 0.95  # partially correlated: a meaningful comparison
+    assert (1 - local_ncc_loss(p, t, window=9)).item() == pytest.approx(direct, abs=1e-4)
+    assert LocalNCCLoss(9)(t, t).item() == pytest.approx(0.0, abs=1e-4)
+    # invariant to intensity scaling (an offset is not exact at the border: the zero padding
+    # is not offset with the image)
+    assert LocalNCCLoss(9)(2 * t, t).item() == pytest.approx(0.0, abs=1e-4)
+
+
+def test_gradient_smoothness_known_values():
+    x = torch.arange(8.0).view(1, 1, 8, 1, 1).expand(1, 3, 8, 6, 5)
+    assert gradient_smoothness(torch.zeros(1, 3, 8, 6, 5) + 3.0).item() == 0.0
+    # u = a * x in every channel: d/dx = a, d/dy = d/dz = 0 -> (a^2 + 0 + 0) / 3
+    assert gradient_smoothness(0.5 * x).item() == pytest.approx(0.25 / 3)
+
+
+def test_bending_energy_quadratic_field():
+    x = torch.arange(10.0).view(1, 10, 1, 1).expand(1, 10, 9, 8)
+    u = torch.zeros(1, 3, 10, 9, 8)
+    assert bending_energy(u + 0.3 * x[:, None]).item() == pytest.approx(0.0, abs=1e-6)  # affine: no bending
+    u[:, 0] = 0.5 * x**2  # d2u0/dx2 = 1 everywhere, all else 0 -> mean over 3 channels = 1/3
+    assert bending_energy(u).item() == pytest.approx(1 / 3, rel=1e-4)
+
+
+def test_field_distillation_detaches_teacher_and_weights_voxels():
+    s = torch.zeros(1, 3, 4, 4, 4, requires_grad=True)
+    t = torch.ones(1, 3, 4, 4, 4, requires_grad=True)
+    loss = field_distillation_loss((s, s), (t, t), eps=1e-3)
+    assert loss.item() == pytest.approx(math.sqrt(1 + 1e-6), rel=1e-6)
+    loss.backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+    w = torch.zeros(1, 1, 4, 4, 4)
+    w[..., 0] = 1.0
+    s2 = torch.ones(1, 6, 4, 4, 4)
+    s2[..., 0] = 0.0  # differs from the teacher only where the weight is 1
+    assert field_distillation_loss(s2, torch.ones(1, 6, 4, 4, 4), weights=w).item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_teacher_better_weights():
+    target = torch.zeros(1, 1, 2, 2, 1)
+    student = torch.tensor([0.5, 0.0, 0.2, 0.005]).view(1, 1, 2, 2, 1)
+    teacher = torch.tensor([0.0, 0.5, 0.2, 0.0]).view(1, 1, 2, 2, 1)
+    w = teacher_better_weights(student, teacher, target, margin=0.01)
+    assert w.flatten().tolist() == [1.0, 0.0, 0.0, 0.0]  # last: better, but within the margin
+
+
+def test_feature_distillation_loss():
+    s = [torch.zeros(1, 4, 2, 2, 2, requires_grad=True), torch.zeros(1, 2, 4, 4, 4, requires_grad=True)]
+    t = [torch.full((1, 4, 2, 2, 2), 2.0), torch.full((1, 2, 4, 4, 4), 1.0)]
+    loss = feature_distillation_loss(s, t)
+    assert loss.item() == pytest.approx((4.0 + 1.0) / 2)
+    loss.backward()
+    assert all(x.grad is not None for x in s)
+    with pytest.raises(ValueError, match="level 1"):
+        feature_distillation_loss(s, [t[0], torch.zeros(1, 3, 4, 4, 4)])

@@ -1,0 +1,201 @@
+"""Student, Teacher and RegistrationNet: shapes, gradients, determinism, the
+encode-once/decode-many contract, config round trips."""
+import json
+
+import pytest
+import torch
+
+from interp4d_lite.models import (
+    MODEL_REGISTRY, RegistrationConfig, RegistrationNet, Student, StudentConfig, Teacher, TeacherConfig,
+    build_model, count_parameters, linear_blend,
+)
+
+KEYS = {"image", "u_t0", "u_t1", "mask", "warped0", "warped1", "features", "scale_weights"}
+
+
+def _pair(shape, b=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand((b, 1, *shape), generator=g), torch.rand((b, 1, *shape), generator=g), torch.rand((b, 1, *shape), generator=g)
+
+
+@pytest.fixture(scope="module")
+def student():
+    torch.manual_seed(0)
+    return Student(StudentConfig()).eval()
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return Teacher(TeacherConfig()).eval()
+
+
+def test_default_sizes():
+    s, t, r = Student(), Teacher(), RegistrationNet()
+    assert count_parameters(s) <= 2_000_000
+    assert count_parameters(t) >= count_parameters(s)  # at least as capable: same family plus I_t
+    assert 100_000 <= count_parameters(r) <= 300_000  # VoxelMorph-sized
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 16), (40, 56, 24), (19, 13, 9)])
+def test_student_and_teacher_shapes_finite(student, teacher, shape):
+    I0, I1, It = _pair(shape, b=2)
+    with torch.no_grad():
+        s = student(I0, I1, torch.tensor([0.25, 0.75]))
+        t = teacher(I0, I1, It)
+    for out in (s, t):
+        assert set(out) == KEYS
+        assert out["image"].shape == (2, 1, *shape) and out["mask"].shape == (2, 1, *shape)
+        for k in ("u_t0", "u_t1"):
+            assert out[k].shape == (2, 3, *shape)
+        assert out["scale_weights"].shape == (2, 3, *shape)
+        torch.testing.assert_close(out["scale_weights"].sum(1), torch.ones(2, *shape), atol=1e-5, rtol=0)
+        assert all(torch.isfinite(v).all() for k, v in out.items() if k != "features")
+        assert ((out["mask"] > 0) & (out["mask"] < 1)).all()
+    # feature distillation needs equal shapes level by level, coarse -> fine
+    assert [f.shape for f in s["features"]] == [f.shape for f in t["features"]]
+    assert len(s["features"]) == 3
+    assert all(a.shape[2] < b.shape[2] for a, b in zip(s["features"], s["features"][1:]))
+
+
+def test_student_at_init_is_close_to_linear_blend(student):
+    """Priors: fields start near zero and the mask at 1 - t, so an untrained student
+    behaves like the linear blend (training only learns corrections)."""
+    I0, I1, _ = _pair((24, 24, 16))
+    t = torch.tensor([0.3])
+    with torch.no_grad():
+        out = student(I0, I1, t)
+    ref = linear_blend(I0, I1, t)["image"]
+    assert (out["image"] - ref).abs().max() < 0.05
+    assert (out["mask"] - 0.7).abs().max() < 0.05
+
+
+def test_t_reaches_the_fields(student):
+    I0, I1, _ = _pair((24, 24, 16))
+    with torch.no_grad():
+        a = student(I0, I1, torch.tensor([0.1]))
+        b = student(I0, I1, torch.tensor([0.9]))
+    assert (a["u_t0"] - b["u_t0"]).abs().max() > 1e-6
+    assert (a["features"][0] - b["features"][0]).abs().max() > 1e-6  # FiLM at the coarsest level
+
+
+@pytest.mark.parametrize("kind", ["student", "teacher", "registration"])
+def test_gradients_reach_every_parameter(kind):
+    torch.manual_seed(0)
+    model = build_model(kind, {})
+    I0, I1, It = _pair((24, 16, 16))
+    if kind == "student":
+        out = model(I0, I1, torch.tensor([0.4]))
+        loss = (out["image"] - It).abs().mean() + out["u_t0"].pow(2).mean() + out["u_t1"].pow(2).mean()
+    elif kind == "teacher":
+        out = model(I0, I1, It)
+        loss = (out["image"] - It).abs().mean() + out["u_t0"].pow(2).mean() + out["u_t1"].pow(2).mean()
+    else:
+        out = model(I0, I1)
+        loss = out["u_01"].pow(2).mean() + out["u_10"].pow(2).mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing, f"no gradient reached: {missing}"
+
+
+def test_same_seed_same_output():
+    I0, I1, It = _pair((24, 24, 16))
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        s, t = Student(), Teacher()
+        with torch.no_grad():
+            outs.append((s(I0, I1, torch.tensor([0.3]))["image"], t(I0, I1, It)["image"]))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    torch.manual_seed(124)
+    with torch.no_grad():
+        other = Student()(I0, I1, torch.tensor([0.3]))["image"]
+    assert not torch.equal(other, outs[0][0])
+
+
+def test_decode_batch_of_timestamps_equals_separate_calls(student):
+    I0, I1, _ = _pair((40, 56, 24))
+    ts = torch.tensor([0.0, 0.2, 0.45, 0.8, 1.0])
+    with torch.no_grad():
+        feats = student.encode(I0, I1)  # B == 1, broadcast to N == 5
+        batch = student.decode(feats, ts)
+        singles = [student.decode(feats, ts[i : i + 1]) for i in range(5)]
+    for k in ("image", "u_t0", "u_t1", "mask", "scale_weights"):
+        assert batch[k].shape[0] == 5
+        torch.testing.assert_close(batch[k], torch.cat([o[k] for o in singles]), atol=1e-5, rtol=1e-5)
+    for lvl in range(3):
+        torch.testing.assert_close(batch["features"][lvl], torch.cat([o["features"][lvl] for o in singles]), atol=1e-5, rtol=1e-5)
+
+
+def test_decode_with_batch_equal_to_timestamps(student):
+    I0, I1, _ = _pair((24, 24, 16), b=2)
+    ts = torch.tensor([0.3, 0.6])
+    with torch.no_grad():
+        both = student(I0, I1, ts)
+        first = student(I0[:1], I1[:1], ts[:1])
+        scalar = student(I0, I1, 0.3)  # one value broadcast to the batch
+    torch.testing.assert_close(both["image"][:1], first["image"], atol=1e-5, rtol=1e-5)
+    assert scalar["image"].shape == (2, 1, 24, 24, 16)
+    with pytest.raises(ValueError, match="timestamps"):
+        student(I0, I1, torch.tensor([0.1, 0.2, 0.3]))
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_REGISTRY))
+def test_config_roundtrip_rebuilds_model(kind):
+    model_cls, config_cls = MODEL_REGISTRY[kind]
+    cfg = config_cls()
+    d = json.loads(json.dumps(cfg.to_dict()))  # plain JSON types only
+    assert config_cls.from_dict(d) == cfg
+    torch.manual_seed(0)
+    a = model_cls(cfg)
+    b = build_model(kind, d)
+    b.load_state_dict(a.state_dict())
+    with pytest.raises(ValueError, match="unknown keys"):
+        config_cls.from_dict({**d, "nonsense": 1})
+    with pytest.raises(ValueError, match="unknown model kind"):
+        build_model("nonsense", {})
+
+
+def test_smaller_config_builds_and_runs():
+    cfg = StudentConfig(encoder_channels=(4, 8, 16), decoder_channels=(16, 8), fused_channels=8)
+    s = Student(cfg)
+    t = Teacher(TeacherConfig(encoder_channels=(4, 8, 16), decoder_channels=(16, 8), fused_channels=8))
+    I0, I1, It = _pair((20, 12, 10))
+    with torch.no_grad():
+        a, b = s(I0, I1, torch.tensor([0.5])), t(I0, I1, It)
+    assert a["scale_weights"].shape == (1, 2, 20, 12, 10)
+    assert [f.shape for f in a["features"]] == [f.shape for f in b["features"]]
+
+
+def test_registration_net_fields():
+    torch.manual_seed(0)
+    reg = RegistrationNet(RegistrationConfig())
+    I0, I1, _ = _pair((40, 56, 24), b=2)
+    with torch.no_grad():
+        f = reg(I0, I1)
+    assert set(f) == {"u_01", "u_10"}
+    assert f["u_01"].shape == f["u_10"].shape == (2, 3, 40, 56, 24)
+    assert f["u_01"].abs().max() < 0.1  # starts near the identity
+
+
+@pytest.mark.slow
+def test_teacher_learns_a_shift_quickly():
+    """A few optimisation steps on one pair shifted by 2 voxels: the teacher's frame
+    gets clearly better than the linear blend (a learning sanity check)."""
+    torch.manual_seed(0)
+    shape = (32, 32, 16)
+    x = torch.linspace(-1, 1, 32)
+    blob = torch.exp(-((x.view(-1, 1, 1) ** 2 + x.view(1, -1, 1) ** 2) / 0.15 + torch.linspace(-1, 1, 16).view(1, 1, -1) ** 2 / 0.5))
+    I0 = blob[None, None]
+    I1 = torch.roll(I0, 4, dims=2)
+    It = torch.roll(I0, 2, dims=2)
+    teacher = Teacher()
+    opt = torch.optim.Adam(teacher.parameters(), lr=2e-3)
+    blend_err = (linear_blend(I0, I1, torch.tensor([0.5]))["image"] - It).abs().mean().item()
+    for _ in range(60):
+        out = teacher(I0, I1, It)
+        loss = (out["image"] - It).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * blend_err, (loss.item(), blend_err)
