@@ -51,7 +51,7 @@ from typing import Sequence
 
 from . import _common as C
 from .archive import list_safe_members, safe_extract, zip_content_digest
-from .errors import ChecksumError, DownloadError
+from .errors import ChecksumError, DiskFullError, DownloadError
 from .http import HTTPSettings, atomic_write_json, download_file, read_json, sha256_file
 
 DEFAULT_URL = ("https://humanheart-project.creatis.insa-lyon.fr/database/api/v1/collection/"
@@ -205,13 +205,19 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
                 arc.unlink()
                 msg += " The new (unverified) archive was deleted; nothing else was changed."
             raise ChecksumError(msg)
-        list_safe_members(arc)                       # hostile archives fail before any write
-
-        # 2. extraction into .acdc/extract (a rename of a complete temp folder)
+        verified_before = digest in (rec.get("sha256"), rec.get("last_sha256"))
         ext = sd / "extract"
-        if not ext.exists():
-            C.say(f"Extracting {arc.name} ...")
-            safe_extract(arc, ext)
+        try:
+            list_safe_members(arc)                   # hostile archives fail before any write
+            # 2. extraction into .acdc/extract (a rename of a complete temp folder; CRC-checked)
+            if not ext.exists():
+                C.say(f"Extracting {arc.name} ...")
+                safe_extract(arc, ext)
+        except DownloadError as exc:
+            if archive is None and not verified_before and not isinstance(exc, DiskFullError):
+                arc.unlink(missing_ok=True)          # never verified: let a re-run download it again
+                raise type(exc)(f"{exc} (the downloaded archive was deleted; re-run to download again)") from exc
+            raise
         found = _find_patients(ext)
         already = {p.name for p in dest.iterdir() if p.is_dir() and PATIENT_RE.match(p.name)}
         if not found and not already:

@@ -52,8 +52,7 @@ class HTTPSettings:
 def _session() -> requests.Session:
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
-    # Never let a proxy from the environment see 127.0.0.1 test servers etc.
-    s.trust_env = True
+    # Proxies from the environment (HTTPS_PROXY, NO_PROXY) are honoured.
     return s
 
 

@@ -376,7 +376,7 @@ def _series_size(api: str, s: dict, settings: HTTPSettings, session) -> tuple[in
 def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None = None,
           max_gb: float | None = None, session_choice: str = "first", out_shape=(128, 128, 128),
           settings: HTTPSettings | None = None, delete_raw: bool = False, list_only: bool = False,
-          couch: bool = True) -> dict:
+          couch: bool = True, keep_going: bool = False) -> dict:
     dest = Path(dest)
     api = api.rstrip("/")
     settings = settings or HTTPSettings()
@@ -417,7 +417,7 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
             plan.append(sess)
 
         budget = None if max_gb is None else int(max_gb * 1e9)
-        used, done, stopped = 0, [], None
+        used, done, failed, stopped = 0, [], [], None
         for sess in plan:
             pid = sess.patient_id
             pdir = dest / pid
@@ -444,7 +444,14 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
                            f"{used / 1e9:.2f} GB used in this run)")
                 break
             used += need
-            _do_patient(dest, sd, sess, state, api, settings, http, out_shape, couch)
+            try:
+                _do_patient(dest, sd, sess, state, api, settings, http, out_shape, couch)
+            except DownloadError as exc:
+                if not keep_going:
+                    raise
+                failed.append(pid)
+                C.say(f"  {pid}: FAILED: {exc}")
+                continue
             done.append(pid)
             if delete_raw:
                 shutil.rmtree(raw, ignore_errors=True)
@@ -457,7 +464,27 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
         if stopped:
             C.say(stopped)
         C.say(f"4D-Lung in {dest}: {len(good)} patient(s) ready ({', '.join(done) or 'none'} this run).")
+        if failed:
+            raise DownloadError(f"{len(failed)} patient(s) failed: {', '.join(failed)} (messages above); "
+                                "the others are complete, re-run to retry")
         return {"done": done, "stopped": stopped, "patients": good}
+
+
+def _check_zip(z: Path, label: str) -> None:
+    """A fresh download must be a safe, complete zip; otherwise it is deleted (it was never
+    verified) so that a re-run downloads it again."""
+    import zipfile
+
+    try:
+        list_safe_members(z)
+        with zipfile.ZipFile(z) as zf:
+            bad = zf.testzip()
+        if bad is not None:
+            raise DownloadError(f"{z}: member {bad} fails its CRC check")
+    except (DownloadError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        z.unlink(missing_ok=True)
+        raise DownloadError(f"{label}: the download is not a valid zip ({exc}); it was deleted, "
+                            "re-run to download it again") from exc
 
 
 def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, couch) -> None:
@@ -472,7 +499,8 @@ def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, 
         rec = state["series"].get(uid, {})
         res = download_file(f"{api}/getImage", z, params={"SeriesInstanceUID": uid}, settings=settings,
                             session=http, desc=f"{pid} {p}%")
-        list_safe_members(z)
+        if rec.get("status") != "downloaded" or rec.get("sha256") != res["sha256"]:
+            _check_zip(z, f"{pid} phase {p}% ({uid})")      # not yet verified: test every CRC
         content = zip_content_digest(z)
         if rec.get("sha256") and res["sha256"] != rec["sha256"] and content != rec.get("content_sha256"):
             z.unlink()
@@ -528,6 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-couch", action="store_true", help="skip couch removal")
     p.add_argument("--delete-raw", action="store_true",
                    help="delete a patient's downloaded DICOM zips once its NIfTI is written")
+    p.add_argument("--keep-going", action="store_true",
+                   help="after a patient fails (e.g. a series with missing slices), go on with the others")
     p.add_argument("--list", action="store_true", help="only list what would be downloaded")
     p.add_argument("--verify", action="store_true", help="only check DEST against the layout (no network)")
     C.add_http_args(p)
@@ -551,7 +581,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     api = args.api_url or os.environ.get(ENV_API) or DEFAULT_API
     fetch(args.dest, api, patients=args.patients, max_gb=args.max_gb, session_choice=args.session,
           out_shape=tuple(args.shape), settings=C.http_settings(args), delete_raw=args.delete_raw,
-          list_only=args.list, couch=not args.keep_couch)
+          list_only=args.list, couch=not args.keep_couch, keep_going=args.keep_going)
     C.say()
     C.say("Licence CC BY 4.0; cite doi:10.7937/K9/TCIA.2016.ELN8YGLE, doi:10.1002/mp.12059 and TCIA "
           "(doi:10.1007/s10278-013-9622-7).")

@@ -232,4 +232,6 @@ def test_not_acdc_archive(tmp_path, capsys):
         assert run(tmp_path / "d", srv.url + "/x.zip") == 2
         assert "is this the ACDC zip" in capsys.readouterr().err
         assert run(tmp_path / "e", srv.url + "/login.zip") == 2
-        assert "neither a zip nor a tar" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "neither a zip nor a tar" in err and "archive was deleted" in err
+        assert list((tmp_path / "e" / ".acdc").iterdir()) == []

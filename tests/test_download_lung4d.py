@@ -300,3 +300,17 @@ def test_remove_couch_and_resample_geometry():
     w = np.argwhere(r > 0)
     com_out = np.average(w, axis=0, weights=r[r > 0] + 1000)
     np.testing.assert_allclose((ref @ [*com_out, 1])[:3], (a @ [*com_in, 1])[:3], atol=1.0)
+
+
+def test_corrupt_series_zip_deleted_and_keep_going(tmp_path, tcia, capsys):
+    dest = tmp_path / "lung"
+    routes = tcia.routes()
+    bad = uids_of(tcia, A, "19970623")[2]
+    routes[f"{API}/getImage?SeriesInstanceUID={bad}"] = Route(b"<html>maintenance</html>")
+    with FakeServer(routes) as srv:
+        assert run(dest, srv, "--patients", A, B, "--keep-going") == 2
+        out, err = capsys.readouterr()
+        assert f"{A}: FAILED" in out and "not a valid zip" in out and "1 patient(s) failed" in err
+        assert not (dest / ".lung4d" / "raw" / A / f"{bad}.zip").exists()      # unverified: deleted
+        assert (dest / B / f"{B}_4d.nii.gz").exists() and not (dest / A).exists()
+        assert json.loads((dest / "dataset.json").read_text())["patients"] == [B]
