@@ -67,7 +67,7 @@ ACDC data set - MANDATORY CITATION (required by the data providers):
   and Diagnosis: Is the Problem Solved?", IEEE Transactions on Medical Imaging,
   37(11):2514-2525, 2018. doi:10.1109/TMI.2018.2837502
   Source: Human Heart Project, Creatis / University of Lyon, """ + PAGE_URL + """
-  Terms: see the licence shown on that page (non-commercial scientific research use)."""
+  Terms of use: the licence shown on that page applies; read it before using the data."""
 
 PATIENT_RE = re.compile(r"^patient\d{3}$")
 

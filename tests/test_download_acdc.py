@@ -235,3 +235,12 @@ def test_not_acdc_archive(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "neither a zip nor a tar" in err and "archive was deleted" in err
         assert list((tmp_path / "e" / ".acdc").iterdir()) == []
+
+
+def test_package_main_dispatch(tmp_path, capsys):
+    from data_download.__main__ import main
+
+    assert main([]) == 2
+    assert main(["acdc", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+    assert "no such folder" in capsys.readouterr().out
+    assert main(["lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2

@@ -1,0 +1,21 @@
+"""``python -m data_download {acdc|lung4d} ...``: the same as ``python -m data_download.<name>``."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("acdc", "lung4d"):
+        print("usage: python -m data_download {acdc|lung4d} --dest DIR [options]  (--help for each)",
+              file=sys.stderr)
+        return 2
+    if argv[0] == "acdc":
+        from .acdc import main as run
+    else:
+        from .lung4d import main as run
+    return run(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
