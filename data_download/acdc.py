@@ -191,8 +191,8 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
             name = state.get("archive", {}).get("file") or _archive_name(url)
             arc = sd / name
             C.say(f"Downloading ACDC from {url}\n  -> {arc}")
-            download_file(url, arc, expected_sha256=sha256, settings=settings, desc="ACDC")
-        digest = sha256_file(arc)
+            res = download_file(url, arc, expected_sha256=sha256, settings=settings, desc="ACDC")
+        digest = res["sha256"] if archive is None else sha256_file(arc)
         if sha256 and digest != sha256.lower():
             raise ChecksumError(f"{arc}: SHA-256 {digest} does not match --sha256 {sha256}")
         content = zip_content_digest(arc) if _is_zip(arc) else None

@@ -314,3 +314,27 @@ def test_corrupt_series_zip_deleted_and_keep_going(tmp_path, tcia, capsys):
         assert not (dest / ".lung4d" / "raw" / A / f"{bad}.zip").exists()      # unverified: deleted
         assert (dest / B / f"{B}_4d.nii.gz").exists() and not (dest / A).exists()
         assert json.loads((dest / "dataset.json").read_text())["patients"] == [B]
+
+
+def test_interrupted_conversion_resumes_without_downloading(tmp_path, tcia, capsys, monkeypatch):
+    dest = tmp_path / "lung"
+    real = L.resample_to_grid
+    calls = {"n": 0}
+
+    def ctrl_c_on_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(L, "resample_to_grid", ctrl_c_on_third)
+    with FakeServer(tcia.routes()) as srv:
+        assert run(dest, srv, "--patients", B) == 130
+        assert "re-run the same command" in capsys.readouterr().err
+        assert not (dest / B).exists() and not (dest / ".lung4d" / "work" / B).exists()
+        assert not (dest / ".lung4d" / "lock").exists()
+        n = len(getimage_hits(srv))
+        monkeypatch.setattr(L, "resample_to_grid", real)
+        assert run(dest, srv, "--patients", B) == 0
+        assert len(getimage_hits(srv)) == n
+    assert not L.check_patient(dest / B)
