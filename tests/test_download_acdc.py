@@ -244,3 +244,53 @@ def test_package_main_dispatch(tmp_path, capsys):
     assert main(["acdc", "--dest", str(tmp_path / "none"), "--verify"]) == 2
     assert "no such folder" in capsys.readouterr().out
     assert main(["lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+
+
+def _loaders():
+    try:
+        from interp4d_lite.data import discover_patients, load_patient
+    except ImportError:
+        pytest.skip("interp4d_lite.data loaders not available yet")
+    return discover_patients, load_patient
+
+
+def test_output_loads_through_interp4d_lite(tmp_path):
+    discover_patients, load_patient = _loaders()
+    body, arrays = make_acdc_zip()
+    dest = tmp_path / "acdc"
+    with FakeServer({"/acdc.zip": Route(body)}) as srv:
+        assert run(dest, srv.url + "/acdc.zip") == 0
+    assert [p.name for p in discover_patients(dest)] == sorted(PATIENTS)
+    for pid, (subset, nt, ed, es) in PATIENTS.items():
+        p = load_patient(dest / pid, volume_shape=(6, 5, 3))
+        assert p.patient_id == pid and p.kind == "cardiac"
+        assert p.frames.shape == (nt, 6, 5, 3)
+        assert (p.i0, p.i1) == (ed - 1, es - 1)
+        assert 0.0 <= p.frames.min() and p.frames.max() <= 1.0
+        np.testing.assert_allclose(p.spacing, (1.5, 1.4, 10.0), rtol=1e-5)
+
+
+def test_tar_gz_archive_and_unreachable_server(tmp_path, capsys):
+    import tarfile
+
+    from _download_server import closed_port_url
+
+    body, arrays = make_acdc_zip()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(body)) as zf, tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for info in zf.infolist():
+            data = zf.read(info)
+            ti = tarfile.TarInfo(info.filename)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    dest = tmp_path / "acdc"
+    with FakeServer({"/ACDC.tar.gz": Route(buf.getvalue())}) as srv:
+        assert run(dest, srv.url + "/ACDC.tar.gz") == 0
+    assert (dest / ".acdc" / "ACDC.tar.gz").exists()
+    np.testing.assert_array_equal(np.asarray(nib.load(dest / "patient002" / "patient002_4d.nii.gz").dataobj),
+                                  arrays["patient002"])
+    capsys.readouterr()
+    assert run(tmp_path / "b", closed_port_url()) == 2
+    err = capsys.readouterr().err
+    assert "connection refused" in err and err.count("\n") == 1
+    assert not any(p.name.startswith("patient") for p in (tmp_path / "b").iterdir())

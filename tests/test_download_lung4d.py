@@ -338,3 +338,25 @@ def test_interrupted_conversion_resumes_without_downloading(tmp_path, tcia, caps
         assert run(dest, srv, "--patients", B) == 0
         assert len(getimage_hits(srv)) == n
     assert not L.check_patient(dest / B)
+
+
+def test_output_loads_through_interp4d_lite(tmp_path, tcia):
+    try:
+        from interp4d_lite.data import discover_patients, load_patient
+    except ImportError:
+        pytest.skip("interp4d_lite.data loaders not available yet")
+    dest = tmp_path / "lung"
+    with FakeServer(tcia.routes()) as srv:
+        assert run(dest, srv, "--patients", A, B) == 0
+    assert [p.name for p in discover_patients(dest)] == [A, B]
+    img = nib.load(dest / A / f"{A}_4d.nii.gz")
+    p = load_patient(dest / A, volume_shape=(12, 10, 6))
+    assert p.patient_id == A and p.kind == "lung"
+    assert p.frames.shape == (10, 12, 10, 6) and (p.i0, p.i1) == (0, 5)
+    assert p.target_indices == [1, 2, 3, 4]
+    np.testing.assert_allclose(p.times[:6], [0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-6)
+    np.testing.assert_allclose(p.spacing, img.header.get_zooms()[:3], rtol=1e-5)
+    np.testing.assert_allclose(p.affine, img.affine, atol=1e-5)
+    assert 0.0 <= p.frames.min() and p.frames.max() <= 1.0
+    # HU clip [-1400, 200] then min-max: air (-1024) is darker than the body (40 HU)
+    assert p.frames[0, 6, 2, 3] > p.frames[0, 0, 9, 3]
