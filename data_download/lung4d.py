@@ -417,57 +417,74 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
             plan.append(sess)
 
         budget = None if max_gb is None else int(max_gb * 1e9)
-        used, done, failed, stopped = 0, [], [], None
-        for sess in plan:
-            pid = sess.patient_id
-            pdir = dest / pid
-            if pdir.exists() and not check_patient(pdir):
-                C.say(f"  {pid}: already converted; skipped")
-                done.append(pid)
-                continue
-            raw = sd / "raw" / pid
-            need, how = 0, set()
-            for p in PHASES:
-                s = sess.phases[p]
-                rec = state["series"].get(s["SeriesInstanceUID"], {})
-                if rec.get("status") == "downloaded" and (raw / f"{s['SeriesInstanceUID']}.zip").exists():
-                    continue
-                n, h = _series_size(api, s, settings, http)
-                need += n
-                how.add(h)
-            C.say(f"  {pid}: session {sess.date or '?'} ({sess.study_uid}), "
-                  f"{need / 1e9:.2f} GB to download ({'/'.join(sorted(how)) or 'cached'})")
-            if list_only:
-                continue
-            if budget is not None and used + need > budget:
-                stopped = (f"--max-gb {max_gb:g}: stopping before {pid} (needs {need / 1e9:.2f} GB, "
-                           f"{used / 1e9:.2f} GB used in this run)")
-                break
-            used += need
-            try:
-                _do_patient(dest, sd, sess, state, api, settings, http, out_shape, couch)
-            except DownloadError as exc:
-                if not keep_going:
-                    raise
-                failed.append(pid)
-                C.say(f"  {pid}: FAILED: {exc}")
-                continue
-            done.append(pid)
-            if delete_raw:
-                shutil.rmtree(raw, ignore_errors=True)
+        done, failed, stopped = [], [], None
+        try:
+            stopped = _run_plan(plan, dest, sd, state, api, settings, http, out_shape, couch, budget,
+                                max_gb, list_only, keep_going, delete_raw, done, failed)
+        finally:
+            if not list_only:
+                good, _ = verify(dest)
+                atomic_write_json(dest / "dataset.json", {"kind": "lung", "layout": "lung4d",
+                                                          "patients": good, "source": SOURCE})
         if list_only:
             return {"plan": [s.patient_id for s in plan]}
-
-        good, _ = verify(dest)
-        atomic_write_json(dest / "dataset.json", {"kind": "lung", "layout": "lung4d", "patients": good,
-                                                  "source": SOURCE})
         if stopped:
             C.say(stopped)
-        C.say(f"4D-Lung in {dest}: {len(good)} patient(s) ready ({', '.join(done) or 'none'} this run).")
+        C.say(f"4D-Lung in {dest}: {len(good)} patient(s) ready ({len(done)} converted in this run).")
         if failed:
             raise DownloadError(f"{len(failed)} patient(s) failed: {', '.join(failed)} (messages above); "
                                 "the others are complete, re-run to retry")
         return {"done": done, "stopped": stopped, "patients": good}
+
+
+def _run_plan(plan, dest, sd, state, api, settings, http, out_shape, couch, budget, max_gb, list_only,
+              keep_going, delete_raw, done, failed) -> str | None:
+    used = 0
+    for sess in plan:
+        pid = sess.patient_id
+        pdir = dest / pid
+        if pdir.exists():
+            probs = check_patient(pdir)
+            if not probs:
+                C.say(f"  {pid}: already converted; skipped")
+                continue
+            msg = (f"{pdir}: exists but is not a complete conversion ({probs[0]}); "
+                   "move it away and re-run")
+            if not keep_going:
+                raise DownloadError(msg)
+            failed.append(pid)
+            C.say(f"  {pid}: FAILED: {msg}")
+            continue
+        raw = sd / "raw" / pid
+        need, how = 0, set()
+        for p in PHASES:
+            s = sess.phases[p]
+            rec = state["series"].get(s["SeriesInstanceUID"], {})
+            if rec.get("status") == "downloaded" and (raw / f"{s['SeriesInstanceUID']}.zip").exists():
+                continue
+            n, h = _series_size(api, s, settings, http)
+            need += n
+            how.add(h)
+        C.say(f"  {pid}: session {sess.date or '?'} ({sess.study_uid}), "
+              f"{need / 1e9:.2f} GB to download ({'/'.join(sorted(how)) or 'cached'})")
+        if list_only:
+            continue
+        if budget is not None and used + need > budget:
+            return (f"--max-gb {max_gb:g}: stopping before {pid} (needs {need / 1e9:.2f} GB, "
+                    f"{used / 1e9:.2f} GB used in this run)")
+        used += need
+        try:
+            _do_patient(dest, sd, sess, state, api, settings, http, out_shape, couch)
+        except DownloadError as exc:
+            if not keep_going:
+                raise
+            failed.append(pid)
+            C.say(f"  {pid}: FAILED: {exc}")
+            continue
+        done.append(pid)
+        if delete_raw:
+            shutil.rmtree(raw, ignore_errors=True)
+    return None
 
 
 def _check_zip(z: Path, label: str) -> None:
