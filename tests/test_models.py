@@ -125,6 +125,11 @@ def test_decode_batch_of_timestamps_equals_separate_calls(student):
         torch.testing.assert_close(batch[k], torch.cat([o[k] for o in singles]), atol=1e-5, rtol=1e-5)
     for lvl in range(3):
         torch.testing.assert_close(batch["features"][lvl], torch.cat([o["features"][lvl] for o in singles]), atol=1e-5, rtol=1e-5)
+    # decoding in chunks (the default) or all at once gives the same result
+    whole = Student(StudentConfig(decode_chunk=0)).eval()
+    whole.load_state_dict(student.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(whole.decode(feats, ts)["image"], batch["image"], atol=1e-5, rtol=1e-5)
 
 
 def test_decode_with_batch_equal_to_timestamps(student):

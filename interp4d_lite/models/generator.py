@@ -1,6 +1,9 @@
 """The deformation feature generator: a coarse-to-fine, bidirectional decoder.
 
-At each decoded level (coarse -> fine) it warps the encoder features of I0 with the
+The encoder features of each decoded level are first narrowed to that level's width
+by a 1x1 "lateral" conv (:meth:`DeformationFeatureGenerator.lateral`, run once per pair
+in ``encode``, so the per-t warps move few channels). Then at each decoded level
+(coarse -> fine) it warps the features of I0 with the
 current ``u_t0`` and those of I1 with ``u_t1``, concatenates them with the previous
 level's deformation feature (projected, then upsampled) and the current fields,
 convolves, applies FiLM from t (student) and predicts a residual update of
@@ -21,9 +24,9 @@ class DeformationLevel(nn.Module):
     """One decoder level: (warped F0, warped F1, [context], previous feature, fields)
     -> deformation feature ``h (N, C, ...)`` and field update ``(N, 6, ...)``."""
 
-    def __init__(self, enc_ch: int, feat_ch: int, prev_ch: int, context: bool):
+    def __init__(self, feat_ch: int, prev_ch: int, context: bool):
         super().__init__()
-        in_ch = enc_ch * (3 if context else 2) + (feat_ch if prev_ch else 0) + 6
+        in_ch = feat_ch * (3 if context else 2) + (feat_ch if prev_ch else 0) + 6
         self.project_prev = nn.Conv3d(prev_ch, feat_ch, 1) if prev_ch else None
         self.conv1 = ConvBlock(in_ch, feat_ch)
         self.conv2 = ConvBlock(feat_ch, feat_ch)
@@ -54,8 +57,9 @@ class DeformationFeatureGenerator(nn.Module):
     """Coarse-to-fine bidirectional decoder.
 
     ``enc_channels``: encoder channels of the decoded levels, coarse -> fine
-    (default student: 48, 32, 16 at 1/8, 1/4, 1/2 resolution);
-    ``feat_channels``: deformation-feature channels per level (same order).
+    (default student: 64, 32, 16 at 1/8, 1/4, 1/2 resolution);
+    ``feat_channels``: deformation-feature channels per level (same order; default
+    32, 16, 8: the finest level is deliberately light, it runs once per t).
     ``forward`` returns ``(features, fields)``: two lists, coarse -> fine, of
     ``(N, C_l, ...)`` deformation features and ``(N, 6, ...)`` fields ``[u_t0, u_t1]``
     in voxels of that level's grid.
@@ -66,13 +70,17 @@ class DeformationFeatureGenerator(nn.Module):
         if len(enc_channels) != len(feat_channels):
             raise ValueError(f"enc_channels {enc_channels} and feat_channels {feat_channels} need the same length")
         prev = (0,) + tuple(feat_channels[:-1])
-        self.levels = nn.ModuleList(
-            [DeformationLevel(e, f, p, context) for e, f, p in zip(enc_channels, feat_channels, prev)]
-        )
+        self.laterals = nn.ModuleList([nn.Conv3d(e, f, 1) for e, f in zip(enc_channels, feat_channels)])
+        self.levels = nn.ModuleList([DeformationLevel(f, p, context) for f, p in zip(feat_channels, prev)])
+
+    def lateral(self, pyramid: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Encoder features of the decoded levels (coarse -> fine) narrowed to the
+        decoder's widths; once per pair (and once per I_t for the teacher)."""
+        return [conv(f) for conv, f in zip(self.laterals, pyramid)]
 
     def forward(self, enc0, enc1, ctx=None, modulation=None, batch: int | None = None):
-        """``enc0``, ``enc1`` (and ``ctx``): lists coarse -> fine of encoder features
-        ``(B, C_l, ...)``; ``modulation``: list of FiLM ``(gamma, beta)`` or None;
+        """``enc0``, ``enc1`` (and ``ctx``): lists coarse -> fine of :meth:`lateral`
+        features ``(B, C_l, ...)``; ``modulation``: list of FiLM ``(gamma, beta)`` or None;
         ``batch``: N, the number of outputs (B, or N timestamps when B == 1)."""
         n = batch or enc0[0].shape[0]
         coarsest = enc0[0].shape[2:]

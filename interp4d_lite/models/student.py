@@ -31,11 +31,13 @@ from .warp import Warper
 @dataclass
 class StudentConfig(JSONConfig):
     in_channels: int = 1
-    encoder_channels: tuple[int, ...] = (8, 16, 32, 48)  # levels at 1, 1/2, 1/4, 1/8 resolution
-    decoder_channels: tuple[int, ...] = (32, 32, 16)  # decoded levels coarse -> fine: 1/8, 1/4, 1/2
-    fused_channels: int = 16
+    encoder_channels: tuple[int, ...] = (8, 16, 32, 64)  # levels at 1, 1/2, 1/4, 1/8 resolution
+    decoder_channels: tuple[int, ...] = (32, 16, 8)  # decoded levels coarse -> fine: 1/8, 1/4, 1/2
+    fused_channels: int = 8
     time_freqs: int = 6  # sinusoidal embedding: t, sin/cos(2^k pi t), k < time_freqs
     time_hidden: int = 64
+    decode_chunk: int = 2  # decode at most this many timestamps at once (0: all); keeps a
+    # sweep's working set in cache on a CPU, the results are the same either way
 
 
 def decoded_encoder_channels(encoder_channels, decoder_channels) -> tuple[int, ...]:
@@ -71,7 +73,7 @@ class Student(nn.Module):
             raise ValueError(f"I0 and I1 must both be (B, C, X, Y, Z); got {tuple(I0.shape)} and {tuple(I1.shape)}")
         b = I0.shape[0]
         x = pad_to_multiple(torch.cat([I0, I1]), self.multiple)  # (2B, 1, X', Y', Z')
-        pyramid = self.encoder(x)[::-1][: self.n_decoded]  # coarse -> fine, decoded levels only
+        pyramid = self.generator.lateral(self.encoder(x)[::-1][: self.n_decoded])  # coarse -> fine, decoded levels
         return {
             "I0": I0, "I1": I1, "shape": tuple(I0.shape[2:]), "padded_shape": tuple(x.shape[2:]),
             "f0": [f[:b] for f in pyramid], "f1": [f[b:] for f in pyramid],
@@ -83,7 +85,10 @@ class Student(nn.Module):
         ``features`` (coarse -> fine deformation features) and ``scale_weights (N, L, X, Y, Z)``."""
         b = feats["I0"].shape[0]
         t = as_timestamps(t, b, device=feats["I0"].device)
-        n = max(b, t.numel())
+        n, chunk = max(b, t.numel()), self.config.decode_chunk
+        if chunk and n > chunk:
+            parts = [self.decode(_slice_feats(feats, i, i + chunk), t[i : i + chunk]) for i in range(0, n, chunk)]
+            return _cat_outputs(parts)
         modulation = self.temporal(t)
         features, fields = self.generator(feats["f0"], feats["f1"], modulation=modulation, batch=n)
         delta, mask_logit, weights = self.fusion(features)
@@ -96,3 +101,21 @@ class Student(nn.Module):
 
     def forward(self, I0: torch.Tensor, I1: torch.Tensor, t) -> dict:
         return self.decode(self.encode(I0, I1), t)
+
+
+def _slice_feats(feats: dict, start: int, stop: int) -> dict:
+    """Features of items ``start:stop`` (unchanged when the pair is shared, B == 1)."""
+    if feats["I0"].shape[0] == 1:
+        return feats
+    out = dict(feats)
+    for k in ("I0", "I1"):
+        out[k] = feats[k][start:stop]
+    for k in ("f0", "f1"):
+        out[k] = [f[start:stop] for f in feats[k]]
+    return out
+
+
+def _cat_outputs(parts: list[dict]) -> dict:
+    out = {k: torch.cat([p[k] for p in parts]) for k in parts[0] if k != "features"}
+    out["features"] = [torch.cat(level) for level in zip(*(p["features"] for p in parts))]
+    return out

@@ -25,9 +25,9 @@ from .warp import Warper
 @dataclass
 class TeacherConfig(JSONConfig):
     in_channels: int = 1
-    encoder_channels: tuple[int, ...] = (8, 16, 32, 48)
-    decoder_channels: tuple[int, ...] = (32, 32, 16)  # must equal the student's for feature distillation
-    fused_channels: int = 16
+    encoder_channels: tuple[int, ...] = (8, 16, 32, 64)
+    decoder_channels: tuple[int, ...] = (32, 16, 8)  # must equal the student's for feature distillation
+    fused_channels: int = 8
 
 
 class Teacher(nn.Module):
@@ -49,7 +49,7 @@ class Teacher(nn.Module):
             raise ValueError(f"I0, I1, It must share a (B, C, X, Y, Z) shape; got {tuple(I0.shape)}, {tuple(I1.shape)}, {tuple(It.shape)}")
         b = I0.shape[0]
         x = pad_to_multiple(torch.cat([I0, I1, It]), self.multiple)  # (3B, 1, X', Y', Z')
-        pyramid = self.encoder(x)[::-1][: self.n_decoded]  # coarse -> fine
+        pyramid = self.generator.lateral(self.encoder(x)[::-1][: self.n_decoded])  # coarse -> fine
         f0, f1, ft = ([f[i * b : (i + 1) * b] for f in pyramid] for i in range(3))
         features, fields = self.generator(f0, f1, ctx=ft)
         delta, mask_logit, weights = self.fusion(features)
