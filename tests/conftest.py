@@ -1,0 +1,44 @@
+"""Shared fixtures: small phantom datasets written once per test session.
+
+Each ``*_root`` fixture is a read-only data folder written by
+:func:`interp4d_lite.data.phantoms.write_phantom_dataset` into a session temp dir;
+tests must not write into it (copy it with ``shutil.copytree`` first if needed).
+Shapes are small so the whole session pays about a second for them.
+"""
+from __future__ import annotations
+
+import pytest
+
+from interp4d_lite.data.phantoms import write_phantom_dataset
+
+#: the shapes of the shared datasets, for tests that pass ``volume_shape``
+CARDIAC_SHAPE = (32, 32, 16)
+LUNG_SHAPE = (32, 32, 32)
+LINEAR_SHAPE = (32, 32, 16)
+
+
+@pytest.fixture(scope="session")
+def cardiac_root(tmp_path_factory):
+    """ACDC-layout folder with 3 cardiac phantom patients (``patient001..003``), 32x32x16
+    voxels, spacing (1.5, 1.5, 5) mm, 20 frames, noise 0.01, seed 0, truth fields included."""
+    root = tmp_path_factory.mktemp("cardiac_phantoms")
+    write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=CARDIAC_SHAPE, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def lung_root(tmp_path_factory):
+    """4D-Lung-layout folder with 2 lung phantom patients (``lung001``, ``lung002``),
+    32^3 voxels, spacing 2.5 mm, 10 phases in HU, seed 0, truth fields included."""
+    root = tmp_path_factory.mktemp("lung_phantoms")
+    write_phantom_dataset(root, kind="lung", n_patients=2, shape=LUNG_SHAPE, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def linear_root(tmp_path_factory):
+    """ACDC-layout folder with 2 linear-translation phantoms (``patient001``, ``patient002``),
+    32x32x16 voxels, 6 frames (ED = frame 1, ES = frame 6 in Info.cfg), seed 0."""
+    root = tmp_path_factory.mktemp("linear_phantoms")
+    write_phantom_dataset(root, kind="linear", n_patients=2, shape=LINEAR_SHAPE, seed=0)
+    return root

@@ -1,0 +1,346 @@
+"""Readers and layouts: phantoms written by the writers (and the CLI) come back through the
+loaders with their affine, timing and true fields; a NIfTI written by someone else
+(nibabel's example4d) reads through the same reader; every kind of bad input gives a
+DataError naming the file; loading never changes anything on disk."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from nibabel.testing import data_path
+from torch.utils.data import DataLoader
+
+from conftest import CARDIAC_SHAPE, LINEAR_SHAPE, LUNG_SHAPE
+from interp4d_lite.cli import main
+from interp4d_lite.data import (TripletDataset, center_crop_or_pad, discover_patients, load_patient, load_patients,
+                                make_phantom, minmax_per_frame, read_info_cfg, read_nifti_3d, read_nifti_4d,
+                                shift_affine, write_acdc_layout)
+from interp4d_lite.data.phantoms import hu_to_unit, patient_seed
+from interp4d_lite.errors import DataError
+
+EXAMPLE4D = Path(data_path) / "example4d.nii.gz"
+
+
+# --------------------------------------------------------------------------- round trips
+def test_cardiac_acdc_layout_round_trip(cardiac_root):
+    folder = cardiac_root / "patient002"
+    assert sorted(p.name for p in folder.iterdir()) == ["Info.cfg", "patient002_4d.nii.gz", "patient002_truth.npz",
+                                                        "phantom.json"]
+    ph = make_phantom("cardiac", shape=CARDIAC_SHAPE, seed=patient_seed(0, 1), patient_id="patient002")
+    info = read_info_cfg(folder / "Info.cfg")
+    assert info["ED"] == 1 and info["ES"] == ph.i1 + 1 and info["NbFrame"] == 20 and info["Group"] == "PHANTOM"
+    img = nib.load(folder / "patient002_4d.nii.gz")
+    assert img.shape == (*CARDIAC_SHAPE, 20) and img.get_data_dtype() == np.int16
+    assert np.allclose(img.header.get_zooms()[:3], (1.5, 1.5, 5.0))
+    np.testing.assert_allclose(img.affine, ph.affine)
+    p = load_patient(folder, volume_shape="native")
+    assert (p.kind, p.patient_id, p.i0, p.i1) == ("cardiac", "patient002", 0, ph.i1)
+    assert p.target_indices == list(range(1, ph.i1))
+    np.testing.assert_allclose(p.frames, minmax_per_frame(ph.frames), atol=2e-3)   # int16 at 0..1000
+    np.testing.assert_allclose(p.times[:ph.i1 + 1], np.arange(ph.i1 + 1) / ph.i1, atol=1e-6)
+    assert np.isnan(p.times[ph.i1 + 1:]).all()
+    np.testing.assert_array_equal(p.u_t0, ph.u_t0)
+    np.testing.assert_array_equal(p.u_t1, ph.u_t1)
+    assert p.source == folder / "patient002_4d.nii.gz"
+
+
+def test_lung_layout_round_trip_in_hu(lung_root):
+    folder = lung_root / "lung001"
+    meta = json.loads((folder / "phases.json").read_text())
+    assert meta["phases"] == list(range(0, 100, 10)) and meta["input_phases"] == [0, 50] and meta["units"] == "HU"
+    hu = nib.load(folder / "lung001_4d.nii.gz").get_fdata()
+    assert hu.shape == (*LUNG_SHAPE, 10)
+    assert hu.min() < -950 and 100 < hu.max() < 500                       # air ... spine, in HU
+    ph = make_phantom("lung", shape=LUNG_SHAPE, seed=patient_seed(0, 0), patient_id="lung001")
+    p = load_patient(folder, volume_shape="native")
+    assert (p.kind, p.i0, p.i1) == ("lung", 0, 5) and p.target_indices == [1, 2, 3, 4]
+    np.testing.assert_allclose(p.times[:6], [0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-6)
+    np.testing.assert_allclose(p.frames, minmax_per_frame(hu_to_unit(ph.frames)), atol=2e-3)
+    assert p.u_t0.shape == (6, 3, *LUNG_SHAPE)
+    default = load_patient(folder)                                         # default lung shape: 128^3
+    assert default.shape == (128, 128, 128) and default.u_t0.shape == (6, 3, 128, 128, 128)
+
+
+def test_linear_kind_is_recorded_and_read_back(linear_root):
+    assert json.loads((linear_root / "dataset.json").read_text())["kind"] == "linear"
+    p = load_patient(linear_root / "patient001", volume_shape=LINEAR_SHAPE)
+    assert p.kind == "linear" and (p.i0, p.i1) == (0, 5)
+    np.testing.assert_allclose(p.u_t0[:, :, 10, 10, 5], -np.outer(p.times[:6], [3, 2, 1]), atol=1e-6)
+
+
+def test_crop_pad_moves_affine_origin_and_fields(cardiac_root):
+    folder = cardiac_root / "patient001"
+    native = load_patient(folder, volume_shape="native")                  # (20, 32, 32, 16)
+    p = load_patient(folder, volume_shape=(24, 40, 12))                    # crop X, pad Y, crop Z
+    off = center_crop_or_pad(np.zeros(CARDIAC_SHAPE), (24, 40, 12))[1]
+    assert off.tolist() == [4, -4, 2]
+    assert p.frames.shape == (20, 24, 40, 12) and p.u_t0.shape[2:] == (24, 40, 12)
+    # the same voxel has the same world position in both grids
+    for ijk in ([0, 0, 0], [5, 7, 3], [23, 39, 11]):
+        old = np.asarray(ijk) + off
+        np.testing.assert_allclose(p.affine @ [*ijk, 1], native.affine @ [*old, 1])
+    # cropped region equals the native data; padded region is zero (frames and fields)
+    np.testing.assert_array_equal(p.frames[:, :, 4:36, :], native.frames[:, 4:28, :, 2:14])
+    np.testing.assert_array_equal(p.u_t0[:, :, :, 4:36], native.u_t0[:, :, 4:28, :, 2:14])
+    assert p.frames[:, :, :4].max() == 0 and np.abs(p.u_t1[:, :, :, :4]).max() == 0
+    np.testing.assert_allclose(shift_affine(np.eye(4), [1, -2, 3])[:3, 3], [1, -2, 3])
+
+
+def test_minmax_matches_monai_scale_intensity():
+    from monai.transforms import ScaleIntensity
+    x = np.random.default_rng(0).normal(size=(3, 5, 4, 6)).astype(np.float32) * 300 + 50
+    x[2] = 7.0                                                             # a constant frame -> zeros
+    ours = minmax_per_frame(x)
+    theirs = np.asarray(ScaleIntensity(minv=0.0, maxv=1.0, channel_wise=True)(x))
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert ours[:2].min() == 0.0 and ours[:2].max() == 1.0 and ours[2].max() == 0.0
+
+
+def test_reads_nibabels_example4d_through_the_same_reader(tmp_path):
+    """A real 4D NIfTI written by someone else: int16 with scaling, oblique affine, 2 frames."""
+    frames, affine, spacing = read_nifti_4d(EXAMPLE4D)
+    img = nib.load(EXAMPLE4D)
+    assert frames.shape == (2, 128, 96, 24) and frames.dtype == np.float32
+    np.testing.assert_allclose(frames, np.moveaxis(img.get_fdata(), -1, 0))
+    np.testing.assert_allclose(spacing, (2.0, 2.0, 2.2), atol=1e-5)
+    np.testing.assert_allclose(affine, img.affine)
+    # the same file as an ACDC patient (copied; the original is never touched)
+    folder = tmp_path / "patient101"
+    folder.mkdir()
+    shutil.copy(EXAMPLE4D, folder / "patient101_4d.nii.gz")
+    (folder / "Info.cfg").write_text("ED: 1\nES: 2\nNbFrame: 2\n")
+    p = load_patient(folder)                                               # default 128x128x32
+    assert p.kind == "cardiac" and p.frames.shape == (2, 128, 128, 32) and p.target_indices == []
+    assert p.frames.min() == 0.0 and p.frames.max() == 1.0 and not p.has_truth
+    np.testing.assert_allclose(p.affine[:3, :3], img.affine[:3, :3])
+    with pytest.raises(DataError, match="example4d.nii.gz: is 4D with 2 frames"):
+        read_nifti_3d(EXAMPLE4D)
+
+
+# --------------------------------------------------------------------------- datasets and splits
+def test_triplet_dataset_with_dataloader(cardiac_root):
+    patients = load_patients(cardiac_root, volume_shape=CARDIAC_SHAPE)
+    assert [p.patient_id for p in patients] == ["patient001", "patient002", "patient003"]
+    ds = TripletDataset(patients)
+    assert len(ds) == sum(len(p.target_indices) for p in patients)
+    batch = next(iter(DataLoader(ds, batch_size=4, shuffle=False)))
+    assert batch["I0"].shape == batch["It"].shape == (4, 1, *CARDIAC_SHAPE)
+    assert batch["u_t0"].shape == (4, 3, *CARDIAC_SHAPE) and batch["spacing"].shape == (4, 3)
+    assert batch["t"].dtype == torch.float32 and batch["t"].shape == (4,)
+    p = patients[0]
+    np.testing.assert_allclose(batch["t"].numpy(), np.arange(1, 5) / p.i1, atol=1e-6)
+    assert batch["frame"].tolist() == [1, 2, 3, 4] and batch["patient"] == ["patient001"] * 4
+    np.testing.assert_array_equal(batch["It"][2, 0].numpy(), p.frames[3])
+    np.testing.assert_array_equal(batch["u_t1"][0].numpy(), p.u_t1[1])
+    batch["I0"].mul_(0)                                                    # items are copies
+    assert p.frames[p.i0].max() == 1.0
+    with_ends = TripletDataset(patients, include_endpoints=True)
+    assert len(with_ends) == len(ds) + 2 * len(patients)
+    assert float(with_ends[0]["t"]) == 0.0
+
+
+def test_discover_patients_acdc_nesting_and_manifest(tmp_path, cardiac_root):
+    nested = tmp_path / "ACDC" / "database"
+    for sub, pid in (("training", "patient001"), ("training", "patient002"), ("testing", "patient003")):
+        shutil.copytree(cardiac_root / pid, nested / sub / pid)
+    found = discover_patients(nested)
+    assert [p.name for p in found] == ["patient003", "patient001", "patient002"]   # testing/ sorts first
+    # a dataset.json lists exactly its patients; a stale extra folder is ignored
+    root = tmp_path / "manifest"
+    shutil.copytree(cardiac_root, root)
+    shutil.copytree(cardiac_root / "patient001", root / "patient009")
+    assert [p.name for p in discover_patients(root)] == ["patient001", "patient002", "patient003"]
+
+
+def test_split_patients_rules():
+    from interp4d_lite.data import acdc_uvi_split, split_patients
+    assert {k: len(v) for k, v in split_patients(["a", "b", "c"]).items()} == {"train": 1, "val": 1, "test": 1}
+    assert {k: len(v) for k, v in split_patients(["a", "b"]).items()} == {"train": 1, "val": 0, "test": 1}
+    assert split_patients(["a"]) == {"train": ["a"], "val": [], "test": []}
+    ids = [f"patient{i:03d}" for i in range(1, 21)]
+    s = split_patients(ids, seed=3)
+    assert [len(s[k]) for k in ("train", "val", "test")] == [14, 3, 3]
+    assert sorted(s["train"] + s["val"] + s["test"]) == ids                # each id exactly once
+    assert s == split_patients(list(reversed(ids)), seed=3)                # deterministic, order-free
+    assert s != split_patients(ids, seed=4)
+    with pytest.raises(DataError, match="duplicate"):
+        split_patients(["a", "a", "b"])
+    acdc = acdc_uvi_split([f"patient{i:03d}" for i in range(1, 101)])
+    assert len(acdc["train"]) == 90 and acdc["test"][0] == "patient091" and acdc["test"][-1] == "patient100"
+    assert len(acdc_uvi_split(ids, n_val=2)["val"]) == 2
+
+
+# --------------------------------------------------------------------------- the phantom command
+@pytest.mark.parametrize("kind, shape", [("cardiac", (32, 32, 16)), ("lung", (32, 32, 32)), ("linear", (32, 32, 16))])
+def test_phantom_command_writes_loadable_layouts(tmp_path, capsys, kind, shape):
+    out = tmp_path / kind
+    assert main(["phantom", "--kind", kind, "--patients", "3", "--out", str(out), "--shape", *map(str, shape)]) == 0
+    text = capsys.readouterr().out
+    assert "wrote 3" in text and "x".join(map(str, shape)) in text and "spacing" in text
+    assert ("ED=1 ES=" in text) if kind != "lung" else ("0% (frame 0) and 50% (frame 5)" in text)
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["kind"] == kind and manifest["layout"] == ("lung4d" if kind == "lung" else "acdc")
+    patients = load_patients(out, volume_shape=shape)
+    assert len(patients) == 3 and all(p.kind == kind and p.has_truth for p in patients)
+    assert len(TripletDataset(patients)) == sum(len(p.target_indices) for p in patients)
+    # a second run into the same folder needs --force
+    assert main(["phantom", "--kind", kind, "--patients", "1", "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--patients", "0"], "--patients must be >= 1"),
+    (["--frames", "3"], "n_frames must be >= 6"),
+    (["--amplitude", "9"], "amplitude"),
+    (["--shape", "4", "32", "16"], "shape"),
+])
+def test_phantom_command_bad_arguments(tmp_path, capsys, argv, match):
+    assert main(["phantom", "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- bad input
+def _patient(tmp_path, cardiac_root, pid="patient001"):
+    dst = tmp_path / pid
+    shutil.copytree(cardiac_root / pid, dst)
+    return dst
+
+
+def _write_nifti(path, data):
+    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), np.eye(4)), str(path))
+
+
+def test_missing_info_cfg(tmp_path, cardiac_root):
+    d = _patient(tmp_path, cardiac_root)
+    (d / "Info.cfg").unlink()
+    with pytest.raises(DataError, match=r"patient001/Info.cfg: missing Info.cfg"):
+        load_patient(d)
+
+
+def test_ed_equal_to_es(tmp_path, cardiac_root):
+    d = _patient(tmp_path, cardiac_root)
+    (d / "Info.cfg").write_text("ED: 3\nES: 3\nNbFrame: 20\n")
+    with pytest.raises(DataError, match=r"Info.cfg: ED and ES are the same frame \(3\)"):
+        load_patient(d)
+
+
+def test_es_out_of_range(tmp_path, cardiac_root):
+    d = _patient(tmp_path, cardiac_root)
+    (d / "Info.cfg").write_text("ED: 1\nES: 25\nNbFrame: 20\n")
+    with pytest.raises(DataError, match=r"Info.cfg: ES = 25 is outside 1..20"):
+        load_patient(d)
+    (d / "Info.cfg").write_text("ED: 0\nES: 5\n")
+    with pytest.raises(DataError, match=r"ED = 0 is outside 1..20"):
+        load_patient(d)
+
+
+def test_nbframe_disagreeing_warns(tmp_path, cardiac_root):
+    d = _patient(tmp_path, cardiac_root)
+    (d / "Info.cfg").write_text("ED: 1\nES: 8\nNbFrame: 30\n")
+    with pytest.warns(UserWarning, match=r"Info.cfg: NbFrame is 30 but patient001_4d.nii.gz has 20 frames"):
+        p = load_patient(d, volume_shape="native")
+    assert p.frames.shape[0] == 20
+
+
+def test_3d_file_where_4d_is_needed(tmp_path):
+    d = tmp_path / "patient001"
+    d.mkdir()
+    _write_nifti(d / "patient001_4d.nii.gz", np.zeros((8, 8, 4)))
+    (d / "Info.cfg").write_text("ED: 1\nES: 2\n")
+    with pytest.raises(DataError, match=r"patient001_4d.nii.gz: is a 3D volume of shape \(8, 8, 4\); a 4D"):
+        load_patient(d)
+
+
+def test_truncated_nii_gz(tmp_path, cardiac_root):
+    d = _patient(tmp_path, cardiac_root)
+    f = d / "patient001_4d.nii.gz"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"patient001_4d.nii.gz: truncated or corrupt image data"):
+        load_patient(d)
+
+
+def test_corrupt_nii_gz(tmp_path):
+    f = tmp_path / "junk_4d.nii.gz"
+    f.write_bytes(gzip.compress(b"this is not a NIfTI header" * 20))
+    with pytest.raises(DataError, match=r"junk_4d.nii.gz: cannot be read as NIfTI"):
+        read_nifti_4d(f)
+    g = tmp_path / "notgzip_4d.nii.gz"
+    g.write_bytes(os.urandom(600))
+    with pytest.raises(DataError, match=r"notgzip_4d.nii.gz: cannot be read as NIfTI"):
+        read_nifti_4d(g)
+
+
+@pytest.mark.parametrize("bad, word", [(np.nan, "NaN"), (np.inf, "infinite")])
+def test_nan_or_infinite_voxels(tmp_path, bad, word):
+    data = np.ones((6, 6, 4, 3), np.float32)
+    data[1, 2, 3, 1] = bad
+    data[0, 0, 0, 2] = bad
+    f = tmp_path / "x_4d.nii.gz"
+    _write_nifti(f, data)
+    with pytest.raises(DataError, match=rf"x_4d.nii.gz: 2 non-finite voxels .*{word}"):
+        read_nifti_4d(f)
+
+
+def test_empty_folder(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"empty: no patients found"):
+        discover_patients(empty)
+    with pytest.raises(DataError, match=r"empty: no 4D image \(empty_4d.nii.gz\)"):
+        load_patient(empty)
+    with pytest.raises(DataError, match=r"nowhere: data folder not found"):
+        discover_patients(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"missing.nii.gz: file not found"):
+        read_nifti_3d(tmp_path / "missing.nii.gz")
+
+
+def test_bad_phases_json(tmp_path, lung_root):
+    d = tmp_path / "lung001"
+    shutil.copytree(lung_root / "lung001", d)
+    (d / "phases.json").write_text(json.dumps({"phases": [0, 10, 20], "input_phases": [0, 50]}))
+    with pytest.raises(DataError, match=r"phases.json: 'input_phases' \[0, 50\] must be two of the phases"):
+        load_patient(d)
+    (d / "phases.json").write_text(json.dumps({"phases": [0, 50, 70], "input_phases": [0, 50]}))
+    with pytest.raises(DataError, match=r"phases.json: lists 3 phases but lung001_4d.nii.gz has 10 frames"):
+        load_patient(d)
+
+
+def _snapshot(root: Path) -> dict:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_loading_never_modifies_disk(tmp_path, cardiac_root, lung_root):
+    for root in (cardiac_root, lung_root):
+        before = _snapshot(root)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")                                 # and no warnings on clean data
+            patients = load_patients(root, volume_shape=(24, 24, 20))
+        list(TripletDataset(patients))
+        assert _snapshot(root) == before
+    # a failing load leaves the bad file alone too
+    d = _patient(tmp_path, cardiac_root)
+    f = d / "patient001_4d.nii.gz"
+    f.write_bytes(f.read_bytes()[:500])
+    before = _snapshot(d)
+    with pytest.raises(DataError):
+        load_patient(d)
+    assert _snapshot(d) == before
+
+
+def test_writer_refuses_a_non_lung_phantom_for_lung_layout(tmp_path):
+    from interp4d_lite.data import write_lung_layout
+    ph = make_phantom("linear", shape=(16, 16, 8))
+    with pytest.raises(ValueError, match="lung phantom"):
+        write_lung_layout(tmp_path, ph)
+    assert (write_acdc_layout(tmp_path, ph) / "patient001_4d.nii.gz").is_file()
