@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..errors import CLIError
-from .phantoms import DEFAULT_FRAMES, DEFAULT_SHAPES, DEFAULT_SPACING, PHANTOM_KINDS, write_phantom_dataset
+from .phantoms import PHANTOM_KINDS, write_phantom_dataset
 
 
 def add_commands(subparsers) -> None:
@@ -70,4 +70,4 @@ def run_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_commands", "run_phantom", "DEFAULT_SHAPES", "DEFAULT_SPACING", "DEFAULT_FRAMES"]
+__all__ = ["add_commands", "run_phantom"]

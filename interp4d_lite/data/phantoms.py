@@ -30,7 +30,7 @@ grid centre at world (0, 0, 0).
   shortening (base moves toward the fixed apex), twist (base and apex rotate in
   opposite directions). ``frames`` in [0, 1]. Default 20 frames per cycle, as the
   issue asks; fewer (>= 6) are allowed for quick CPU tutorials.
-* **lung** -- X = left-right, Y = posterior-anterior, Z = inferior-superior (RAS),
+* **lung** -- X = left->right, Y = posterior->anterior, Z = inferior->superior (RAS),
   default spacing (2.5, 2.5, 2.5) mm, 10 phases; phase 0 (0 %, end-inhale) is ``i0``
   and phase 5 (50 %, end-exhale) is ``i1``. Superior-inferior motion ``b = 1 -
   cos^{2n}(pi tau)`` (``n ~ 2.5``) growing from the lung apex to the diaphragm, plus an
