@@ -246,16 +246,9 @@ def test_package_main_dispatch(tmp_path, capsys):
     assert main(["lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2
 
 
-def _loaders():
-    try:
-        from interp4d_lite.data import discover_patients, load_patient
-    except ImportError:
-        pytest.skip("interp4d_lite.data loaders not available yet")
-    return discover_patients, load_patient
-
-
 def test_output_loads_through_interp4d_lite(tmp_path):
-    discover_patients, load_patient = _loaders()
+    from interp4d_lite.data import discover_patients, load_patient
+
     body, arrays = make_acdc_zip()
     dest = tmp_path / "acdc"
     with FakeServer({"/acdc.zip": Route(body)}) as srv:

@@ -341,10 +341,8 @@ def test_interrupted_conversion_resumes_without_downloading(tmp_path, tcia, caps
 
 
 def test_output_loads_through_interp4d_lite(tmp_path, tcia):
-    try:
-        from interp4d_lite.data import discover_patients, load_patient
-    except ImportError:
-        pytest.skip("interp4d_lite.data loaders not available yet")
+    from interp4d_lite.data import discover_patients, load_patient
+
     dest = tmp_path / "lung"
     with FakeServer(tcia.routes()) as srv:
         assert run(dest, srv, "--patients", A, B) == 0
