@@ -426,6 +426,9 @@ def wait_image_change(page, tag: str, before: str, timeout: float = 90.0, settle
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
+        shown = page.evaluate(JS_ERROR_OUTPUTS)
+        if shown:
+            raise AssertionError(f"error output shown while waiting for {tag!r} to redraw:\n" + "\n---\n".join(shown))
         fp = page.evaluate(JS_IMAGES, tag)
         if fp != last:
             last, since = fp, time.monotonic()

@@ -234,6 +234,7 @@ def test_jupyterlab_visualizers_end_to_end(browser, lab_server, run_dir, chromiu
     context = launch_browser(browser, run_dir / "chromium-profile-lab")
     watch = PageWatch()
     watch.attach_context(context)
+    page = None
     try:
         page = context.pages[0] if context.pages else context.new_page()
         watch.attach(page)
@@ -270,6 +271,10 @@ def test_jupyterlab_visualizers_end_to_end(browser, lab_server, run_dir, chromiu
             rec.mark(f"moved_{label}")
         rec.shot(page, "end")
         _check_errors(page, watch, "at the end")
+    except BaseException:
+        if page is not None:
+            rec.shot(page, "FAILED")
+        raise
     finally:
         rec.save(watch)
         context.close()
@@ -282,6 +287,7 @@ def test_voila_dashboard(browser, voila_server, run_dir, chromium):
     context = launch_browser(browser, run_dir / "chromium-profile-voila")
     watch = PageWatch()
     watch.attach_context(context)
+    page = None
     try:
         page = context.pages[0] if context.pages else context.new_page()
         watch.attach(page)
@@ -294,6 +300,7 @@ def test_voila_dashboard(browser, voila_server, run_dir, chromium):
             wait_images(page, tag, timeout=RUN_ALL_TIMEOUT)
         rec.mark("widgets_shown")
         rec.shot(page, "dashboard")
+        _check_errors(page, watch, "dashboard loaded")
         # no code: no code-cell input areas or editors, and none of the notebook's code lines as text
         code = page.evaluate("""() => [...document.querySelectorAll(
               '.jp-CodeCell .jp-InputArea, .jp-CodeCell .jp-InputPrompt, .jp-CodeMirrorEditor, .cm-editor, .CodeMirror')]
@@ -302,13 +309,16 @@ def test_voila_dashboard(browser, voila_server, run_dir, chromium):
         body = page.inner_text("body")
         shown = [line for line in _code_lines(voila_server.cwd / NB_NAME) if line in body]
         assert not shown, f"Voila shows code of the notebook: {shown[:5]}"
-        _check_errors(page, watch, "dashboard loaded")
 
         for label, tag, presses, prefer in SLIDERS:
             _move_and_compare(page, rec, watch, label, tag, presses, prefer)
             rec.mark(f"moved_{label}")
         page.screenshot(path=str(rec.dir / "99_full_page.png"), full_page=True)
         _check_errors(page, watch, "at the end")
+    except BaseException:
+        if page is not None:
+            rec.shot(page, "FAILED")
+        raise
     finally:
         rec.save(watch)
         context.close()
