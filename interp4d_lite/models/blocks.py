@@ -33,18 +33,16 @@ class Encoder(nn.Module):
     """Shared feature pyramid: level 0 at full resolution, level l at 1/2**l.
 
     ``channels=(8, 16, 32, 64)`` gives levels at 1, 1/2, 1/4, 1/8 resolution. Level 0
-    is a single cheap conv (full-resolution work is kept minimal); level 1 is a strided
-    conv plus one conv, coarser levels (cheap, large receptive field: where the motion
-    is inferred) a strided conv plus two. Run on I0 and I1 with shared weights (siamese).
-    The encoder runs once per pair, so this is where the student's capacity goes.
+    is a single cheap conv (full-resolution work is kept minimal); every coarser level is
+    a strided conv plus two convs. Run on I0 and I1 with shared weights (siamese). The
+    encoder runs once per pair while the decoder runs once per t, so capacity goes here.
     """
 
     def __init__(self, in_channels: int = 1, channels: tuple[int, ...] = (8, 16, 32, 64)):
         super().__init__()
         self.levels = nn.ModuleList([ConvBlock(in_channels, channels[0])])
-        for lvl, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:]), start=1):
-            extra = [ConvBlock(c_out, c_out) for _ in range(1 if lvl == 1 else 2)]
-            self.levels.append(nn.Sequential(ConvBlock(c_in, c_out, stride=2), *extra))
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            self.levels.append(nn.Sequential(ConvBlock(c_in, c_out, stride=2), ConvBlock(c_out, c_out), ConvBlock(c_out, c_out)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []  # fine -> coarse: (B, c_l, X/2**l, Y/2**l, Z/2**l)

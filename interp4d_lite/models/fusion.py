@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ConvBlock, crop, flow_head, resize, upsample_field
+import torch.nn.functional as F
+
+from .blocks import crop, flow_head, resize, upsample_field
 from .warp import Warper
 
 
@@ -26,7 +28,7 @@ class DeformationFusion(nn.Module):
         n_scales = len(feat_channels)
         self.project = nn.ModuleList([nn.Conv3d(c, fused_channels, 1) for c in feat_channels])
         self.score = nn.Conv3d(n_scales * fused_channels, n_scales, 1)  # per-voxel scale logits
-        self.head = nn.Sequential(ConvBlock(fused_channels, fused_channels), flow_head(fused_channels, 7))
+        self.head = flow_head(fused_channels, 7)  # one 3x3x3 conv: fields residual (6) + mask logit (1)
 
     def forward(self, features: list[torch.Tensor]):
         size = features[-1].shape[2:]
@@ -42,8 +44,9 @@ def synthesize(I0, I1, fields, mask_logit, weights, padded_shape, shape, warper:
 
     ``I0``, ``I1``: ``(B, 1, X, Y, Z)`` original inputs (B == N or 1); ``fields (N, 6, x, y, z)``
     in voxels of their grid; ``padded_shape``: the padded full-resolution grid the network
-    saw; ``shape``: original ``(X, Y, Z)``. ``scale_weights`` are upsampled to
-    full resolution too (trilinear keeps them a convex combination).
+    saw; ``shape``: original ``(X, Y, Z)``. ``scale_weights`` are shown at full
+    resolution by nearest-neighbour repetition of the fused-grid weights (they are for
+    inspection, not used in the image; nearest is 5x cheaper per t than trilinear).
     Returns the interpolator dict of docs/ARCHITECTURE.md.
     """
     full = tuple(padded_shape)
@@ -55,6 +58,6 @@ def synthesize(I0, I1, fields, mask_logit, weights, padded_shape, shape, warper:
     return {
         "image": image, "u_t0": u_t0, "u_t1": u_t1, "mask": mask,
         "warped0": warped0, "warped1": warped1,
-        "scale_weights": crop(resize(weights, full), shape),
+        "scale_weights": crop(F.interpolate(weights, size=full, mode="nearest"), shape),
     }
 

@@ -24,11 +24,13 @@ class DeformationLevel(nn.Module):
     """One decoder level: (warped F0, warped F1, [context], previous feature, fields)
     -> deformation feature ``h (N, C, ...)`` and field update ``(N, 6, ...)``."""
 
-    def __init__(self, feat_ch: int, prev_ch: int, context: bool):
+    def __init__(self, feat_ch: int, prev_ch: int, context: bool, mix_kernel: int = 3):
         super().__init__()
         in_ch = feat_ch * (3 if context else 2) + (feat_ch if prev_ch else 0) + 6
         self.project_prev = nn.Conv3d(prev_ch, feat_ch, 1) if prev_ch else None
-        self.conv1 = ConvBlock(in_ch, feat_ch)
+        # conv1 mixes the concatenated inputs; 1x1x1 at the finest level (it runs once per t
+        # at 1/2 resolution: "decode coarse, refine light"), 3x3x3 at the coarse ones
+        self.conv1 = nn.Sequential(nn.Conv3d(in_ch, feat_ch, mix_kernel, padding=mix_kernel // 2), nn.LeakyReLU(0.2))
         self.conv2 = ConvBlock(feat_ch, feat_ch)
         self.flow = flow_head(feat_ch, 6)
         self.warp = Warper()  # one per level: MONAI caches the reference grid per shape
@@ -59,19 +61,24 @@ class DeformationFeatureGenerator(nn.Module):
     ``enc_channels``: encoder channels of the decoded levels, coarse -> fine
     (default student: 64, 32, 16 at 1/8, 1/4, 1/2 resolution);
     ``feat_channels``: deformation-feature channels per level (same order; default
-    32, 16, 8: the finest level is deliberately light, it runs once per t).
+    32, 16, 8: the finest level is deliberately light, it runs once per t; with
+    ``light_finest`` its input-mixing conv is 1x1x1).
     ``forward`` returns ``(features, fields)``: two lists, coarse -> fine, of
     ``(N, C_l, ...)`` deformation features and ``(N, 6, ...)`` fields ``[u_t0, u_t1]``
     in voxels of that level's grid.
     """
 
-    def __init__(self, enc_channels: tuple[int, ...], feat_channels: tuple[int, ...], context: bool = False):
+    def __init__(self, enc_channels: tuple[int, ...], feat_channels: tuple[int, ...], context: bool = False,
+                 light_finest: bool = True):
         super().__init__()
         if len(enc_channels) != len(feat_channels):
             raise ValueError(f"enc_channels {enc_channels} and feat_channels {feat_channels} need the same length")
         prev = (0,) + tuple(feat_channels[:-1])
+        kernels = [3] * (len(feat_channels) - 1) + [1 if light_finest else 3]
         self.laterals = nn.ModuleList([nn.Conv3d(e, f, 1) for e, f in zip(enc_channels, feat_channels)])
-        self.levels = nn.ModuleList([DeformationLevel(f, p, context) for f, p in zip(feat_channels, prev)])
+        self.levels = nn.ModuleList(
+            [DeformationLevel(f, p, context, k) for f, p, k in zip(feat_channels, prev, kernels)]
+        )
 
     def lateral(self, pyramid: list[torch.Tensor]) -> list[torch.Tensor]:
         """Encoder features of the decoded levels (coarse -> fine) narrowed to the
