@@ -50,7 +50,7 @@ NOTEBOOKS = [
 #: the knobs listed in :data:`NOTEBOOK_PARAMS`).
 SMOKE_PARAMS: dict[str, Any] = {
     "volume_shape": [24, 24, 12],
-    "n_frames": 6,
+    "n_frames": 8,
     "n_patients": 3,
     "max_steps": 6,
     "teacher_steps": 6,
@@ -76,7 +76,7 @@ ARTIFACTS: dict[str, list[str]] = {
     "00_quickstart": ["figures/00_*.png", "metrics/00_quickstart.json", "checkpoints/quickstart_student.pt"],
     "01_data_loading": ["figures/01_*.png", "metrics/01_data_loading.json"],
     "02_teacher_training": ["figures/02_*.png", "metrics/02_teacher_training.json", "checkpoints/teacher.pt"],
-    "03_distillation": ["figures/03_*.png", "metrics/03_distillation.json", "checkpoints/student_kd.pt",
+    "03_distillation": ["figures/03_*.png", "metrics/03_distillation.json", "checkpoints/student.pt",
                         "checkpoints/student_nokd.pt"],
     "04_timestamp_sweeps": ["figures/04_*.png", "metrics/04_timestamp_sweeps.json", "tables/04_*.csv",
                             "superres/*.nii.gz"],
@@ -196,10 +196,15 @@ def run_notebook(name: str, run_dir: str | os.PathLike, smoke: bool = False, dat
     params.update(extra_params or {})
     row: dict[str, Any] = {"notebook": name, "status": "ok", "seconds": 0.0, "error": ""}
     start = time.perf_counter()
+    log = run_dir / "logs" / f"{name}.stderr.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     try:
-        pm.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
-                            cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
-                            execution_timeout=timeout, report_mode=False)
+        # the kernel inherits our stderr: send its chatter (TCP notice, shutdown messages)
+        # to a log file so the progress lines stay one per notebook
+        with open(log, "w") as fh, _redirect_fd(2, fh.fileno()):
+            pm.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
+                                cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
+                                execution_timeout=timeout, report_mode=False)
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's error
         row["status"] = "failed"
         msg = getattr(exc, "ename", type(exc).__name__) + ": " + str(getattr(exc, "evalue", exc))
@@ -219,6 +224,29 @@ def run_notebook(name: str, run_dir: str | os.PathLike, smoke: bool = False, dat
     else:
         row["metrics"] = {}
     return row
+
+
+class _redirect_fd:
+    """Point OS-level file descriptor ``fd`` at ``target`` for the duration of a ``with``."""
+
+    def __init__(self, fd: int, target: int):
+        self.fd, self.target, self.saved = fd, target, None
+
+    def __enter__(self):
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(self.fd)
+            os.dup2(self.target, self.fd)
+        except OSError:  # no real stderr (embedded interpreters): leave it alone
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            sys.stderr.flush()
+            os.dup2(self.saved, self.fd)
+            os.close(self.saved)
+        return False
 
 
 def _fmt_metrics(metrics: dict) -> str:
@@ -314,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: The phantom dataset of the default (non-smoke) run; notebooks use the same defaults.
-DEFAULT_DATA = {"volume_shape": [48, 48, 16], "n_frames": 10, "n_patients": 6}
+DEFAULT_DATA = {"volume_shape": [48, 48, 16], "n_frames": 20, "n_patients": 8}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -189,16 +189,17 @@ def plot_displacement_curves(times, u_t0, points: Sequence[Sequence[int]], spaci
 
 # --------------------------------------------------------------------------- deformation fields
 def jacobian_determinant(field) -> np.ndarray:
-    """det(I + grad u) of a displacement field ``(3, X, Y, Z)`` in voxels (central
-    differences); values <= 0 mark folding. Uses ``interp4d_lite.metrics`` conventions:
-    the share of non-positive values is ``folding_percent``."""
+    """det(I + grad u) of a displacement field ``(3, X, Y, Z)`` in voxels, as numpy
+    ``(X, Y, Z)``: :func:`interp4d_lite.metrics.jacobian_determinant` (values <= 0 mark
+    folding; their share is ``metrics.folding_percent``)."""
+    import torch
+
+    from .metrics import jacobian_determinant as _jac
+
     u = to_numpy(field)
-    if u.ndim == 5:
-        u = u[0]
-    grads = np.stack([np.stack(np.gradient(u[c], axis=(0, 1, 2)), 0) for c in range(3)], 0)  # (3, 3, X, Y, Z)
-    J = grads + np.eye(3, dtype=np.float32)[:, :, None, None, None]
-    J = np.moveaxis(J, (0, 1), (-2, -1))
-    return np.linalg.det(J).astype(np.float32)
+    if u.ndim == 4:
+        u = u[None]
+    return _jac(torch.as_tensor(u))[0].numpy().astype(np.float32)
 
 
 def plot_field_views(field, axis: int = 2, index: int | None = None, background=None, spacing=None,
@@ -250,21 +251,17 @@ def plot_field_views(field, axis: int = 2, index: int | None = None, background=
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_aspect("equal")
-    ax.set_title("warped grid x + u(x)", fontsize=10)
+    ax.set_title(f"warped grid x + u(x) (lines every {grid_every} voxels)", fontsize=10)
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
-    sm = plt.cm.ScalarMappable(cmap="Blues", norm=matplotlib.colors.Normalize(0, 1))
-    cb = fig.colorbar(sm, ax=ax, fraction=0.046, pad=0.04)
-    cb.set_label(f"grid every {grid_every} voxels", fontsize=8)
-    cb.set_ticks([])
     # 3. magnitude
     ax = axes[2]
     show_slice(ax, _embed(mag, axis, shape), axis, index, spacing, cmap="magma", vmin=0.0,
                vmax=max(float(mag.max()), 1e-6), title="|u| (3-D magnitude)", cbar_label=f"|u| ({unit})")
     # 4. Jacobian determinant with folding marked
     ax = axes[3]
-    vmax = max(2.0, float(np.abs(det - 1).max()) + 1.0)
-    show_slice(ax, _embed(det, axis, shape), axis, index, spacing, cmap="PiYG", vmin=2 - vmax, vmax=vmax,
+    lim = max(0.25, float(np.abs(det - 1).max()))  # centred on 1 (volume preserved)
+    show_slice(ax, _embed(det, axis, shape), axis, index, spacing, cmap="PiYG", vmin=1 - lim, vmax=1 + lim,
                title="Jacobian determinant", cbar_label="det(I + grad u)")
     fold = det <= 0
     pct = 100.0 * float(fold.mean())
@@ -716,7 +713,10 @@ def evaluate_on_patient(methods: Mapping[str, object], patient, device="cpu", fr
                         keep_predictions: bool = False) -> list[dict]:
     """Per-frame metrics of each method on one patient's target frames (METHOD.md protocol:
     PSNR, SSIM, local NCC, NMSE via :func:`interp4d_lite.metrics.frame_metrics`, plus
-    end-point error and folding of ``u_t0`` when the patient has true fields).
+    end-point error and folding of the fields when the patient has true fields), with the
+    same keys as :func:`interp4d_lite.train.evaluate.evaluate_methods`. Unlike that one it
+    accepts any callable ``f(I0, I1, t) -> dict`` as a method (e.g. linear motion with a
+    phantom's true endpoint fields) and can keep the predictions for the widgets.
 
     Returns rows ``{"method", "patient", "frame", "t", <metric>: float, ...}``
     (and ``"prediction"`` arrays when ``keep_predictions``)."""
@@ -737,11 +737,16 @@ def evaluate_on_patient(methods: Mapping[str, object], patient, device="cpu", fr
         for name, m in methods.items():
             out = predict(m, I0, I1, t, It)
             row = {"method": name, "patient": patient.patient_id, "frame": int(k), "t": float(t)}
-            row.update({key: float(v) for key, v in M.frame_metrics(out["image"], It).items()})
+            m_ = M.frame_metrics(out["image"].clamp(0, 1), It, u_pred=out.get("u_t0"))
+            row.update({key: float(m_[key]) for key in ("psnr", "ncc", "ssim", "nmse")})
             if getattr(patient, "u_t0", None) is not None and "u_t0" in out:
-                true_u = torch.as_tensor(patient.u_t0[k - patient.i0], device=device)[None]
-                row["epe"] = float(M.endpoint_error(out["u_t0"], true_u))
-                row["folding"] = float(M.folding_percent(out["u_t0"]))
+                # as interp4d_lite.train.evaluate: mean end-point error of u_t0 and u_t1 (voxels),
+                # mean folding percentage of both fields
+                j = k - patient.i0
+                tu0 = torch.as_tensor(patient.u_t0[j], device=device)[None]
+                tu1 = torch.as_tensor(patient.u_t1[j], device=device)[None]
+                row["epe"] = 0.5 * (float(M.endpoint_error(out["u_t0"], tu0)) + float(M.endpoint_error(out["u_t1"], tu1)))
+                row["folding"] = 0.5 * (float(M.folding_percent(out["u_t0"])) + float(M.folding_percent(out["u_t1"])))
             if keep_predictions:
                 row["prediction"] = to_numpy(out["image"])
             rows.append(row)

@@ -52,3 +52,17 @@ def test_objectives_summary_and_exercises(path: Path):
     assert "summary" in tail and "exercise" in tail, f"{path.name}: should end with a summary and exercises"
     hidden = [c for c in nb.cells if c.get("metadata", {}).get("jupyter", {}).get("source_hidden")]
     assert hidden, f"{path.name}: exercises need worked answers in a collapsed (source_hidden) cell"
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_papermill_sees_every_parameter(path: Path):
+    """papermill's parser skips a line with a second '=' (e.g. in a comment): such a knob
+    would be missing from `papermill --help-notebook` and warned about when passed."""
+    from papermill.translators import PythonTranslator
+
+    nb = nbformat.read(str(path), as_version=4)
+    cell = [c for c in nb.cells if c.cell_type == "code"][0]
+    names = {p.name for p in PythonTranslator.inspect(cell)}
+    assigned = {line.split("=")[0].strip() for line in cell.source.splitlines()
+                if "=" in line and not line.strip().startswith("#")}
+    assert assigned <= names, f"{path.name}: papermill cannot parse {sorted(assigned - names)} (no '=' in comments)"
