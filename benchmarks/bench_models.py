@@ -73,7 +73,7 @@ def make_train_step(shape):
         opt.zero_grad(set_to_none=True)
         (loss_t + loss_s).backward()
         opt.step()
-        return float(loss_s)
+        return float(loss_s.detach())
 
     return step
 
