@@ -36,8 +36,8 @@ class StudentConfig(JSONConfig):
     fused_channels: int = 8
     time_freqs: int = 6  # sinusoidal embedding: t, sin/cos(2^k pi t), k < time_freqs
     time_hidden: int = 64
-    decode_chunk: int = 2  # decode at most this many timestamps at once (0: all); keeps a
-    # sweep's working set in cache on a CPU, the results are the same either way
+    decode_chunk: int = 2  # on CPU, decode at most this many timestamps at once (0: all): keeps a
+    # sweep's working set in cache; results are the same either way; GPUs decode all at once
 
 
 def decoded_encoder_channels(encoder_channels, decoder_channels) -> tuple[int, ...]:
@@ -86,7 +86,7 @@ class Student(nn.Module):
         b = feats["I0"].shape[0]
         t = as_timestamps(t, b, device=feats["I0"].device)
         n, chunk = max(b, t.numel()), self.config.decode_chunk
-        if chunk and n > chunk:
+        if chunk and n > chunk and feats["I0"].device.type == "cpu":
             parts = [self.decode(_slice_feats(feats, i, i + chunk), t[i : i + chunk]) for i in range(0, n, chunk)]
             return _cat_outputs(parts)
         modulation = self.temporal(t)
