@@ -399,6 +399,13 @@ class _WidgetTool:
             w.observe(self._on_change, names="value")
         self.widget = W.VBox([W.HBox(list(self.controls.values())[:3]),
                               W.HBox(list(self.controls.values())[3:]), self.output])
+        # CSS classes for browser tests: the tool ("interp4d-slice-viewer") and each control
+        # ("interp4d-slice-viewer-frame"), since several tools share descriptions like "slice"
+        tool = "interp4d-" + "".join("-" + c.lower() if c.isupper() else c for c in type(self).__name__).lstrip("-")
+        self.widget.add_class(tool)
+        self.output.add_class(tool + "-output")
+        for name, w in self.controls.items():
+            w.add_class(f"{tool}-{name}")
         self.refresh()
 
     def _on_change(self, change=None):

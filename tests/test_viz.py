@@ -57,6 +57,9 @@ def test_slice_viewer_frame_slice_axis_and_window_change_the_image():
     sv.controls["level"].value = 0.25
     assert sv.figure.axes[0].images[0].get_clim() == (0.0, 0.5)
     assert all(w.description for w in sv.controls.values())
+    # browser tests find a tool and its controls by CSS class
+    assert "interp4d-slice-viewer" in sv.widget._dom_classes
+    assert "interp4d-slice-viewer-frame" in sv.controls["frame"]._dom_classes
 
 
 def test_jacobian_of_known_fields():
