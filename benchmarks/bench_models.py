@@ -1,6 +1,6 @@
 """Benchmark the models on this machine's CPU with torch's default thread count.
 
-    python benchmarks/bench_models.py [--repeats 7] [--skip-memory]
+    python benchmarks/bench_models.py [--repeats 7] [--skip-memory] [--threads N]
 
 Prints, against the targets of issue 3:
 * parameter counts of every model;
@@ -92,8 +92,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     ap.add_argument("--_memory-child", dest="memory_child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_child:
         return memory_child(tuple(args.memory_child))
 
