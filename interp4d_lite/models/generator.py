@@ -28,8 +28,9 @@ class DeformationLevel(nn.Module):
         super().__init__()
         in_ch = feat_ch * (3 if context else 2) + (feat_ch if prev_ch else 0) + 6
         self.project_prev = nn.Conv3d(prev_ch, feat_ch, 1) if prev_ch else None
-        # conv1 mixes the concatenated inputs; 1x1x1 at the finest level (it runs once per t
-        # at 1/2 resolution: "decode coarse, refine light"), 3x3x3 at the coarse ones
+        # conv1 mixes the concatenated inputs: 3x3x3 at the coarsest level, 1x1x1 at the finer
+        # ones (they run once per t at 1/4 and 1/2 resolution: "decode coarse, refine light";
+        # conv2 and the flow head still see a 3x3x3 neighbourhood)
         self.conv1 = nn.Sequential(nn.Conv3d(in_ch, feat_ch, mix_kernel, padding=mix_kernel // 2), nn.LeakyReLU(0.2))
         self.conv2 = ConvBlock(feat_ch, feat_ch)
         self.flow = flow_head(feat_ch, 6)
@@ -61,20 +62,20 @@ class DeformationFeatureGenerator(nn.Module):
     ``enc_channels``: encoder channels of the decoded levels, coarse -> fine
     (default student: 64, 32, 16 at 1/8, 1/4, 1/2 resolution);
     ``feat_channels``: deformation-feature channels per level (same order; default
-    32, 16, 8: the finest level is deliberately light, it runs once per t; with
-    ``light_finest`` its input-mixing conv is 1x1x1).
+    32, 16, 8: the fine levels are deliberately light, they run once per t; with
+    ``light_refinement`` their input-mixing conv is 1x1x1).
     ``forward`` returns ``(features, fields)``: two lists, coarse -> fine, of
     ``(N, C_l, ...)`` deformation features and ``(N, 6, ...)`` fields ``[u_t0, u_t1]``
     in voxels of that level's grid.
     """
 
     def __init__(self, enc_channels: tuple[int, ...], feat_channels: tuple[int, ...], context: bool = False,
-                 light_finest: bool = True):
+                 light_refinement: bool = True):
         super().__init__()
         if len(enc_channels) != len(feat_channels):
             raise ValueError(f"enc_channels {enc_channels} and feat_channels {feat_channels} need the same length")
         prev = (0,) + tuple(feat_channels[:-1])
-        kernels = [3] * (len(feat_channels) - 1) + [1 if light_finest else 3]
+        kernels = [3] + [1 if light_refinement else 3] * (len(feat_channels) - 1)
         self.laterals = nn.ModuleList([nn.Conv3d(e, f, 1) for e, f in zip(enc_channels, feat_channels)])
         self.levels = nn.ModuleList(
             [DeformationLevel(f, p, context, k) for f, p, k in zip(feat_channels, prev, kernels)]
