@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+torch.set_num_threads(1)  # tiny volumes: threads only add contention on a shared CPU
+
 from interp4d_lite.errors import CheckpointError
 from interp4d_lite.models import Student, StudentConfig, Teacher, TeacherConfig
 from interp4d_lite.train import load_model

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+torch.set_num_threads(1)  # tiny volumes: threads only add contention on a shared CPU
+
 from interp4d_lite.cli import main
 from interp4d_lite.models import Student, StudentConfig, Teacher, TeacherConfig
 from interp4d_lite.train.checkpoint import save_checkpoint
@@ -64,6 +66,7 @@ def test_train_errors(files, capsys):
     assert "teacher checkpoint not found" in _err(["distill", "--data", str(files["dir"]), "--teacher", "no.pt"], capsys)
 
 
+@pytest.mark.slow
 def test_console_script_one_line(files):
     exe = [sys.executable, "-m", "interp4d_lite.train", "interpolate", "--checkpoint", str(files["teacher"]),
            "--input", str(files["src"]), "--frames", "0", "1", "--n", "1", "--out", str(files["out"])]

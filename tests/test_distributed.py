@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+torch.set_num_threads(1)  # tiny volumes: threads only add contention on a shared CPU
+
 from interp4d_lite.data.phantoms import write_phantom_dataset
 from interp4d_lite.train.distributed import DistEnv, init_distributed, weight_hash
 

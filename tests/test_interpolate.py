@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+torch.set_num_threads(1)  # tiny volumes: threads only add contention on a shared CPU
+
 from interp4d_lite.cli import main
 from interp4d_lite.interpolate import interpolate_volumes, parse_times
 from interp4d_lite.models import Student, StudentConfig

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+torch.set_num_threads(1)  # tiny volumes: threads only add contention on a shared CPU
+
 from interp4d_lite.models import Student, StudentConfig, warp
 from interp4d_lite.train import DistillConfig, TeacherTrainConfig, fit
 from interp4d_lite.train.distributed import DistEnv
