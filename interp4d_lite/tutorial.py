@@ -188,6 +188,9 @@ def run_notebook(name: str, run_dir: str | os.PathLike, smoke: bool = False, dat
     (one line) and the notebook's key metrics (from ``run_dir/metrics/<name>.json``)."""
     import papermill as pm
 
+    # OpenMP threads that spin while waiting collapse when other processes share the
+    # cores (10x slower steps measured on a shared 2-core machine); the kernel inherits this
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     run_dir = Path(run_dir)
     src = NOTEBOOK_DIR / f"{name}.ipynb"
     executed = run_dir / "executed" / f"{name}.ipynb"
