@@ -64,8 +64,9 @@ class TeacherTrainConfig(TrainConfig):
 
     w_charbonnier: float = 1.0
     w_ncc: float = 0.5                # local NCC loss (1 - NCC^2 style, window 9)
-    w_warped: float = 0.5             # Charbonnier of warp(I0,u_t0) and warp(I1,u_t1) vs I_t
-    w_smooth: float = 0.05            # gradient (L2) smoothness of u_t0 and u_t1
+    w_warped: float = 1.0             # Charbonnier of warp(I0,u_t0) and warp(I1,u_t1) vs I_t:
+                                      # each field must explain I_t on its own (accurate fields to distil)
+    w_smooth: float = 0.5             # gradient (L2) smoothness of u_t0 and u_t1
 
 
 @dataclass
@@ -75,7 +76,7 @@ class BaselineTrainConfig(TrainConfig):
 
     w_charbonnier: float = 1.0
     w_ncc: float = 0.5
-    w_smooth: float = 0.05
+    w_smooth: float = 0.5
 
 
 @dataclass
@@ -86,7 +87,7 @@ class DistillConfig(TrainConfig):
     w_charbonnier: float = 1.0
     w_ncc: float = 0.5
     w_warped: float = 0.5
-    w_smooth: float = 0.05
+    w_smooth: float = 0.5
     distill_weight: float = 1.0       # lambda of the field distillation term; 0 = no distillation
     feature_weight: float = 0.0       # feature distillation (decoder features where shapes agree)
     teacher_better: bool = True       # weight distillation toward voxels where the teacher is better

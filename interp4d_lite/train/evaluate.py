@@ -74,7 +74,9 @@ def predict_patient(method, patient, device="cpu", frames: Sequence[int] | None 
             o = method.decode(feats, t)
         elif kind == "teacher":
             It = f[fr][:, None].to(device)
-            o = method(I0.expand(n, -1, -1, -1, -1), I1.expand(n, -1, -1, -1, -1), It)
+            from .loops import teacher_forward
+
+            o = teacher_forward(method, I0.expand(n, -1, -1, -1, -1), I1.expand(n, -1, -1, -1, -1), It, t)
         else:  # true fields, m = 1 - t
             from ..models import warp
 
