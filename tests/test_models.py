@@ -226,7 +226,7 @@ def test_student_learns_non_linear_timing():
     I0, I1 = frame(0.0), frame(1.0)
     torch.manual_seed(0)
     student = Student()
-    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(student.parameters(), lr=1e-3)  # 3e-3 diverged on this toy set-up
     gen = torch.Generator().manual_seed(0)
     for _ in range(150):
         t = torch.rand(4, generator=gen)
@@ -243,4 +243,4 @@ def test_student_learns_non_linear_timing():
     lin = linear_motion_interpolate(I0, I1, -u_10, u_10, t)["image"]
     p_student, p_linear = psnr(pred, frame(t)), psnr(lin, frame(t))
     print(f"t=0.5: student {p_student:.1f} dB, linear motion with true endpoint fields {p_linear:.1f} dB")
-    assert p_student > p_linear + 3.0
+    assert p_student > p_linear + 3.0  # 46.4 vs 27.0 dB at writing
