@@ -122,7 +122,7 @@ def main(argv=None):
         feats = student.encode(I0, I1)
         dec1 = timeit(lambda: student.decode(feats, t1), args.repeats)
         sweep = timeit(lambda: student.decode(student.encode(I0, I1), t10), max(3, args.repeats // 2), name="sweep")
-        regt = timeit(lambda: reg(I0, I1), 3, warmup=1)
+        regt = timeit(lambda: reg(I0, I1), 3, warmup=1, name="registration")
     extra = (sweep[0] - single[0]) / 9 / single[0]
     print(f"\nstudent inference 128x128x32 B=1, one t : min {single[0]:.3f} s  median {single[1]:.3f} s"
           f"   (target <= {TARGETS['single_t_s']} s)")
