@@ -118,9 +118,9 @@ def main(argv=None):
     t1, t10 = torch.tensor([0.5]), torch.linspace(0.05, 0.95, 10)
     with torch.no_grad():
         single = timeit(lambda: student(I0, I1, t1), args.repeats, name="single")
-        enc = timeit(lambda: student.encode(I0, I1), args.repeats)
+        enc = timeit(lambda: student.encode(I0, I1), args.repeats, name="encode")
         feats = student.encode(I0, I1)
-        dec1 = timeit(lambda: student.decode(feats, t1), args.repeats)
+        dec1 = timeit(lambda: student.decode(feats, t1), args.repeats, name="decode1")
         sweep = timeit(lambda: student.decode(student.encode(I0, I1), t10), max(3, args.repeats // 2), name="sweep")
         regt = timeit(lambda: reg(I0, I1), 3, warmup=1, name="registration")
     extra = (sweep[0] - single[0]) / 9 / single[0]
