@@ -331,17 +331,33 @@ class PageWatch:
 JS_ERROR_OUTPUTS = r"""
 () => {
   const out = [];
-  const sel = '[data-mime-type="application/vnd.jupyter.stderr"], [data-mime-type="application/vnd.jupyter.error"], .jp-RenderedText';
+  if (!document.body) return out;
+  // textContent, not innerText: Voila keeps the page hidden behind its spinner until done
+  const sel = '[data-mime-type="application/vnd.jupyter.stderr"], [data-mime-type="application/vnd.jupyter.error"], .jp-RenderedText, .jp-OutputArea-output pre';
+  const seen = new Set();
   for (const el of document.querySelectorAll(sel)) {
-    const t = el.innerText || '';
+    const t = el.textContent || '';
+    if (seen.has(t)) continue;
+    seen.add(t);
     if (/Traceback \(most recent call last\)|^\s*\w*(Error|Exception)\b.*:|There was an error when executing cell/m.test(t))
-      out.push(t.slice(0, 2000));
+      out.push(t.slice(0, 3000));
   }
-  const body = document.body.innerText || '';
-  for (const marker of ['Error displaying widget', 'Error rendering', 'Failed to display', 'There was an error when executing cell', 'Kernel Error'])
-    if (body.includes(marker)) out.push('page text: ' + marker);
-  for (const el of document.querySelectorAll('.jupyter-widgets-error-widget, .jp-RenderedText.jp-mod-error'))
-    out.push('error widget: ' + (el.innerText || '').slice(0, 500));
+  const where = el => {
+    const cell = el.closest('.jp-Cell');
+    const cells = [...document.querySelectorAll('.jp-Cell')];
+    const prev = cell ? (cell.previousElementSibling && cell.previousElementSibling.textContent || '').trim().slice(0, 80) : '';
+    const tool = el.closest('[data-browser-test]');
+    return `cell ${cell ? cells.indexOf(cell) : '?'}${tool ? ', tool ' + tool.getAttribute('data-browser-test') : ''} (after: "${prev}")`;
+  };
+  const markers = ['Error displaying widget', 'Error rendering', 'Failed to display', 'There was an error when executing cell', 'Kernel Error'];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  let n;
+  while ((n = walker.nextNode())) {
+    const p = n.parentElement;
+    if (!p || ['SCRIPT', 'STYLE'].includes(p.tagName)) continue;
+    for (const m of markers)
+      if (n.textContent.includes(m)) out.push(`"${n.textContent.trim().slice(0, 200)}" in ${where(p)}`);
+  }
   return out;
 }
 """
@@ -382,6 +398,12 @@ JS_IMAGES = r"""
 """
 
 
+def raise_on_error_output(page, where: str):
+    shown = page.evaluate(JS_ERROR_OUTPUTS)
+    if shown:
+        raise AssertionError(f"error output shown in the page ({where}):\n" + "\n---\n".join(shown))
+
+
 def slider_readout(page, tag: str) -> str:
     loc = page.locator(f'[data-browser-test="{tag}-slider"] .widget-readout')
     return loc.first.inner_text().strip() if loc.count() else ""
@@ -390,6 +412,7 @@ def slider_readout(page, tag: str) -> str:
 def mark_tool(page, label: str, tag: str, prefer=(), timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     while True:
+        raise_on_error_output(page, f"waiting for the tool with slider {label!r}")
         n = page.evaluate(JS_MARK_TOOL, [label, list(prefer), tag])
         if n:
             return n
@@ -402,6 +425,7 @@ def wait_images(page, tag: str, timeout: float = 60.0) -> str:
     """Until the tool's Output shows at least one loaded image; returns the fingerprint."""
     deadline = time.monotonic() + timeout
     while True:
+        raise_on_error_output(page, f"waiting for the image of {tag!r}")
         fp = page.evaluate(JS_IMAGES, tag)
         if fp and "loading:" not in fp:
             return fp
@@ -426,9 +450,7 @@ def wait_image_change(page, tag: str, before: str, timeout: float = 90.0, settle
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        shown = page.evaluate(JS_ERROR_OUTPUTS)
-        if shown:
-            raise AssertionError(f"error output shown while waiting for {tag!r} to redraw:\n" + "\n---\n".join(shown))
+        raise_on_error_output(page, f"waiting for {tag!r} to redraw")
         fp = page.evaluate(JS_IMAGES, tag)
         if fp != last:
             last, since = fp, time.monotonic()

@@ -31,7 +31,7 @@ import pytest
 from _browser_utils import (
     JS_ERROR_OUTPUTS, REPO_ROOT, PageWatch, Server, assert_shows_figure, chromium_unavailable_reason,
     chromium_version, free_port, jupyter_env, launch_browser, mark_tool, move_slider, output_locator,
-    png_difference, png_stats, prepare_notebook, slider_readout, wait_image_change, wait_images,
+    png_difference, png_stats, prepare_notebook, raise_on_error_output, slider_readout, wait_image_change, wait_images,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]
@@ -82,14 +82,15 @@ def _notebook_params(nb_path: Path, out_dir: Path) -> dict:
     return params
 
 
-@pytest.fixture(scope="module")
-def work_dir(run_dir):
-    """A folder with a parameterised, output-free copy of the notebook (the servers' root)."""
+def _work_dir(run_dir: Path, name: str) -> Path:
+    """``run_dir/<name>/work``: a parameterised, output-free copy of the notebook (the
+    server's root). Each test has its own copy and ``out_dir`` (data, checkpoint), so it
+    never depends on what another test left behind."""
     assert NOTEBOOK.exists(), f"the notebook to test is missing: {NOTEBOOK}"
-    work = run_dir / "work"
-    params = _notebook_params(NOTEBOOK, run_dir / "notebook_out")
+    work = run_dir / name / "work"
+    params = _notebook_params(NOTEBOOK, run_dir / name / "notebook_out")
     prepare_notebook(NOTEBOOK, work / NB_NAME, params)
-    (run_dir / "parameters.json").write_text(json.dumps(params, indent=2))
+    (run_dir / name / "parameters.json").write_text(json.dumps(params, indent=2))
     return work
 
 
@@ -103,18 +104,20 @@ def browser(chromium, run_dir):
 
 def _server(name, cmd, run_dir, work_dir):
     port = free_port()
+    cmd = [c.replace("{work}", str(work_dir)) for c in cmd]
     cmd = [c.replace("{port}", str(port)) for c in cmd]
-    env = jupyter_env(run_dir / f"home-{name}")
+    env = jupyter_env(run_dir / name / "home")
     env["PATH"] = f"{BIN}:{env['PATH']}"
     return Server(name, cmd, port, work_dir, run_dir / name / "server.log", env)
 
 
 @pytest.fixture
-def lab_server(run_dir, work_dir):
+def lab_server(run_dir):
+    work_dir = _work_dir(run_dir, "jupyterlab")
     server = _server("jupyterlab", [
         str(BIN / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port={port}",
         "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-        "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={work_dir}",
+        "--ServerApp.disable_check_xsrf=True", "--ServerApp.root_dir={work}",
         "--LabApp.expose_app_in_browser=True", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--KernelSpecManager.ensure_native_kernel=False", "--LabApp.extension_manager=readonly",
         *(["--allow-root"] if os.geteuid() == 0 else []),
@@ -128,10 +131,16 @@ def lab_server(run_dir, work_dir):
 
 
 @pytest.fixture
-def voila_server(run_dir, work_dir):
+def voila_server(run_dir):
+    work_dir = _work_dir(run_dir, "voila")
     server = _server("voila", [
-        str(BIN / "voila"), str(work_dir / NB_NAME), "--no-browser", "--port={port}", "--Voila.ip=127.0.0.1",
+        str(BIN / "voila"), "{work}/" + NB_NAME, "--no-browser", "--port={port}", "--Voila.ip=127.0.0.1",
         "--Voila.port_retries=0", "--show_tracebacks=True", "--strip_sources=True",
+        # progressive rendering: the page runs the cells over the kernel websocket. In the
+        # default (server-side) mode Voila 0.5.13 got stuck at "Executing N of 17" in 4 of
+        # about 6 runs here (voila-dashboards/voila#1428, widgets with Output), never in
+        # progressive mode; the README's dashboard command uses the same flag
+        "--progressive_rendering=True",
     ], run_dir, work_dir)
     server.start()
     try:
@@ -231,7 +240,7 @@ def test_jupyterlab_visualizers_end_to_end(browser, lab_server, run_dir, chromiu
     rec.notes["chromium"] = chromium
     rec.notes["notebook"] = str(NOTEBOOK.relative_to(REPO_ROOT) if NOTEBOOK.is_relative_to(REPO_ROOT) else NOTEBOOK)
     rec.mark("server_up")
-    context = launch_browser(browser, run_dir / "chromium-profile-lab")
+    context = launch_browser(browser, run_dir / "jupyterlab" / "chromium-profile")
     watch = PageWatch()
     watch.attach_context(context)
     page = None
@@ -284,16 +293,23 @@ def test_voila_dashboard(browser, voila_server, run_dir, chromium):
     rec = Recorder(run_dir, "voila")
     rec.notes["chromium"] = chromium
     rec.mark("server_up")
-    context = launch_browser(browser, run_dir / "chromium-profile-voila")
+    context = launch_browser(browser, run_dir / "voila" / "chromium-profile")
     watch = PageWatch()
     watch.attach_context(context)
     page = None
     try:
         page = context.pages[0] if context.pages else context.new_page()
         watch.attach(page)
-        # Voila executes the notebook while it streams the page
+        # Voila executes the notebook while it streams the page: the document is complete
+        # once every cell ran; an error output fails at once (after an error Voila 0.5 may
+        # never finish the page)
         page.goto(voila_server.url + "/", wait_until="commit", timeout=RUN_ALL_TIMEOUT * 1000)
-        page.wait_for_load_state("load", timeout=RUN_ALL_TIMEOUT * 1000)
+        deadline = time.monotonic() + RUN_ALL_TIMEOUT
+        while page.evaluate("() => document.readyState") != "complete":
+            raise_on_error_output(page, "while Voila executes the notebook")
+            if time.monotonic() > deadline:
+                pytest.fail(f"Voila did not finish the page in {RUN_ALL_TIMEOUT} s:\n{voila_server.log_tail()}")
+            time.sleep(1)
         rec.mark("page_loaded")
         for label, tag, _, prefer in SLIDERS:
             mark_tool(page, label, tag, prefer=prefer, timeout=RUN_ALL_TIMEOUT)
