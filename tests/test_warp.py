@@ -55,3 +55,18 @@ def test_numpy_single_volume_and_batch_broadcast():
 def test_shape_errors_are_clear():
     with pytest.raises(ValueError, match="differ"):
         warp(torch.zeros(1, 1, 8, 8, 8), torch.zeros(1, 3, 8, 8, 4))
+
+
+def test_cached_grid_follows_dtype_changes():
+    """MONAI caches its reference grid by shape; the wrapper must not reuse a grid
+    of another dtype/device (e.g. after model.to('cuda') or .double())."""
+    import torch
+    from interp4d_lite.models.warp import Warper
+
+    w = Warper()
+    img = torch.rand(1, 1, 6, 7, 5)
+    disp = torch.zeros(1, 3, 6, 7, 5)
+    out32 = w(img, disp)
+    out64 = w(img.double(), disp.double())
+    assert out64.dtype == torch.float64
+    torch.testing.assert_close(out64.float(), out32)

@@ -33,7 +33,13 @@ class Warper(nn.Module):
             raise ValueError(f"image grid {tuple(image.shape[2:])} and field grid {tuple(disp.shape[2:])} differ")
         if disp.shape[0] != image.shape[0]:
             image = image.expand(disp.shape[0], *image.shape[1:])
-        return self._warp(image, disp.to(image.dtype))
+        disp = disp.to(image.dtype)
+        grid = self._warp.ref_grid
+        if grid is not None and (grid.device != disp.device or grid.dtype != disp.dtype):
+            # MONAI caches its reference grid by shape only; a model moved to another
+            # device (or dtype) with the same shapes would otherwise reuse a stale grid.
+            self._warp.ref_grid = None
+        return self._warp(image, disp)
 
 
 _DEFAULT = {}
