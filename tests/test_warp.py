@@ -70,3 +70,5 @@ def test_cached_grid_follows_dtype_changes():
     out64 = w(img.double(), disp.double())
     assert out64.dtype == torch.float64
     torch.testing.assert_close(out64.float(), out32)
+    # the cached grid was rebuilt for the new dtype (MONAI alone keeps the float32 one)
+    assert w._warp.ref_grid.dtype == torch.float64
