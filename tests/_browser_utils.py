@@ -61,10 +61,10 @@ def chromium_unavailable_reason(install: bool = True) -> str | None:
                               text=True, timeout=900)
         log = (proc.stdout + proc.stderr).strip().splitlines()
         if not _chromium_runs():
-            return ("Debian's chromium is not installed at /usr/bin/chromium and could not be "
+            return (f"Debian's chromium is not installed at {CHROMIUM} and could not be "
                     f"installed by scripts/setup_browser.sh: {' | '.join(log[-3:]) or 'no output'}")
     if not _chromium_runs():
-        return "Debian's chromium is not installed at /usr/bin/chromium (run scripts/setup_browser.sh as root)"
+        return f"Debian's chromium is not installed at {CHROMIUM} (run scripts/setup_browser.sh as root)"
     return None
 
 
@@ -345,9 +345,9 @@ JS_ERROR_OUTPUTS = r"""
   const where = el => {
     const cell = el.closest('.jp-Cell');
     const cells = [...document.querySelectorAll('.jp-Cell')];
-    const prev = cell ? (cell.previousElementSibling && cell.previousElementSibling.textContent || '').trim().slice(0, 80) : '';
+    const text = cell ? (cell.innerText || '').replace(/\s+/g, ' ').trim().slice(0, 160) : '';
     const tool = el.closest('[data-browser-test]');
-    return `cell ${cell ? cells.indexOf(cell) : '?'}${tool ? ', tool ' + tool.getAttribute('data-browser-test') : ''} (after: "${prev}")`;
+    return `cell ${cell ? cells.indexOf(cell) : '?'} of the page${tool ? ', tool ' + tool.getAttribute('data-browser-test') : ''} (cell text: "${text}")`;
   };
   const markers = ['Error displaying widget', 'Error rendering', 'Failed to display', 'There was an error when executing cell', 'Kernel Error'];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
