@@ -333,7 +333,7 @@ def test_voila_dashboard(browser, voila_server, run_dir, chromium):
         for label, tag, presses, prefer in SLIDERS:
             _move_and_compare(page, rec, watch, label, tag, presses, prefer)
             rec.mark(f"moved_{label}")
-        page.screenshot(path=str(rec.dir / "99_full_page.png"), full_page=True)
+        rec.shot(page, "end")
         _check_errors(page, watch, "at the end")
     except BaseException:
         if page is not None:
