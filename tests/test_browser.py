@@ -6,8 +6,10 @@
   Playwright) opens it, runs all cells, moves the interpolation explorer's ``t`` slider and
   the slice viewer's ``slice`` slider, and checks from screenshots that the figure changed,
   and that no error output, console error or page error appeared.
-* Voila: ``voila`` serves the same copy as a dashboard; the same checks, plus: no code cell
-  is shown.
+* Voila: ``voila --progressive_rendering=True`` serves another copy as a dashboard; the
+  same checks, plus: no code cell is shown.
+
+Each test has its own notebook copy and ``out_dir`` (phantom data, quick student).
 
 Screenshots, server logs, console logs and timings are kept in ``runs/test-browser/``
 (``INTERP4D_BROWSER_RUN_DIR`` to choose another folder). ``INTERP4D_BROWSER_NOTEBOOK``
