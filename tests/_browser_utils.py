@@ -225,6 +225,7 @@ def jupyter_env(home: Path) -> dict:
         "JUPYTER_PLATFORM_DIRS": "1",
         "PATH": f"{venv_bin}:{path}" if venv_bin else path,
         "PYTHONUNBUFFERED": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",   # as the tutorial runner: no spinning OpenMP threads on a shared CPU
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "NO_PROXY": "127.0.0.1,localhost",
     }
