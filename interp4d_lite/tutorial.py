@@ -178,7 +178,7 @@ def export_html(executed: Path, html_path: Path) -> None:
 
 
 def run_notebook(name: str, run_dir: str | os.PathLike, smoke: bool = False, data_root=None,
-                 html: bool = True, kernel_name: str = "python3", timeout: int | None = None,
+                 html: bool = True, kernel_name: str = "python3", timeout: int | None = 1200,
                  extra_params: dict | None = None) -> dict[str, Any]:
     """Execute ``notebooks/<name>.ipynb`` into ``run_dir``; return a summary row.
 
@@ -294,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", metavar="NAME",
                    help="run only notebooks whose name contains NAME (repeatable)")
     p.add_argument("--no-html", action="store_true", help="skip the HTML export")
-    p.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    p.add_argument("--timeout", type=int, default=1200,
+                   help="per-cell timeout in seconds (default 1200): a stuck cell fails its notebook, not the run")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     args = p.parse_args(argv)
     try:

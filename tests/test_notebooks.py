@@ -34,7 +34,7 @@ def run_dir() -> Path:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes_and_leaves_its_artifacts(name: str, run_dir: Path):
-    row = run_notebook(name, run_dir, smoke=True, data_root=run_dir / "data" / "cardiac", html=False)
+    row = run_notebook(name, run_dir, smoke=True, data_root=run_dir / "data" / "cardiac", html=False, timeout=300)
     executed = run_dir / "executed" / f"{name}.ipynb"
     assert row["status"] == "ok", f"{name} failed ({row['seconds']} s): {row['error']} -- see {executed}"
     missing = [pattern for pattern in ARTIFACTS[name] if not list(run_dir.glob(pattern))]
