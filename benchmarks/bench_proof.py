@@ -7,8 +7,14 @@ evaluates every method (plus linear blend and the true fields) on the held-out
 patients and prints the table: PSNR, NCC, SSIM, NMSE, EPE (voxels), folding % per
 method and data set, at mid-cycle t and averaged over every intermediate frame.
 
-    .venv/bin/python benchmarks/bench_proof.py                 # default: <= 15 min on a 2-core CPU
+    .venv/bin/python benchmarks/bench_proof.py                 # default: <= 15 min on a quiet 2-core CPU
     .venv/bin/python benchmarks/bench_proof.py --quick         # a smoke run (~2 min)
+
+Budgets (default): teacher 400 steps (trained once; at use time it refines its fields by
+15 steps of instance optimisation per sample, see models/teacher.py); linear-motion
+baseline 200 steps (its full-resolution U-Net steps cost ~2-3x a student step, so this is
+about twice the student's wall-clock, see the stage timings); each student 300 steps
+(distillation on and off alike).
 
 Writes ``runs/proof/`` (git-ignored): data, checkpoints, histories, metrics.{json,csv},
 summary.{json,csv}, timings.json and table.txt.
@@ -51,7 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--test-patients", type=int, default=3)
     p.add_argument("--amplitude", type=float, default=None, help="phantom motion amplitude (default: cardiac 2, lung 1.5)")
     p.add_argument("--teacher-steps", type=int, default=400)
-    p.add_argument("--baseline-steps", type=int, default=100)
+    p.add_argument("--baseline-steps", type=int, default=200)
     p.add_argument("--student-steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--batch-size", type=int, default=2)

@@ -289,7 +289,9 @@ def make_cardiac_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames
     L_en = geo["z_base"] - geo["z_apex"] - (geo["a_ep"] - geo["a_en"])
     L_ep = geo["z_base"] - geo["z_apex"]
     body = (0.92 * grid.half[0], 0.85 * grid.half[1])
-    tex_tissue = _texture(rng, shape, 1.5, 0.05)
+    # texture everywhere, blood pool included (trabeculae, flow artefacts): without it much of
+    # the true motion is invisible to any image loss and field errors are ill-posed
+    tex_tissue = _texture(rng, shape, 1.5, 0.12)
     sp = grid.spacing
 
     def render(ref_mm):
@@ -301,8 +303,8 @@ def make_cardiac_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames
         inside = _soft(_ellipsoid_inside(ref_mm, (0.0, 0.0, 0.0), (body[0], body[1], np.inf), sp))
         tex = _sample(tex_tissue, vox)                         # one texture sample per frame (speed)
         img = inside * (0.45 + tex)                            # textured tissue, air outside the body
-        img = img + epi * (0.12 + 0.4 * tex - img)             # myocardium (dark, fainter texture)
-        img = img + endo * (0.88 - img)                        # bright blood pool
+        img = img + epi * (0.15 + 0.6 * tex - img)             # myocardium (dark, fainter texture)
+        img = img + endo * (0.80 + 0.8 * tex - img)            # bright, textured blood pool
         return img.astype(np.float32)
 
     tau = np.arange(n_frames) / n_frames
@@ -390,8 +392,8 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
     lag = _jitter(rng, 0.08)
     motion = _LungMotion(geo)
     sp = grid.spacing
-    tex_body = _texture(rng, shape, 1.5, 15.0)                                   # HU
-    tex_paren = _texture(rng, shape, 1.0, 25.0)
+    tex_body = _texture(rng, shape, 1.5, 20.0)                                   # HU
+    tex_paren = _texture(rng, shape, 1.5, 60.0)   # parenchyma: small vessels, septa (visible motion)
     vessel_noise = _texture(rng, shape, 1.5, 1.0)
     vessels = (650.0 * expit((vessel_noise - 1.4) / 0.35)).astype(np.float32)    # bright branching blobs
     side = 1.0 if rng.uniform() < 0.5 else -1.0

@@ -6,6 +6,17 @@ the shared encoder runs on I0, I1 and I_t; at each level the generator sees the
 warped features of I0 and I1 *and* the features of I_t (already on the grid of time
 t, no warp), so it can find the true, non-linear deformation instead of guessing it
 from t. No FiLM: it needs no timestamp. The blend mask starts at 0.5.
+
+Instance optimisation (``refine_steps > 0``, eval mode only): the teacher is privileged,
+so finding its fields is a registration problem, u_t0 = R(fixed=I_t, moving=I0) and
+u_t1 = R(I_t, I1), which a few Adam steps per sample solve well (LapIRN/ConvexAdam-style
+"instance optimisation"): starting from the network's fields, a residual on a coarse
+grid (1/``refine_scale``) is fitted to Charbonnier(warp(I0, u_t0), I_t) +
+Charbonnier(warp(I1, u_t1), I_t) + ``refine_smooth`` * gradient smoothness. The
+network's features (for feature distillation) and mask are unchanged. A network trained
+for a few hundred CPU steps barely uses its privileged frame; the refined fields are what
+makes the teacher worth distilling (tests/test_models.py, METHOD.md "Knowledge distillation").
+Training (``train()`` mode) never refines, so the network is trained as before.
 """
 from __future__ import annotations
 
@@ -28,6 +39,10 @@ class TeacherConfig(JSONConfig):
     encoder_channels: tuple[int, ...] = (8, 16, 32, 64)
     decoder_channels: tuple[int, ...] = (32, 16, 8)  # must equal the student's for feature distillation
     fused_channels: int = 8
+    refine_steps: int = 15          # instance-optimisation steps in eval mode (0 = network only)
+    refine_lr: float = 0.2          # Adam step on the residual field, voxels
+    refine_smooth: float = 1.0      # weight of the gradient smoothness of the refined fields
+    refine_scale: int = 4           # the residual lives on a grid 1/refine_scale of the image
 
 
 class Teacher(nn.Module):
@@ -55,4 +70,34 @@ class Teacher(nn.Module):
         delta, mask_logit, weights = self.fusion(features)
         out = synthesize(I0, I1, fields[-1] + delta, mask_logit, weights, x.shape[2:], I0.shape[2:], self.warp)
         out["features"] = features
+        if self.config.refine_steps > 0 and not self.training:
+            out.update(self.refine(I0, I1, It, out))
         return out
+
+    def refine(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, out: dict) -> dict:
+        """Instance optimisation of ``(u_t0, u_t1)`` on the privileged per-field image loss;
+        returns the updated ``u_t0, u_t1, warped0, warped1, image`` (all detached)."""
+        from ..losses import charbonnier, gradient_smoothness
+        from .blocks import resize
+
+        c = self.config
+        shape = It.shape[2:]
+        u = torch.cat([out["u_t0"], out["u_t1"]], dim=1).detach().float()
+        I0e, I1e, Ite = (x.detach().float().expand(u.shape[0], *x.shape[1:]) for x in (I0, I1, It))
+        small = tuple(max(2, s // max(1, c.refine_scale)) for s in shape)
+        with torch.enable_grad():
+            r = torch.zeros((u.shape[0], 6, *small), device=u.device, requires_grad=True)
+            opt = torch.optim.Adam([r], lr=c.refine_lr)
+            for _ in range(c.refine_steps):
+                v = u + resize(r, shape)
+                loss = (charbonnier(self.warp(I0e, v[:, :3]), Ite) + charbonnier(self.warp(I1e, v[:, 3:]), Ite)
+                        + c.refine_smooth * (gradient_smoothness(v[:, :3]) + gradient_smoothness(v[:, 3:])))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            v = (u + resize(r, shape)).to(out["u_t0"].dtype)
+            u_t0, u_t1 = v[:, :3], v[:, 3:]
+            w0, w1 = self.warp(I0, u_t0), self.warp(I1, u_t1)
+            m = out["mask"]
+            return {"u_t0": u_t0, "u_t1": u_t1, "warped0": w0, "warped1": w1, "image": m * w0 + (1 - m) * w1}
