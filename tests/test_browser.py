@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,9 +90,14 @@ def _work_dir(run_dir: Path, name: str) -> Path:
     server's root). Each test has its own copy and ``out_dir`` (data, checkpoint), so it
     never depends on what another test left behind."""
     assert NOTEBOOK.exists(), f"the notebook to test is missing: {NOTEBOOK}"
-    work = run_dir / name / "work"
-    params = _notebook_params(NOTEBOOK, run_dir / name / "notebook_out")
+    # the servers' root and the notebook's out_dir live in a temporary folder outside the
+    # repository (Voila's progressive rendering stalled, websocket ping timeout, when they
+    # were under runs/test-browser/; cause not found); screenshots and logs stay in run_dir
+    base = Path(tempfile.mkdtemp(prefix=f"interp4d-browser-{name}-"))
+    work = base / "work"
+    params = _notebook_params(NOTEBOOK, base / "notebook_out")
     prepare_notebook(NOTEBOOK, work / NB_NAME, params)
+    (run_dir / name).mkdir(parents=True, exist_ok=True)
     (run_dir / name / "parameters.json").write_text(json.dumps(params, indent=2))
     return work
 
@@ -130,6 +136,7 @@ def lab_server(run_dir):
         yield server
     finally:
         server.stop()
+        shutil.rmtree(work_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -150,6 +157,7 @@ def voila_server(run_dir):
         yield server
     finally:
         server.stop()
+        shutil.rmtree(work_dir.parent, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- shared steps
