@@ -150,6 +150,11 @@ def voila_server(run_dir):
         # about 6 runs here (voila-dashboards/voila#1428, widgets with Output), never in
         # progressive mode; the README's dashboard command uses the same flag
         "--progressive_rendering=True",
+        # no server-side websocket pings: with tornado 6.5 Voila 0.5's kernel websocket
+        # closed itself after 90 s ("WebSocket ping timeout after 90001 ms", then a page
+        # stuck mid-run) whenever the notebook took longer than that on a loaded CPU
+        # (cf. voila-dashboards/voila#1540); the README's dashboard command does the same
+        '--Voila.tornado_settings={"ws_ping_interval": 0}',
     ], run_dir, work_dir)
     server.start()
     try:
