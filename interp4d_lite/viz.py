@@ -384,6 +384,17 @@ def _in_notebook() -> bool:
     return ip is not None and type(ip).__name__ != "TerminalInteractiveShell"
 
 
+def _figure_output(fig) -> dict:
+    """``fig`` as one Jupyter ``display_data`` output (PNG, base64) for an Output widget."""
+    import base64
+
+    from IPython.core.pylabtools import print_figure
+
+    png = print_figure(fig, fmt="png", bbox_inches="tight")
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": repr(fig)}}
+
+
 class _WidgetTool:
     """Base of the widget tools: ``controls`` (dict name -> widget), ``output``
     (an ``ipywidgets.Output``), ``widget`` (the VBox to display), ``figure`` (last render).
@@ -425,14 +436,24 @@ class _WidgetTool:
             self._suspended = False
 
     def refresh(self):
-        if self.figure is not None:
-            plt.close(self.figure)
-        with self.output:
-            self.output.clear_output(wait=True)
-            self.figure = self.render()
-            self.renders += 1
-            if _in_notebook():
-                plt.show()
+        """Draw the current view and show it in :attr:`output`.
+
+        The PNG goes straight into the Output widget's ``outputs`` (the same bytes and
+        ``bbox_inches="tight"`` that the inline backend would show), not through
+        ``with output: plt.show()``: a capture context while a cell runs makes nbclient
+        (papermill, Voila) mirror the Output widget and send comm messages back to the
+        kernel on its own shell socket, after which it could miss the cell's reply and wait
+        forever (seen here as Voila dashboards stuck at the first tool under CPU load;
+        voila-dashboards/voila#1428, jupyter/jupyter_client#1059). Setting ``outputs`` is a
+        plain widget state update: it needs no capture and works the same during a cell and
+        from a slider callback. The figure is closed for pyplot (so the inline backend does
+        not show it a second time below the tool) but kept in :attr:`figure`.
+        """
+        self.figure = self.render()
+        plt.close(self.figure)
+        self.renders += 1
+        if _in_notebook():
+            self.output.outputs = (_figure_output(self.figure),)
 
     def render(self):  # pragma: no cover - abstract
         raise NotImplementedError
