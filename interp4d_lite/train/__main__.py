@@ -8,6 +8,8 @@ from .distributed import cleanup_distributed
 if __name__ == "__main__":
     try:
         code = main(sys.argv[1:])
-    finally:
-        cleanup_distributed()
+    except BaseException:
+        cleanup_distributed(wait=False)
+        raise
+    cleanup_distributed()
     sys.exit(code)

@@ -65,9 +65,20 @@ def init_distributed(device: str | torch.device = "auto") -> DistEnv:
     return DistEnv(rank=rank, world_size=world, local_rank=local_rank, device=dev, backend=backend)
 
 
-def cleanup_distributed() -> None:
+def cleanup_distributed(wait: bool = True) -> None:
+    """Leave the process group: free unreachable objects that may still hold it (DDP
+    wrappers live in reference cycles), wait for every rank (``wait``, after a normal
+    end only: a rank that failed must not block on peers still training), then destroy
+    it, so that no rank tears down its connections while another still uses them."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        import gc
+
+        gc.collect()
+        try:
+            if wait:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def is_main() -> bool:

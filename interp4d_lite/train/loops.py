@@ -11,6 +11,7 @@ the training part is used, the split goes into the checkpoint), and returns
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -353,6 +354,11 @@ def fit(
         if env.is_main and ckpt_path is not None:
             (ckpt_path.with_name(ckpt_path.stem + "_replicas.json")).write_text(
                 json.dumps({"world_size": env.world_size, "backend": env.backend, "weight_hashes": hashes}, indent=1))
+        # a DDP wrapper sits in reference cycles: only the garbage collector frees it, possibly
+        # after destroy_process_group() or during interpreter shutdown, where its reducer's
+        # teardown can abort the process; free it now, while the process group is alive
+        del net
+        gc.collect()
         barrier()
     return model, history
 
