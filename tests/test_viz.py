@@ -174,3 +174,23 @@ def test_static_plots_have_colour_bars_and_labels(tmp_path):
             for t, p in ((0.25, p0), (0.5, p0 - 2), (0.75, p0))]
     fig = viz.plot_metric_vs_t(rows, "psnr", ylabel="PSNR (dB)")
     assert len(fig.axes[0].lines) == 2
+
+
+def test_tools_show_their_figure_as_a_png_in_the_output_widget(monkeypatch):
+    """In a notebook a tool puts its PNG straight into the Output widget's ``outputs``
+    (no ``with output:`` capture, see ``_WidgetTool.refresh``), replaces it on every
+    redraw, and leaves no figure open for pyplot to show a second time."""
+    import base64
+
+    monkeypatch.setattr(viz, "_in_notebook", lambda: True)
+    sv = viz.SliceViewer(_frames(), spacing=(1.0, 1.0, 2.0))
+    (out,) = sv.output.outputs
+    assert out["output_type"] == "display_data" and out["metadata"] == {}
+    png = base64.b64decode(out["data"]["image/png"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    assert plt.get_fignums() == []
+    assert sv.output.msg_id == ""  # nothing captured
+    sv.controls["frame"].value = 3
+    (after,) = sv.output.outputs
+    assert after["data"]["image/png"] != out["data"]["image/png"]
+    assert sv.renders == 2 and plt.get_fignums() == []
