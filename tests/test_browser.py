@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,40 @@ def _move_and_compare(page, rec: Recorder, watch: PageWatch, label: str, tag: st
     _check_errors(page, watch, f"after moving {label!r}")
 
 
+@contextmanager
+def _browser_session(browser, run_dir: Path, name: str, chromium: str):
+    """A fresh Chromium context and page for test ``name`` with its PageWatch and
+    Recorder: yields ``(rec, watch, page)``; on failure a last screenshot, and in every
+    case the console log and timings saved and the context closed."""
+    rec = Recorder(run_dir, name)
+    rec.notes["chromium"] = chromium
+    rec.mark("server_up")
+    context = launch_browser(browser, run_dir / name / "chromium-profile")
+    watch = PageWatch()
+    watch.attach_context(context)
+    page = None
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        watch.attach(page)
+        yield rec, watch, page
+    except BaseException:
+        if page is not None:
+            rec.shot(page, "FAILED")
+        raise
+    finally:
+        rec.save(watch)
+        context.close()
+
+
+def _move_sliders(page, rec: Recorder, watch: PageWatch):
+    """Move every tool's slider (``SLIDERS``), then the last screenshot and error check."""
+    for label, tag, presses, prefer in SLIDERS:
+        _move_and_compare(page, rec, watch, label, tag, presses, prefer)
+        rec.mark(f"moved_{label}")
+    rec.shot(page, "end")
+    _check_errors(page, watch, "at the end")
+
+
 def _code_lines(nb_path: Path) -> list[str]:
     """Distinctive code lines of the notebook (not quoted in its markdown)."""
     import nbformat
@@ -255,17 +290,8 @@ JS_LAB_STATE = r"""
 
 
 def test_jupyterlab_visualizers_end_to_end(browser, lab_server, run_dir, chromium):
-    rec = Recorder(run_dir, "jupyterlab")
-    rec.notes["chromium"] = chromium
-    rec.notes["notebook"] = str(NOTEBOOK.relative_to(REPO_ROOT) if NOTEBOOK.is_relative_to(REPO_ROOT) else NOTEBOOK)
-    rec.mark("server_up")
-    context = launch_browser(browser, run_dir / "jupyterlab" / "chromium-profile")
-    watch = PageWatch()
-    watch.attach_context(context)
-    page = None
-    try:
-        page = context.pages[0] if context.pages else context.new_page()
-        watch.attach(page)
+    with _browser_session(browser, run_dir, "jupyterlab", chromium) as (rec, watch, page):
+        rec.notes["notebook"] = str(NOTEBOOK.relative_to(REPO_ROOT) if NOTEBOOK.is_relative_to(REPO_ROOT) else NOTEBOOK)
         page.goto(f"{lab_server.url}/lab/tree/{NB_NAME}?reset", wait_until="domcontentloaded", timeout=120_000)
         page.wait_for_function("() => { const s = (" + JS_LAB_STATE + ")(); return s.ready && s.kernel === 'idle'; }",
                                timeout=150_000, polling=500)
@@ -294,31 +320,11 @@ def test_jupyterlab_visualizers_end_to_end(browser, lab_server, run_dir, chromiu
         rec.shot(page, "ran_all")
         _check_errors(page, watch, "after run all")
 
-        for label, tag, presses, prefer in SLIDERS:
-            _move_and_compare(page, rec, watch, label, tag, presses, prefer)
-            rec.mark(f"moved_{label}")
-        rec.shot(page, "end")
-        _check_errors(page, watch, "at the end")
-    except BaseException:
-        if page is not None:
-            rec.shot(page, "FAILED")
-        raise
-    finally:
-        rec.save(watch)
-        context.close()
+        _move_sliders(page, rec, watch)
 
 
 def test_voila_dashboard(browser, voila_server, run_dir, chromium):
-    rec = Recorder(run_dir, "voila")
-    rec.notes["chromium"] = chromium
-    rec.mark("server_up")
-    context = launch_browser(browser, run_dir / "voila" / "chromium-profile")
-    watch = PageWatch()
-    watch.attach_context(context)
-    page = None
-    try:
-        page = context.pages[0] if context.pages else context.new_page()
-        watch.attach(page)
+    with _browser_session(browser, run_dir, "voila", chromium) as (rec, watch, page):
         # Voila executes the notebook while it streams the page: the document is complete
         # once every cell ran; an error output fails at once (after an error Voila 0.5 may
         # never finish the page)
@@ -345,15 +351,4 @@ def test_voila_dashboard(browser, voila_server, run_dir, chromium):
         shown = [line for line in _code_lines(voila_server.cwd / NB_NAME) if line in body]
         assert not shown, f"Voila shows code of the notebook: {shown[:5]}"
 
-        for label, tag, presses, prefer in SLIDERS:
-            _move_and_compare(page, rec, watch, label, tag, presses, prefer)
-            rec.mark(f"moved_{label}")
-        rec.shot(page, "end")
-        _check_errors(page, watch, "at the end")
-    except BaseException:
-        if page is not None:
-            rec.shot(page, "FAILED")
-        raise
-    finally:
-        rec.save(watch)
-        context.close()
+        _move_sliders(page, rec, watch)
