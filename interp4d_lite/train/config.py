@@ -23,7 +23,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0            # max gradient norm; 0 = off
     crop_shape: tuple[int, int, int] | None = None  # random crop (X, Y, Z); None = whole volume
-    flip_axes: tuple[int, ...] = (0, 1, 2)          # spatial axes that may be flipped (p = 0.5 each)
+    flip_axes: tuple[int, ...] = ()   # spatial axes that may be flipped (p = 0.5 each); none by default: on a
+                                      # CPU budget of a few hundred steps, learning 8 mirrored anatomies made
+                                      # every network's fields ~1.7x worse (docs/METHOD.md, "What made ...")
     seed: int = 0
     device: str = "auto"              # "auto" -> cuda if available, else cpu
     precision: str = "fp32"           # "fp32" | "bf16" | "fp16" (autocast; CUDA only, ignored on CPU)
@@ -67,6 +69,10 @@ class TeacherTrainConfig(TrainConfig):
     w_warped: float = 1.0             # Charbonnier of warp(I0,u_t0) and warp(I1,u_t1) vs I_t:
                                       # each field must explain I_t on its own (accurate fields to distil)
     w_smooth: float = 0.5             # gradient (L2) smoothness of u_t0 and u_t1
+    w_target: float = 1.0             # Charbonnier of the fields vs registration targets: I0 and I1 registered to
+                                      # the true I_t by instance optimisation, once per training sample (0 = off)
+    target_steps: int = 20            # Adam steps of that registration (models.teacher.register_to_frame)
+    target_smooth: float = 0.5        # its gradient-smoothness weight
 
 
 @dataclass
@@ -90,5 +96,9 @@ class DistillConfig(TrainConfig):
     w_smooth: float = 0.5
     distill_weight: float = 1.0       # lambda of the field distillation term; 0 = no distillation
     feature_weight: float = 0.0       # feature distillation (decoder features where shapes agree)
-    teacher_better: bool = True       # weight distillation toward voxels where the teacher is better
+    teacher_better: bool = False      # distil only where the teacher's frame is better (RIFE's mask); off by
+                                      # default: in flat tissue both frames are right and the motion is not
+    distill_refined: bool = False     # distil the teacher's instance-optimised fields instead of its network's
+    cache_targets: bool = True        # compute the teacher's fields once per training sample (un-augmented,
+                                      # then cropped/flipped with the sample): a step costs what a plain one does
     teacher_checkpoint: str | None = None  # recorded for provenance
