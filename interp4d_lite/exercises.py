@@ -407,10 +407,7 @@ def check_warp(fn: Callable, strict: bool = False, quiet: bool = False) -> Check
 
         def gs(pos_xyz, align=True, padding="border"):
             size = torch.tensor(shape, dtype=u.dtype).view(1, 3, 1, 1, 1)
-            if align:
-                norm = 2 * pos_xyz / (size - 1) - 1
-            else:
-                norm = (2 * pos_xyz + 1) / size - 1
+            norm = 2 * pos_xyz / (size - 1) - 1                     # voxel 0 -> -1, N-1 -> +1
             return F.grid_sample(image, norm.permute(0, 2, 3, 4, 1).flip(-1), mode="bilinear",
                                  padding_mode=padding, align_corners=align)
 
@@ -422,8 +419,9 @@ def check_warp(fn: Callable, strict: bool = False, quiet: bool = False) -> Check
              "(Z, Y, X) of our volume; flip the channel order (.flip(-1)) after moving channels last.", no_flip),
             ("sign", "The sign of the field is flipped: backward warping samples at x + u(x), not x - u(x).",
              gs(base - u)),
-            ("align_corners", "Normalisation: MONAI's Warp maps voxel 0 to -1 and voxel N-1 to +1 "
-             "(2 i / (N - 1) - 1, align_corners=True).", gs(base + u, align=False)),
+            ("align_corners", "Normalisation and align_corners disagree: with positions normalised as "
+             "2 i / (N - 1) - 1 (voxel 0 -> -1, voxel N-1 -> +1, as MONAI's Warp), grid_sample needs "
+             "align_corners=True.", gs(base + u, align=False)),
             ("padding", "Outside the volume, repeat the border voxel (padding_mode='border'), not zeros.",
              gs(base + u, padding="zeros")),
         ]
