@@ -229,7 +229,7 @@ def _build_functions(name) -> dict:
     ("01_data_loading", ["my_warp", "my_psnr"]),
     ("02_teacher_training", ["my_blend", "my_linear_motion", "my_teacher_better"]),
     ("03_distillation", ["my_time_embedding", "my_film_parameters", "my_film", "my_weighted_sum", "my_fusion"]),
-    ("04_timestamp_sweeps", ["my_linear_motion_oracle"]),
+    ("04_timestamp_sweeps", ["my_linear_motion_oracle", "my_epe_moving"]),
 ])
 def test_build_it_cells_define_their_blocks(name, functions):
     cells = [c for c in _nb(name).cells if c.cell_type == "code" and "build-it" in _tags(c)]
@@ -306,3 +306,14 @@ def test_build_it_04_linear_motion_oracle_equals_the_package():
     t = torch.tensor([0.25, 0.5, 0.75])
     torch.testing.assert_close(ns["my_linear_motion_oracle"](I0, I1, u01, u10, t),
                                linear_motion_interpolate(I0, I1, u01, u10, t)["image"], atol=1e-6, rtol=0)
+
+
+def test_build_it_04_epe_moving_equals_the_package():
+    from interp4d_lite.metrics import epe_moving
+
+    ns = _build_functions("04_timestamp_sweeps")
+    g = torch.Generator().manual_seed(2)
+    true0, true1 = 1.5 * torch.randn(2, 3, 8, 7, 6, generator=g), 1.5 * torch.randn(2, 3, 8, 7, 6, generator=g)
+    p0, p1 = torch.randn(2, 3, 8, 7, 6, generator=g), torch.randn(2, 3, 8, 7, 6, generator=g)
+    for thr in (1.0, 3.0):
+        assert abs(ns["my_epe_moving"](p0, p1, true0, true1, thr) - epe_moving(p0, p1, true0, true1, thr)) < 1e-5
