@@ -37,8 +37,8 @@ and two checks of the notebooks' "build it" blocks, to try breaking them on purp
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -175,7 +175,7 @@ def _compare(got, ref, variants, atol: float, rtol: float, n_out: int | None, na
     """Raise :class:`_Wrong` unless ``got`` equals ``ref``; the hint of the first wrong
     variant that ``got`` equals, else a description of the difference."""
     g, r = _outputs(got, n_out), _outputs(ref, n_out)
-    for name, hint, value in variants:  # a known mistake (checked first: a variant may have the right shape)
+    for _name, hint, value in variants:  # a known mistake (checked first: a variant may have the right shape)
         v = _outputs(value, n_out)
         if all(_close(a, b, atol, rtol) for a, b in zip(g, v)) and not all(_close(a, b, atol, rtol) for a, b in zip(g, r)):
             raise _Wrong(hint)
