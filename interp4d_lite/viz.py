@@ -105,7 +105,7 @@ def show_slice(ax, volume, axis: int = 2, index: int | None = None, spacing=None
 
 
 def psnr_np(pred, truth, peak: float = 1.0) -> float:
-    """PSNR in dB of two arrays in [0, peak] (whole volume), as METHOD.md's protocol."""
+    """PSNR in dB of two arrays in [0, peak] (whole volume), as docs/METHOD.md's protocol."""
     p, t = to_numpy(pred), to_numpy(truth)
     mse = float(np.mean((p - t) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(peak**2 / mse)
@@ -739,7 +739,7 @@ def predict(method, I0, I1, t, It=None) -> dict:
 
 def evaluate_on_patient(methods: Mapping[str, object], patient, device="cpu", frames: Sequence[int] | None = None,
                         keep_predictions: bool = False) -> list[dict]:
-    """Per-frame metrics of each method on one patient's target frames (METHOD.md protocol:
+    """Per-frame metrics of each method on one patient's target frames (docs/METHOD.md protocol:
     PSNR, SSIM, local NCC, NMSE via :func:`interp4d_lite.metrics.frame_metrics`, plus
     end-point error and folding of the fields when the patient has true fields), with the
     same keys as :func:`interp4d_lite.train.evaluate.evaluate_methods`. Unlike that one it

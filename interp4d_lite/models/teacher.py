@@ -15,7 +15,7 @@ grid (1/``refine_scale``) is fitted to Charbonnier(warp(I0, u_t0), I_t) +
 Charbonnier(warp(I1, u_t1), I_t) + ``refine_smooth`` * gradient smoothness. The
 network's features (for feature distillation) and mask are unchanged. A network trained
 for a few hundred CPU steps barely uses its privileged frame; the refined fields are what
-makes the teacher worth distilling (tests/test_models.py, METHOD.md "Knowledge distillation").
+makes the teacher worth distilling (tests/test_models.py; docs/METHOD.md, "Teacher (privileged)" and "Knowledge distillation").
 Training (``train()`` mode) never refines, so the network is trained as before.
 """
 from __future__ import annotations
