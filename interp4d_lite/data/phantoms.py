@@ -56,7 +56,7 @@ from scipy.special import expit
 __all__ = [
     "Phantom4D", "make_cardiac_phantom", "make_lung_phantom", "make_linear_phantom", "make_phantom",
     "write_acdc_layout", "write_lung_layout", "write_phantom_dataset", "hu_to_unit", "patient_seed",
-    "PHANTOM_KINDS", "DEFAULT_SHAPES", "HU_WINDOW",
+    "PHANTOM_KINDS", "DEFAULT_SHAPES", "HU_WINDOW", "LUNG_ANATOMIES",
 ]
 
 PHANTOM_KINDS = ("cardiac", "lung", "linear")
@@ -369,10 +369,26 @@ class _LungMotion:
         return np.stack([x, y, z])
 
 
+#: lung anatomies: "a" is the default thorax; "b" a second family for testing away from the
+#: training data (flatter, wider body, larger lungs with a higher, steeper diaphragm dome, a
+#: larger tumour, coarser parenchyma texture, a different breathing exponent and less
+#: anterior-posterior motion). Factors of the body half-axes / field of view.
+LUNG_ANATOMIES = {
+    "a": dict(body=(0.88, 0.62), lung_x=0.45, r_lung=(0.36, 0.72), z_top=0.70, z_dia=-0.45, dome=0.22,
+              tumour=0.08, texture=1.5, n_exp=2.5, ap=1.0),
+    "b": dict(body=(0.94, 0.52), lung_x=0.50, r_lung=(0.40, 0.80), z_top=0.80, z_dia=-0.30, dome=0.32,
+              tumour=0.12, texture=2.2, n_exp=3.0, ap=0.6),
+}
+
+
 def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=10, noise=0.01,
-                      amplitude=1.0, seed=0, patient_id="lung001") -> Phantom4D:
+                      amplitude=1.0, seed=0, patient_id="lung001", anatomy: str = "a") -> Phantom4D:
     """A breathing thorax, phases 0 %..90 %, frames in HU; see the module docstring.
-    ``noise`` is a fraction of the HU window (0.01 -> 16 HU)."""
+    ``noise`` is a fraction of the HU window (0.01 -> 16 HU); ``anatomy``: a key of
+    :data:`LUNG_ANATOMIES` ("b" is a second family, for tests away from the training data)."""
+    if anatomy not in LUNG_ANATOMIES:
+        raise ValueError(f"lung phantom: anatomy must be one of {sorted(LUNG_ANATOMIES)}, got {anatomy!r}")
+    an = LUNG_ANATOMIES[anatomy]
     shape, spacing = tuple(int(s) for s in shape), tuple(float(s) for s in spacing)
     _check_common("lung", shape, spacing, n_frames, noise, amplitude)
     n_frames = int(n_frames)
@@ -381,25 +397,26 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
     rng = np.random.default_rng(seed)
     grid = _Grid(shape, spacing)
     Hx, Hy, Hz = (float(h) for h in grid.half)
-    bx, by = 0.88 * Hx, 0.62 * Hy                          # body ellipse (mm)
+    bx, by = an["body"][0] * Hx, an["body"][1] * Hy        # body ellipse (mm)
     geo = dict(
-        x_lung=0.45 * bx, y_lung=0.02 * by, r_lung_x=_jitter(rng, 0.36 * bx, 0.05), r_lung_y=_jitter(rng, 0.72 * by, 0.05),
-        z_top=0.70 * Hz, z_dia=-0.45 * Hz, dome=_jitter(rng, 0.22 * Hz, 0.1),
+        x_lung=an["lung_x"] * bx, y_lung=0.02 * by, r_lung_x=_jitter(rng, an["r_lung"][0] * bx, 0.05),
+        r_lung_y=_jitter(rng, an["r_lung"][1] * by, 0.05),
+        z_top=an["z_top"] * Hz, z_dia=an["z_dia"] * Hz, dome=_jitter(rng, an["dome"] * Hz, 0.1),
         si=_jitter(rng, min(15.0, 0.12 * 2 * Hz)) * amplitude,   # diaphragm excursion, mm
-        ap=_jitter(rng, min(2.5, 0.025 * 2 * Hy)) * amplitude,  # anterior-posterior, mm
+        ap=_jitter(rng, min(2.5, 0.025 * 2 * Hy)) * amplitude * an["ap"],  # anterior-posterior, mm
     )
-    n_exp = _jitter(rng, 2.5)
+    n_exp = _jitter(rng, an["n_exp"])
     lag = _jitter(rng, 0.08)
     motion = _LungMotion(geo)
     sp = grid.spacing
-    tex_body = _texture(rng, shape, 1.5, 20.0)                                   # HU
-    tex_paren = _texture(rng, shape, 1.5, 60.0)   # parenchyma: small vessels, septa (visible motion)
-    vessel_noise = _texture(rng, shape, 1.5, 1.0)
+    tex_body = _texture(rng, shape, an["texture"], 20.0)                          # HU
+    tex_paren = _texture(rng, shape, an["texture"], 60.0)   # parenchyma: small vessels, septa (visible motion)
+    vessel_noise = _texture(rng, shape, an["texture"], 1.0)
     vessels = (650.0 * expit((vessel_noise - 1.4) / 0.35)).astype(np.float32)    # bright branching blobs
     side = 1.0 if rng.uniform() < 0.5 else -1.0
     tumour = (side * geo["x_lung"], geo["y_lung"] + 0.15 * geo["r_lung_y"],
               geo["z_dia"] + geo["dome"] + 0.25 * (geo["z_top"] - geo["z_dia"]))
-    r_tumour = _jitter(rng, 0.08 * min(Hx, Hz))
+    r_tumour = _jitter(rng, an["tumour"] * min(Hx, Hz))
 
     def render(ref_mm):
         vox = grid.to_voxels(ref_mm)
@@ -435,7 +452,7 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
         if i <= i1:
             u_t0[i] = grid.field(ref)
             u_t1[i] = grid.field(motion.inverse(ref, b_all[i1], a_all[i1]))
-    params = dict(kind="lung", patient_id=patient_id, shape=list(shape), spacing=list(spacing),
+    params = dict(kind="lung", anatomy=anatomy, patient_id=patient_id, shape=list(shape), spacing=list(spacing),
                   n_frames=n_frames, noise=float(noise), amplitude=float(amplitude), seed=int(seed),
                   phases=[int(round(100 * k / n_frames)) for k in range(n_frames)], cos_exponent_n=n_exp,
                   ap_lag=lag, si_amount=[float(v) for v in b_all], ap_amount=[float(v) for v in a_all],
@@ -498,7 +515,7 @@ _MAKERS = {"cardiac": make_cardiac_phantom, "lung": make_lung_phantom, "linear":
 
 
 def make_phantom(kind: str, shape=None, spacing=None, n_frames=None, noise=0.01, amplitude=1.0, seed=0,
-                 patient_id=None) -> Phantom4D:
+                 patient_id=None, **options) -> Phantom4D:
     """Dispatch to ``make_<kind>_phantom``; ``None`` arguments take that kind's defaults
     (``DEFAULT_SHAPES``, ``DEFAULT_SPACING``, ``DEFAULT_FRAMES``)."""
     if kind not in _MAKERS:
@@ -507,7 +524,7 @@ def make_phantom(kind: str, shape=None, spacing=None, n_frames=None, noise=0.01,
               n_frames=n_frames or DEFAULT_FRAMES[kind], noise=noise, amplitude=amplitude, seed=seed)
     if patient_id is not None:
         kw["patient_id"] = patient_id
-    return _MAKERS[kind](**kw)
+    return _MAKERS[kind](**kw, **options)  # options: kind-specific, e.g. anatomy="b" for the lung
 
 
 # --------------------------------------------------------------------------- writers
@@ -558,7 +575,7 @@ def write_lung_layout(root, phantom: Phantom4D, truth: bool = True) -> Path:
 
 
 def write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=None, spacing=None, n_frames=None,
-                          noise=0.01, amplitude=1.0, seed=0, truth=True, verbose=False) -> dict:
+                          noise=0.01, amplitude=1.0, seed=0, truth=True, verbose=False, **options) -> dict:
     """Generate ``n_patients`` phantoms (patient ``k`` uses ``patient_seed(seed, k)``) and write
     them in the layout of their kind (cardiac/linear: ACDC, lung: our 4D-Lung layout), plus
     ``root/dataset.json`` listing the patients. Existing files of the same names are overwritten;
@@ -574,7 +591,7 @@ def write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=None, spacin
     for k in range(int(n_patients)):
         pid = f"lung{k + 1:03d}" if kind == "lung" else f"patient{k + 1:03d}"
         ph = make_phantom(kind, shape=shape, spacing=spacing, n_frames=n_frames, noise=noise,
-                          amplitude=amplitude, seed=patient_seed(seed, k), patient_id=pid)
+                          amplitude=amplitude, seed=patient_seed(seed, k), patient_id=pid, **options)
         (write_lung_layout if kind == "lung" else write_acdc_layout)(root, ph, truth=truth)
         ids.append(pid)
         summary.append({"patient": pid, "i0": ph.i0, "i1": ph.i1, "n_frames": ph.n_frames})
@@ -582,6 +599,6 @@ def write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=None, spacin
             print(f"  {pid}: {ph.n_frames} frames, i0={ph.i0} i1={ph.i1} (0-based)", flush=True)
     manifest = {"kind": kind, "layout": "lung4d" if kind == "lung" else "acdc", "patients": ids,
                 "shape": list(ph.shape), "spacing": list(ph.spacing), "n_frames": ph.n_frames,
-                "seed": int(seed), "noise": float(noise), "amplitude": float(amplitude), "frames": summary}
+                "seed": int(seed), "noise": float(noise), "amplitude": float(amplitude), **options, "frames": summary}
     (root / "dataset.json").write_text(json.dumps(manifest, indent=1))
     return {**manifest, "seconds": time.perf_counter() - start}

@@ -34,7 +34,8 @@ class StudentConfig(JSONConfig):
     encoder_channels: tuple[int, ...] = (8, 16, 32, 64)  # levels at 1, 1/2, 1/4, 1/8 resolution
     decoder_channels: tuple[int, ...] = (32, 16, 8)  # decoded levels coarse -> fine: 1/8, 1/4, 1/2
     fused_channels: int = 8
-    time_freqs: int = 6  # sinusoidal embedding: t, sin/cos(2^k pi t), k < time_freqs
+    time_freqs: int = 2  # sinusoidal embedding: t, sin/cos(2^k pi t), k < time_freqs; 2 keeps the course of
+    # motion smooth in t (with 6, up to sin(32 pi t), the trained FiLM parameters jumped between nearby t)
     time_hidden: int = 64
     decode_chunk: int = 2  # on CPU, decode at most this many timestamps at once (0: all): keeps a
     # sweep's working set in cache; results are the same either way; GPUs decode all at once

@@ -46,7 +46,8 @@ def _add_train_args(p: argparse.ArgumentParser, cfg_cls) -> None:
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"samples per step and process (default {d.batch_size})")
     g.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate, cosine-decayed (default {d.lr})")
     g.add_argument("--crop", type=int, nargs=3, metavar=("X", "Y", "Z"), default=None, help="random crop size (default: whole volume)")
-    g.add_argument("--no-flip", action="store_true", help="no random flips (flips negate the matching field channel)")
+    g.add_argument("--flip", action="store_true", help="random flips of every axis (they negate the matching field "
+                   "channel; off by default: they slow learning on a short budget)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of init, data order and augmentation (default 0)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     g.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="mixed precision on CUDA (ignored with a warning on CPU)")
@@ -69,7 +70,7 @@ def _train_cfg(args, cfg_cls, **extra):
         except json.JSONDecodeError as exc:
             raise CLIError(f"--model-config is not valid JSON: {exc}") from exc
     return cfg_cls(steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop_shape=_shape(args.crop),
-                   flip_axes=() if args.no_flip else (0, 1, 2), seed=args.seed, device=args.device,
+                   flip_axes=(0, 1, 2) if args.flip else (), seed=args.seed, device=args.device,
                    precision=args.precision, deterministic=args.deterministic, log_every=args.log_every,
                    checkpoint_every=args.checkpoint_every, progress=not args.no_progress, model=model, **extra)
 
@@ -99,7 +100,7 @@ def _run_train(args, which: str) -> int:
         name = "baseline.pt"
     else:
         cfg = _train_cfg(args, DistillConfig, distill_weight=args.distill_weight, feature_weight=args.feature_weight,
-                         teacher_better=not args.no_teacher_better)
+                         teacher_better=args.teacher_better, distill_refined=not args.distill_network)
         if cfg.distill_weight < 0 or cfg.feature_weight < 0:
             raise CLIError("--distill-weight and --feature-weight must be >= 0")
         teacher = None
@@ -185,7 +186,9 @@ def add_commands(subparsers) -> None:
     g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
     g.add_argument("--distill-weight", type=float, default=DistillConfig().distill_weight, help="weight of field distillation; 0 = ablation")
     g.add_argument("--feature-weight", type=float, default=DistillConfig().feature_weight, help="weight of decoder-feature distillation")
-    g.add_argument("--no-teacher-better", action="store_true", help="distil everywhere, not only where the teacher beats the student")
+    g.add_argument("--teacher-better", action="store_true", help="distil only where the teacher's frame beats the student's")
+    g.add_argument("--distill-network", action="store_true", help="distil the teacher network's fields, not the "
+                   "instance-optimised ones")
     g.add_argument("--name", default=None, help="checkpoint file name in OUT (default student.pt / student_nokd.pt)")
     p.set_defaults(func=lambda a: _run_train(a, "distill"))
 

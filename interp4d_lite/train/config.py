@@ -98,7 +98,7 @@ class DistillConfig(TrainConfig):
     feature_weight: float = 0.0       # feature distillation (decoder features where shapes agree)
     teacher_better: bool = False      # distil only where the teacher's frame is better (RIFE's mask); off by
                                       # default: in flat tissue both frames are right and the motion is not
-    distill_refined: bool = False     # distil the teacher's instance-optimised fields instead of its network's
+    distill_refined: bool = True      # distil the teacher's instance-optimised fields (False: its network's alone)
     cache_targets: bool = True        # compute the teacher's fields once per training sample (un-augmented,
                                       # then cropped/flipped with the sample): a step costs what a plain one does
     teacher_checkpoint: str | None = None  # recorded for provenance
