@@ -20,13 +20,14 @@ import errno
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import requests
+
+from interp4d_lite.io_utils import atomic_write
 
 from .errors import ChecksumError, DiskFullError, DownloadError
 
@@ -79,21 +80,12 @@ def sha256_file(path: Path, chunk: int = CHUNK) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to ``path`` with :func:`interp4d_lite.io_utils.atomic_write`; a full
+    disk becomes :class:`DiskFullError` (the previous version is kept)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_write(path, "wb") as fh:
             _write_chunk(fh, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except OSError as exc:
         if is_disk_full(exc):
             raise DiskFullError(f"{path}: disk full while writing; the previous version is unchanged") from exc
         raise
@@ -331,10 +323,3 @@ def _check(path: Path, size: int, digest: str, expected_size, expected_sha256, r
     else:
         problem += " (file left in place; delete it to download again)"
     raise ChecksumError(problem)
-
-
-def free_bytes(path: Path) -> int:
-    path = Path(path)
-    while not path.exists():
-        path = path.parent
-    return os.statvfs(path).f_bavail * os.statvfs(path).f_frsize if hasattr(os, "statvfs") else 1 << 62

@@ -30,6 +30,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from .io_utils import atomic_write, atomic_write_json, atomic_write_text
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
@@ -125,10 +127,7 @@ def save_metrics(out_dir: str | os.PathLike, notebook: str, metrics: dict, key: 
         key = [k for k, v in clean.items() if isinstance(v, (int, float))]
     payload = {"notebook": notebook, "key": {k: clean[k] for k in key if k in clean}, "all": clean}
     path = out / f"{notebook}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, payload, indent=2)
 
 
 def _jsonable(obj):
@@ -262,18 +261,18 @@ def _fmt_metrics(metrics: dict) -> str:
 
 def write_summary(run_dir: Path, rows: list[dict], smoke: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "summary.csv", "w", newline="") as fh:
+    with atomic_write(run_dir / "summary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["notebook", "status", "seconds", "key_metrics", "error"])
         for r in rows:
             w.writerow([r["notebook"], r["status"], r["seconds"], _fmt_metrics(r["metrics"]), r["error"]])
-    (run_dir / "summary.json").write_text(json.dumps({"smoke": smoke, "rows": rows}, indent=2))
+    atomic_write_json(run_dir / "summary.json", {"smoke": smoke, "rows": rows}, indent=2)
     lines = ["| notebook | status | seconds | key metrics |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | {_fmt_metrics(r['metrics'])} |")
     total = sum(r["seconds"] for r in rows)
     lines.append(f"| **total** | {sum(r['status'] == 'ok' for r in rows)}/{len(rows)} ok | {total:.1f} | |")
-    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "summary.md", "\n".join(lines) + "\n")
 
 
 def select_notebooks(only: list[str] | None) -> list[str]:

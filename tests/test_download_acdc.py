@@ -15,7 +15,7 @@ import pytest
 import data_download.acdc as acdc
 import data_download.http as dh
 
-from _download_server import FakeServer, Route
+from _download_server import FakeServer, Route, lock_is_free as _lock_is_free
 
 PATIENTS = {"patient001": ("training", 4, 1, 3), "patient002": ("training", 5, 1, 4),
             "patient101": ("testing", 3, 1, 2)}
@@ -84,7 +84,7 @@ def test_download_extract_arrange_and_idempotent(tmp_path, capsys):
         state = json.loads((dest / ".acdc" / "state.json").read_text())
         assert state["complete"] and state["archive"]["sha256"] == hashlib.sha256(body).hexdigest()
         assert (dest / ".acdc" / "extras" / "ACDC" / "MANDATORY_CITATION.md").exists()
-        assert not list(dest.rglob("*.part")) and not (dest / ".acdc" / "lock").exists()
+        assert not list(dest.rglob("*.part")) and _lock_is_free(dest / ".acdc" / "lock")
         hits = srv.hits("/acdc.zip")
         assert run(dest, srv.url + "/acdc.zip") == 0
         assert "already complete" in capsys.readouterr().out
@@ -121,7 +121,9 @@ def test_wrong_sha256_and_http_errors_leave_dest_clean(tmp_path, capsys):
         assert run(dest, srv.url + "/boom.zip", "--retries", "1") == 2
         assert "HTTP 500" in capsys.readouterr().err and srv.hits("/boom.zip") == 2
     assert sorted(p.name for p in dest.iterdir()) == [".acdc"]
-    assert sorted(p.name for p in (dest / ".acdc").iterdir()) == []
+    # nothing but the (free) destination lock: no partial download, no state
+    assert sorted(p.name for p in (dest / ".acdc").iterdir() if p.name != "lock") == []
+    assert _lock_is_free(dest / ".acdc" / "lock")
 
 
 def test_recorded_hash_guards_later_downloads(tmp_path, capsys):
@@ -234,7 +236,7 @@ def test_not_acdc_archive(tmp_path, capsys):
         assert run(tmp_path / "e", srv.url + "/login.zip") == 2
         err = capsys.readouterr().err
         assert "neither a zip nor a tar" in err and "archive was deleted" in err
-        assert list((tmp_path / "e" / ".acdc").iterdir()) == []
+        assert [p.name for p in (tmp_path / "e" / ".acdc").iterdir() if p.name != "lock"] == []
 
 
 def test_package_main_dispatch(tmp_path, capsys):
