@@ -141,6 +141,18 @@ def save_checkpoint(
 
 
 # ---------------------------------------------------------------------- loading
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in a few words (torch's own
+    message is long and suggests the unsafe ``weights_only=False``)."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+        return "it stores Python objects, not only tensors and plain values as our checkpoints do"
+    if zipfile.is_zipfile(path):
+        return "a zip archive that torch cannot read: corrupt, or not written by torch.save"
+    return "not written by torch.save, or truncated or corrupt"
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     expected_kind: str | tuple[str, ...] | None = None,
@@ -159,8 +171,7 @@ def load_checkpoint(
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {first[:200]}") from exc
+        raise CheckpointError(f"{path}: not an interp4d_lite checkpoint ({_why_unreadable(path, exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_state" not in ckpt:
         raise CheckpointError(f"{path}: not an interp4d_lite checkpoint (no '{FORMAT}' header)")
     if expected_kind is not None:
