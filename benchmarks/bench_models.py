@@ -67,7 +67,7 @@ def make_train_step(shape):
     t = torch.tensor([0.4])
 
     def step():
-        out_t = teacher(I0, I1, It)
+        out_t = teacher(I0, I1, It, 0.5)
         out_s = student(I0, I1, t)
         loss_t = charbonnier(out_t["image"], It) + local_ncc_loss(out_t["image"], It)
         loss_t = loss_t + 0.01 * (gradient_smoothness(out_t["u_t0"]) + gradient_smoothness(out_t["u_t1"]))

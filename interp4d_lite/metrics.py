@@ -108,6 +108,30 @@ def endpoint_error(u_pred, u_true, spacing=None, reduction: str = "mean"):
     return _reduce(d.pow(2).sum(1).sqrt().flatten(1).mean(1), reduction)
 
 
+def epe_moving(u_t0, u_t1, true_t0, true_t1, threshold: float = 1.0) -> float:
+    """Field error where tissue moves, in voxels.
+
+    Over the voxels whose true motion is larger than ``threshold`` voxels
+    (``|u_t0| + |u_t1| > threshold``), the mean of ``(|u_t0 - true_t0| + |u_t1 - true_t1|) / 2``.
+    Plain :func:`endpoint_error` averages over a mostly static volume, where a zero field is
+    right, so it rewards predicting no motion; this number does not. NaN when no voxel moves.
+
+    Args:
+        u_t0, u_t1: predicted fields ``(B, 3, X, Y, Z)`` or ``(3, X, Y, Z)``, voxels.
+        true_t0, true_t1: the true fields, same shape.
+        threshold: motion (voxels) above which a voxel counts as moving.
+    Returns:
+        a float (voxels), pooled over the batch.
+    """
+    p0, p1, g0, g1 = (_fields(x) for x in (u_t0, u_t1, true_t0, true_t1))
+    norm = lambda d: d.pow(2).sum(1).sqrt()  # noqa: E731  (B, X, Y, Z)
+    moving = (norm(g0) + norm(g1)) > threshold
+    if not bool(moving.any()):
+        return float("nan")
+    err = 0.5 * (norm(p0 - g0) + norm(p1 - g1))
+    return float(err[moving].mean())
+
+
 def jacobian_determinant(u) -> torch.Tensor:
     """``det(I + grad u)`` of the map ``x -> x + u(x)``, ``(B, X, Y, Z)``, central
     differences (one-sided at the border; ``np.gradient`` semantics)."""

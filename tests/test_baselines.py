@@ -103,3 +103,27 @@ def test_linear_motion_with_true_fields_falls_short_on_cardiac_phantom():
     assert true >= 35.0, rows
     assert true - lin >= 3.0, rows  # at least 3 dB worse on average (10 dB at writing)
     assert epe >= 0.2, rows  # the fields are off by a visible fraction of a voxel where it moves (0.34 at writing)
+
+
+@pytest.mark.parametrize("kind, shape", [("linear", (32, 24, 16)), ("cardiac", (48, 48, 16))])
+def test_linear_motion_oracle_in_evaluation(kind, shape, tmp_path):
+    """The oracle of the evaluation (true endpoint fields scaled by t) is exact on linear,
+    uniform motion and misses the cardiac phantom's non-linear motion: its field error
+    where tissue moves lies between the true fields' (0) and zero motion's."""
+    from interp4d_lite.data import discover_patients, load_patient
+    from interp4d_lite.data.phantoms import write_phantom_dataset
+    from interp4d_lite.train import evaluate_methods
+
+    write_phantom_dataset(tmp_path, kind=kind, n_patients=1, shape=shape, amplitude=2.0 if kind == "cardiac" else 1.0,
+                          noise=0.0, seed=3)
+    patients = [load_patient(d, volume_shape=shape) for d in discover_patients(tmp_path)]
+    rows = evaluate_methods({"oracle": "linear_motion_oracle", "blend": "linear_blend", "true": "true_fields"},
+                            patients, device="cpu", progress=False)
+    mean = lambda m, k: float(np.mean([r[k] for r in rows if r["method"] == m]))  # noqa: E731
+    assert mean("true", "epe_moving") == pytest.approx(0.0, abs=1e-6)
+    if kind == "linear":
+        assert mean("oracle", "epe_moving") < 1e-4
+        assert mean("oracle", "psnr") >= 35.0
+    else:
+        assert 0.1 < mean("oracle", "epe_moving") < 0.8 * mean("blend", "epe_moving")
+        assert mean("oracle", "psnr") < mean("true", "psnr") - 3.0

@@ -85,3 +85,22 @@ def test_frame_metrics_keys():
     assert set(m) == {"psnr", "ncc", "ssim", "nmse", "folding_percent", "epe_vox", "epe_mm"}
     assert m["epe_vox"] == pytest.approx(math.sqrt(3)) and m["epe_mm"] == pytest.approx(math.sqrt(6))
     assert set(frame_metrics(g, g)) == {"psnr", "ncc", "ssim", "nmse"}
+
+
+def test_epe_moving_counts_only_moving_voxels():
+    from interp4d_lite.metrics import epe_moving
+
+    g0 = torch.zeros(1, 3, 8, 8, 8)
+    g1 = torch.zeros(1, 3, 8, 8, 8)
+    g0[:, 0, :4] = 2.0  # half the volume moves by 2 voxels along X in u_t0
+    zero = torch.zeros_like(g0)
+    # predicting no motion: error 2/2 = 1 on the moving half; plain EPE is diluted to 0.5
+    assert epe_moving(zero, zero, g0, g1) == pytest.approx(1.0)
+    assert 0.5 * (endpoint_error(zero, g0) + endpoint_error(zero, g1)) == pytest.approx(0.5)
+    # errors on static voxels do not count
+    noisy = g0.clone()
+    noisy[:, 1, 4:] = 5.0
+    assert epe_moving(noisy, zero, g0, g1) == pytest.approx(0.0)
+    # a perfect field has zero error; no moving voxel gives NaN
+    assert epe_moving(g0, g1, g0, g1) == 0.0
+    assert math.isnan(epe_moving(zero, zero, zero, zero))

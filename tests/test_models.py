@@ -42,7 +42,7 @@ def test_student_and_teacher_shapes_finite(student, teacher, shape):
     I0, I1, It = _pair(shape, b=2)
     with torch.no_grad():
         s = student(I0, I1, torch.tensor([0.25, 0.75]))
-        t = teacher(I0, I1, It)
+        t = teacher(I0, I1, It, 0.5)
     for out in (s, t):
         assert set(out) == KEYS
         assert out["image"].shape == (2, 1, *shape) and out["mask"].shape == (2, 1, *shape)
@@ -88,7 +88,7 @@ def test_gradients_reach_every_parameter(kind):
         out = model(I0, I1, torch.tensor([0.4]))
         loss = (out["image"] - It).abs().mean() + out["u_t0"].pow(2).mean() + out["u_t1"].pow(2).mean()
     elif kind == "teacher":
-        out = model(I0, I1, It)
+        out = model(I0, I1, It, torch.tensor([0.5]))
         loss = (out["image"] - It).abs().mean() + out["u_t0"].pow(2).mean() + out["u_t1"].pow(2).mean()
     else:
         out = model(I0, I1)
@@ -105,7 +105,7 @@ def test_same_seed_same_output():
         torch.manual_seed(123)
         s, t = Student(), Teacher()
         with torch.no_grad():
-            outs.append((s(I0, I1, torch.tensor([0.3]))["image"], t(I0, I1, It)["image"]))
+            outs.append((s(I0, I1, torch.tensor([0.3]))["image"], t(I0, I1, It, 0.5)["image"]))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
     torch.manual_seed(124)
     with torch.no_grad():
@@ -167,7 +167,7 @@ def test_smaller_config_builds_and_runs():
     t = Teacher(TeacherConfig(encoder_channels=(4, 8, 16), decoder_channels=(16, 8), fused_channels=8))
     I0, I1, It = _pair((20, 12, 10))
     with torch.no_grad():
-        a, b = s(I0, I1, torch.tensor([0.5])), t(I0, I1, It)
+        a, b = s(I0, I1, torch.tensor([0.5])), t(I0, I1, It, 0.5)
     assert a["scale_weights"].shape == (1, 2, 20, 12, 10)
     assert [f.shape for f in a["features"]] == [f.shape for f in b["features"]]
 
@@ -198,7 +198,7 @@ def test_teacher_learns_a_shift_quickly():
     opt = torch.optim.Adam(teacher.parameters(), lr=2e-3)
     blend_err = (linear_blend(I0, I1, torch.tensor([0.5]))["image"] - It).abs().mean().item()
     for _ in range(60):
-        out = teacher(I0, I1, It)
+        out = teacher(I0, I1, It, 0.5)
         loss = (out["image"] - It).abs().mean()
         opt.zero_grad()
         loss.backward()

@@ -29,7 +29,8 @@ from .blocks import Encoder, pad_to_multiple
 from .config import JSONConfig
 from .fusion import DeformationFusion, synthesize
 from .generator import DeformationFeatureGenerator
-from .student import decoded_encoder_channels
+from .blocks import as_timestamps
+from .student import decoded_encoder_channels, log_prior_mask
 from .warp import Warper
 
 
@@ -57,9 +58,15 @@ class Teacher(nn.Module):
         self.fusion = DeformationFusion(config.decoder_channels, config.fused_channels)
         self.warp = Warper()
 
-    def forward(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor) -> dict:
-        """All ``(B, 1, X, Y, Z)``; returns the interpolator dict (with ``features`` and
-        ``scale_weights``) whose ``image`` reconstructs ``It``."""
+    def forward(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, t) -> dict:
+        """Images ``(B, 1, X, Y, Z)``, ``t``: ``(B,)`` timestamps of ``It`` (a float is broadcast).
+
+        Returns the interpolator dict (with ``features`` and ``scale_weights``) whose ``image``
+        reconstructs ``It``. The fields do not depend on ``t`` (the teacher sees I_t itself);
+        ``t`` only gives the blend mask the student's prior, ``m = sigmoid(logit + logit(1 - t))``:
+        t is known wherever I_t is, so the comparison with the student stays fair. This one
+        method is what the package trains, distils from and evaluates.
+        """
         if not (I0.shape == I1.shape == It.shape) or I0.dim() != 5:
             raise ValueError(f"I0, I1, It must share a (B, C, X, Y, Z) shape; got {tuple(I0.shape)}, {tuple(I1.shape)}, {tuple(It.shape)}")
         b = I0.shape[0]
@@ -68,7 +75,9 @@ class Teacher(nn.Module):
         f0, f1, ft = ([f[i * b : (i + 1) * b] for f in pyramid] for i in range(3))
         features, fields = self.generator(f0, f1, ctx=ft)
         delta, mask_logit, weights = self.fusion(features)
-        out = synthesize(I0, I1, fields[-1] + delta, mask_logit, weights, x.shape[2:], I0.shape[2:], self.warp)
+        t = as_timestamps(t, b, device=I0.device)
+        out = synthesize(I0, I1, fields[-1] + delta, mask_logit + log_prior_mask(t).to(mask_logit.dtype), weights,
+                         x.shape[2:], I0.shape[2:], self.warp)
         out["features"] = features
         if self.config.refine_steps > 0 and not self.training:
             out.update(self.refine(I0, I1, It, out))

@@ -41,7 +41,6 @@ __all__ = [
     "resolve_patients",
     "PairDataset",
     "teacher_loss",
-    "teacher_forward",
     "baseline_loss",
     "distill_loss",
 ]
@@ -121,25 +120,6 @@ def _image_terms(pred: torch.Tensor, target: torch.Tensor, w_charb: float, w_ncc
     c = charbonnier(pred, target)
     n = local_ncc_loss(pred, target) if w_ncc else torch.zeros((), device=pred.device)
     return w_charb * c + w_ncc * n, {"charb": _f(c), "ncc": _f(n)}
-
-
-def teacher_forward(teacher: nn.Module, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, t: torch.Tensor) -> dict:
-    """The teacher's output with the student's blend-mask prior: ``logit(m) + logit(1 - t)``.
-
-    The teacher network predicts its mask without knowing t (its mask starts at 0.5),
-    which costs it a lot at t near 0 or 1 on a short CPU budget (it must rely on both
-    fields even where one input is almost the target). The student starts from the
-    linear-blend mask ``1 - t``; giving the privileged teacher the same prior is fair
-    (t is known wherever I_t is) and is applied here, in one place, for training,
-    distillation and evaluation alike. Fields are untouched.
-    """
-    out = dict(teacher(I0, I1, It))
-    t = torch.as_tensor(t, dtype=out["mask"].dtype, device=out["mask"].device).reshape(-1, 1, 1, 1, 1)
-    prior = torch.logit((1 - t).clamp(1e-3, 1 - 1e-3))
-    mask = torch.sigmoid(torch.logit(out["mask"].clamp(1e-6, 1 - 1e-6)) + prior)
-    out["mask"] = mask
-    out["image"] = mask * out["warped0"] + (1 - mask) * out["warped1"]
-    return out
 
 
 def teacher_loss(out: dict, batch: dict, cfg: TeacherTrainConfig) -> tuple[torch.Tensor, dict]:
@@ -400,7 +380,7 @@ def train_teacher(
     ds = TripletDataset(chosen)
 
     def step_fn(net, batch):
-        out = teacher_forward(net, batch["I0"], batch["I1"], batch["It"], batch["t"])
+        out = net(batch["I0"], batch["I1"], batch["It"], batch["t"].float().reshape(-1))
         return teacher_loss(out, batch, cfg)
 
     return fit(kind="teacher", model=model, model_config=mcfg, dataset=ds, step_fn=step_fn, cfg=cfg, env=env,
@@ -481,7 +461,7 @@ def distill_student(
         tout = None
         if tnet is not None:
             with torch.no_grad():
-                tout = teacher_forward(tnet, batch["I0"], batch["I1"], batch["It"], t)
+                tout = tnet(batch["I0"], batch["I1"], batch["It"], t)
         return distill_loss(out, tout, batch, cfg)
 
     return fit(kind="student", model=model, model_config=mcfg, dataset=ds, step_fn=step_fn, cfg=cfg, env=env,
