@@ -137,6 +137,8 @@ def _jsonable(obj):
         np = None
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a pandas DataFrame: its records, named index first
+        return _jsonable((obj.reset_index() if obj.index.name is not None else obj).to_dict("records"))
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if np is not None and isinstance(obj, np.generic):

@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -103,14 +101,6 @@ def show_slice(ax, volume, axis: int = 2, index: int | None = None, spacing=None
             cb.set_label(cbar_label, fontsize=8)
     return im
 
-
-def psnr_np(pred, truth, peak: float = 1.0) -> float:
-    """PSNR in dB of two arrays in [0, peak] (whole volume), as METHOD.md's protocol."""
-    p, t = to_numpy(pred), to_numpy(truth)
-    mse = float(np.mean((p - t) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak**2 / mse)
-
-
 def save_figure(fig, out_dir, name: str, dpi: int = 110) -> Path:
     """Save ``fig`` to ``out_dir/figures/<name>.png`` (the run folder keeps every figure)."""
     path = Path(out_dir) / "figures" / f"{name}.png"
@@ -136,12 +126,15 @@ def plot_comparison(prediction, truth, inputs: Sequence | None = None, axis: int
                     spacing=None, title: str | None = None, error_max: float | None = None,
                     names: Sequence[str] = ("I0", "I1")):
     """Inputs (optional), prediction, truth and the signed error ``prediction - truth``,
-    the same slice in each panel; PSNR in the prediction's title."""
+    the same slice in each panel; PSNR (:func:`interp4d_lite.metrics.psnr`, whole volume)
+    in the prediction's title."""
+    from .metrics import psnr
+
     panels = []
     if inputs is not None:
         panels += [(names[i], v) for i, v in enumerate(inputs)]
     pred, tru = to_numpy(prediction), to_numpy(truth)
-    panels += [(f"prediction ({psnr_np(pred, tru):.1f} dB)", pred), ("truth", tru)]
+    panels += [(f"prediction ({psnr(pred, tru):.1f} dB)", pred), ("truth", tru)]
     n = len(panels) + 1
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.3), squeeze=False, constrained_layout=True)
     axes = axes[0]
@@ -348,23 +341,40 @@ def plot_feature_maps(maps: Mapping[str, object], axis: int = 2, index: int | No
         fig.suptitle(title)
     return fig
 
+def plot_metric_vs_t(results, metric: str = "psnr", ylabel: str | None = None, title: str | None = None, ax=None):
+    """A metric against t, per method: each patient as its own thin line and the mean over
+    patients as a thick line with markers (the legend names the methods).
 
-def plot_metric_vs_t(rows: Sequence[Mapping], metric: str = "psnr", ylabel: str | None = None,
-                     title: str | None = None, ax=None):
-    """Metric against t, one line per method. ``rows``: dicts with ``method``, ``t`` and ``metric``
-    (e.g. the per-frame rows of the evaluation); rows with the same method and t are averaged."""
-    by: dict[str, dict[float, list[float]]] = {}
-    for r in rows:
-        if r.get(metric) is None or r.get("t") is None:
-            continue
-        by.setdefault(str(r["method"]), {}).setdefault(round(float(r["t"]), 4), []).append(float(r[metric]))
+    ``results``: the frame of :func:`interp4d_lite.train.evaluate.evaluate_methods` (or
+    rows with ``method``, ``t``, ``metric`` and ``patient``). Patients' frames sit at
+    different t (their cycles differ), so the mean is taken on the union of their t after
+    interpolating each patient's curve linearly, over the t range the patient covers: a
+    line never jumps between patients (no saw-tooth). Without a ``patient`` column all rows
+    count as one patient (one line per method). Returns the figure."""
+    import pandas as pd
+
+    df = results if isinstance(results, pd.DataFrame) else pd.DataFrame(list(results))
+    df = df[df[metric].notna() & df["t"].notna()] if metric in df else df.iloc[0:0]
     if ax is None:
         fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
     else:
         fig = ax.figure
-    for method, d in by.items():
-        ts = sorted(d)
-        ax.plot(ts, [np.mean(d[t]) for t in ts], "-o", ms=4, label=method, color=METHOD_COLOURS.get(method))
+    patient = df["patient"] if "patient" in df else pd.Series("all", index=df.index)
+    for method, rows in df.groupby("method", sort=False):
+        colour = METHOD_COLOURS.get(str(method))
+        curves = []
+        for _, pr in rows.groupby(patient.loc[rows.index], sort=False):
+            c = pr.groupby("t")[metric].mean().sort_index()  # one value per t (repeated frames averaged)
+            curves.append(c)
+            if "patient" in df:
+                ax.plot(c.index, c.to_numpy(), "-", lw=0.8, alpha=0.35, color=colour, label="_nolegend_")
+        grid = np.unique(np.concatenate([c.index.to_numpy(dtype=float) for c in curves]))
+        stack = np.full((len(curves), len(grid)), np.nan)
+        for i, c in enumerate(curves):
+            ts = c.index.to_numpy(dtype=float)
+            inside = (grid >= ts.min()) & (grid <= ts.max())
+            stack[i, inside] = np.interp(grid[inside], ts, c.to_numpy(dtype=float))
+        ax.plot(grid, np.nanmean(stack, axis=0), "-o", lw=2.2, ms=4, label=str(method), color=colour)
     ax.set_xlabel("t (0 = input frame 0, 1 = input frame 1)")
     ax.set_ylabel(ylabel or metric)
     ax.grid(alpha=0.3)
@@ -372,6 +382,41 @@ def plot_metric_vs_t(rows: Sequence[Mapping], metric: str = "psnr", ylabel: str 
     if title:
         ax.set_title(title)
     return fig
+
+
+# --------------------------------------------------------------------------- what the figures show, from a model or fields
+def film_parameters(model, ts, level: int = -1):
+    """FiLM ``(gammas, betas)``, each ``(N, C)`` numpy, of decoder ``level`` for timestamps
+    ``ts``: runs the model's :class:`~interp4d_lite.models.temporal.TemporalModulation`."""
+    import torch
+
+    from .models.temporal import TemporalModulation
+
+    tm = next((m for m in model.modules() if isinstance(m, TemporalModulation)), None)
+    if tm is None:
+        raise ValueError(f"{type(model).__name__} has no TemporalModulation (only the student is modulated by t)")
+    dev = next(tm.parameters()).device
+    with torch.no_grad():
+        gamma, beta = tm(torch.as_tensor(np.asarray(ts, dtype=np.float32), device=dev))[level]
+    return gamma.flatten(1).cpu().numpy(), beta.flatten(1).cpu().numpy()
+
+
+def strongest_motion_points(u_t0, n: int = 3, min_distance: int = 4) -> list[tuple[int, int, int]]:
+    """Voxels where the motion is large and mostly along different axes: for each axis in
+    turn, the voxel with the largest displacement along it at the last frame (at least
+    ``min_distance`` voxels from the ones already chosen). ``u_t0 (K, 3, X, Y, Z)``."""
+    u = to_numpy(u_t0)[-1]  # (3, X, Y, Z): the field at t = 1
+    chosen: list[tuple[int, int, int]] = []
+    for c in range(3):
+        order = np.argsort(-np.abs(u[c]).ravel())
+        for flat in order[:5000]:
+            p = np.unravel_index(flat, u.shape[1:])
+            if all(max(abs(int(a) - int(b)) for a, b in zip(p, q)) >= min_distance for q in chosen):
+                chosen.append(tuple(int(v) for v in p))
+                break
+        if len(chosen) == n:
+            break
+    return chosen
 
 
 # --------------------------------------------------------------------------- widgets
@@ -679,154 +724,19 @@ class MethodComparison(_WidgetTool):
                                         c["axis"], c["slice"], self.spacing, self.error_max)
 
 
-# --------------------------------------------------------------------------- model helpers for the notebooks
-def film_parameters(model, ts, level: int = -1):
-    """FiLM ``(gammas, betas)``, each ``(N, C)`` numpy, of decoder ``level`` for timestamps
-    ``ts``: runs the model's :class:`~interp4d_lite.models.temporal.TemporalModulation`."""
-    import torch
+def predictions_by_method(results, patient):
+    """From the frame of :func:`interp4d_lite.train.evaluate.evaluate_methods` run with
+    ``keep_predictions=True``: ``(predictions {method: (K, X, Y, Z)}, truth (K, X, Y, Z),
+    times (K,))`` over ``patient``'s evaluated frames, ready for :class:`MethodComparison`."""
+    import pandas as pd
 
-    from .models.temporal import TemporalModulation
-
-    tm = next((m for m in model.modules() if isinstance(m, TemporalModulation)), None)
-    if tm is None:
-        raise ValueError(f"{type(model).__name__} has no TemporalModulation (only the student is modulated by t)")
-    dev = next(tm.parameters()).device
-    with torch.no_grad():
-        gamma, beta = tm(torch.as_tensor(np.asarray(ts, dtype=np.float32), device=dev))[level]
-    return gamma.flatten(1).cpu().numpy(), beta.flatten(1).cpu().numpy()
-
-
-def strongest_motion_points(u_t0, n: int = 3, min_distance: int = 4) -> list[tuple[int, int, int]]:
-    """Voxels where the motion is large and mostly along different axes: for each axis in
-    turn, the voxel with the largest displacement along it at the last frame (at least
-    ``min_distance`` voxels from the ones already chosen). ``u_t0 (K, 3, X, Y, Z)``."""
-    u = to_numpy(u_t0)[-1]  # (3, X, Y, Z): the field at t = 1
-    chosen: list[tuple[int, int, int]] = []
-    for c in range(3):
-        order = np.argsort(-np.abs(u[c]).ravel())
-        for flat in order[:5000]:
-            p = np.unravel_index(flat, u.shape[1:])
-            if all(max(abs(int(a) - int(b)) for a, b in zip(p, q)) >= min_distance for q in chosen):
-                chosen.append(tuple(int(v) for v in p))
-                break
-        if len(chosen) == n:
-            break
-    return chosen
-
-
-def predict(method, I0, I1, t, It=None) -> dict:
-    """One interpolation with any of the package's interpolators, as the output dict:
-    ``None`` / ``"linear blend"`` -> :func:`linear_blend`; a ``Teacher`` (needs ``It``);
-    a ``LinearMotionBaseline`` or a ``RegistrationNet`` (wrapped); any other model is
-    called as ``model(I0, I1, t)`` (the student)."""
-    import torch
-
-    from .models import LinearMotionBaseline, RegistrationNet, Teacher, linear_blend
-
-    with torch.no_grad():
-        if method is None or method == "linear blend":
-            return linear_blend(I0, I1, t)
-        if isinstance(method, Teacher):
-            if It is None:
-                raise ValueError("the teacher needs the true I_t (it is privileged)")
-            return method(I0, I1, It)
-        if isinstance(method, RegistrationNet):
-            method = LinearMotionBaseline(method)
-        if isinstance(method, LinearMotionBaseline):
-            return method.interpolate(I0, I1, t)
-        return method(I0, I1, t)
-
-
-def evaluate_on_patient(methods: Mapping[str, object], patient, device="cpu", frames: Sequence[int] | None = None,
-                        keep_predictions: bool = False) -> list[dict]:
-    """Per-frame metrics of each method on one patient's target frames (METHOD.md protocol:
-    PSNR, SSIM, local NCC, NMSE via :func:`interp4d_lite.metrics.frame_metrics`, plus
-    end-point error and folding of the fields when the patient has true fields), with the
-    same keys as :func:`interp4d_lite.train.evaluate.evaluate_methods`. Unlike that one it
-    accepts any callable ``f(I0, I1, t) -> dict`` as a method (e.g. linear motion with a
-    phantom's true endpoint fields) and can keep the predictions for the widgets.
-
-    Returns rows ``{"method", "patient", "frame", "t", <metric>: float, ...}``
-    (and ``"prediction"`` arrays when ``keep_predictions``)."""
-    import torch
-
-    from . import metrics as M
-
-    device = torch.device(device) if isinstance(device, str) else device
-    for m in methods.values():
-        if hasattr(m, "to"):
-            m.to(device).eval()
-    f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)[None, None]  # noqa: E731
-    I0, I1 = f(patient.frames[patient.i0]), f(patient.frames[patient.i1])
-    rows = []
-    for k in frames if frames is not None else patient.target_indices:
-        It = f(patient.frames[k])
-        t = torch.tensor([float(patient.times[k])], device=device)
-        for name, m in methods.items():
-            out = predict(m, I0, I1, t, It)
-            row = {"method": name, "patient": patient.patient_id, "frame": int(k), "t": float(t)}
-            m_ = M.frame_metrics(out["image"].clamp(0, 1), It, u_pred=out.get("u_t0"))
-            row.update({key: float(m_[key]) for key in ("psnr", "ncc", "ssim", "nmse")})
-            if getattr(patient, "u_t0", None) is not None and "u_t0" in out:
-                # as interp4d_lite.train.evaluate: mean end-point error of u_t0 and u_t1 (voxels),
-                # mean folding percentage of both fields
-                j = k - patient.i0
-                tu0 = torch.as_tensor(patient.u_t0[j], device=device)[None]
-                tu1 = torch.as_tensor(patient.u_t1[j], device=device)[None]
-                row["epe"] = 0.5 * (float(M.endpoint_error(out["u_t0"], tu0)) + float(M.endpoint_error(out["u_t1"], tu1)))
-                row["folding"] = 0.5 * (float(M.folding_percent(out["u_t0"])) + float(M.folding_percent(out["u_t1"])))
-            if keep_predictions:
-                row["prediction"] = to_numpy(out["image"])
-            rows.append(row)
-    return rows
-
-
-def summarise_rows(rows: Sequence[Mapping], metrics: Sequence[str] = ("psnr", "ssim", "ncc", "nmse", "epe", "folding"),
-                   by: str = "method") -> list[dict]:
-    """Mean and standard deviation of each metric per ``by`` (method): rows
-    ``{"method", "n", <metric>, <metric>_std}`` in first-seen order."""
-    groups: dict[str, list[Mapping]] = {}
-    for r in rows:
-        groups.setdefault(str(r[by]), []).append(r)
-    out = []
-    for name, rs in groups.items():
-        row: dict = {by: name, "n": len(rs)}
-        for m in metrics:
-            vals = [float(r[m]) for r in rs if r.get(m) is not None and np.isfinite(float(r[m]))]
-            if vals:
-                row[m] = float(np.mean(vals))
-                row[f"{m}_std"] = float(np.std(vals))
-        out.append(row)
-    return out
-
-
-def format_table(table: Sequence[Mapping], metrics: Sequence[str] | None = None, by: str = "method") -> str:
-    """A Markdown table ``mean ± std`` of :func:`summarise_rows` output."""
-    if not table:
-        return "(empty table)"
-    if metrics is None:
-        metrics = [k for k in table[0] if k not in (by, "n") and not k.endswith("_std")]
-    lines = [f"| {by} | n | " + " | ".join(metrics) + " |", "|---|---|" + "---|" * len(metrics)]
-    for r in table:
-        cells = []
-        for m in metrics:
-            if m in r:
-                digits = 4 if m in ("ssim", "ncc", "nmse") else 2 if m in ("psnr",) else 3
-                cells.append(f"{r[m]:.{digits}f} ± {r.get(m + '_std', 0.0):.{digits}f}")
-            else:
-                cells.append("–")
-        lines.append(f"| {r[by]} | {r.get('n', '')} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def predictions_by_method(rows: Sequence[Mapping], patient):
-    """From :func:`evaluate_on_patient` rows made with ``keep_predictions=True``:
-    ``(predictions {method: (K, X, Y, Z)}, truth (K, X, Y, Z), times (K,))`` over the
-    patient's target frames, ready for :class:`MethodComparison`."""
-    frames = sorted({int(r["frame"]) for r in rows})
-    preds: dict[str, list] = {}
-    for r in sorted(rows, key=lambda r: r["frame"]):
-        preds.setdefault(str(r["method"]), []).append(r["prediction"])
+    df = results if isinstance(results, pd.DataFrame) else pd.DataFrame(list(results))
+    if "prediction" not in df:
+        raise ValueError("the results hold no predictions: evaluate with keep_predictions=True")
+    df = df[df["patient"] == patient.patient_id].sort_values("frame", kind="stable")
+    frames = sorted(int(f) for f in df["frame"].unique())
+    preds = {str(m): np.stack([np.asarray(v, np.float32) for v in g["prediction"]])
+             for m, g in df.groupby("method", sort=False)}
     truth = np.stack([patient.frames[k] for k in frames]).astype(np.float32)
     times = np.array([float(patient.times[k]) for k in frames], np.float32)
-    return {m: np.stack(v) for m, v in preds.items()}, truth, times
+    return preds, truth, times
