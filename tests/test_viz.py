@@ -208,7 +208,7 @@ def test_tools_show_their_figure_as_a_png_in_the_output_widget(monkeypatch):
     redraw, and leaves no figure open for pyplot to show a second time."""
     import base64
 
-    monkeypatch.setattr(viz, "_in_notebook", lambda: True)
+    monkeypatch.setattr(viz.widgets, "_in_notebook", lambda: True)
     sv = viz.SliceViewer(_frames(), spacing=(1.0, 1.0, 2.0))
     (out,) = sv.output.outputs
     assert out["output_type"] == "display_data" and out["metadata"] == {}
