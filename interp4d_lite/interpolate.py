@@ -128,7 +128,7 @@ def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, tim
 def interpolate_files(checkpoint, out, *, input_4d=None, frames=None, inputs=None, times=None, n=None,
                       device: str = "auto") -> Path:
     """The ``interpolate`` command: read, interpolate with the student checkpoint, write."""
-    from .train.api import load_model
+    from .train.checkpoint import load_model
 
     ts = parse_times(times, n)
     vol0, vol1, ref = read_pair(input_4d, frames, inputs)

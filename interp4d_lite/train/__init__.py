@@ -6,8 +6,8 @@ Notebook use::
     teacher, hist = ensure_checkpoint("teacher", "runs/nb", patients=train_patients,
                                       config=TeacherTrainConfig(steps=100))
 """
-from .api import CHECKPOINT_NAMES, ensure_checkpoint, load_model
-from .checkpoint import load_checkpoint, save_checkpoint
+from .api import CHECKPOINT_NAMES, ensure_checkpoint
+from .checkpoint import load_checkpoint, load_model, save_checkpoint
 from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
 from .distributed import DistEnv, gather_weight_hashes, init_distributed, weight_hash
 from .evaluate import evaluate_methods, format_summary, method_table, predict_patient, save_table, summarize

@@ -26,7 +26,7 @@ import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
     "atomic_torch_save",
+    "load_model",
 ]
 
 
@@ -180,3 +181,29 @@ def load_checkpoint(
             want = " or ".join(repr(k) for k in kinds)
             raise CheckpointError(f"{path}: checkpoint holds a {ckpt.get('kind')!r} model, expected {want}")
     return ckpt
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto",
+               expected_kind: str | Sequence[str] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint (:func:`interp4d_lite.models.build_model`),
+    in eval mode, on ``device``.
+
+    Returns ``(model, info)`` with ``info`` = ``{"kind", "model_config", "train_config",
+    "step", "history", "split", "extra", "path"}``. Raises ``CheckpointError`` naming
+    the file when it is missing/corrupt or holds another kind than ``expected_kind``.
+    """
+    from ..device import get_device
+    from ..models import build_model
+
+    ck = load_checkpoint(path, expected_kind=expected_kind)
+    kind = ck["kind"]
+    try:
+        model = build_model(kind, ck["model_config"])
+        model.load_state_dict(ck["model_state"])
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit a {kind!r} model of the stored config: "
+                              f"{str(exc).splitlines()[0][:200]}") from exc
+    model = model.to(get_device(device)).eval()
+    info = {k: ck.get(k) for k in ("kind", "model_config", "train_config", "step", "history", "split", "extra")}
+    info["path"] = str(path)
+    return model, info

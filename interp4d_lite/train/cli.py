@@ -117,7 +117,7 @@ def _run_train(args, which: str) -> int:
 
 def _run_evaluate(args) -> int:
     from ..models import LinearMotionBaseline
-    from .api import load_model
+    from .checkpoint import load_model
     from .evaluate import evaluate_methods, format_summary, summarize
     from .loops import resolve_patients
 

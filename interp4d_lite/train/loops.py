@@ -19,14 +19,14 @@ import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..device import seed_everything
-from ..errors import CheckpointError
-from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from ..models import build_model
+from .checkpoint import get_rng_state, load_checkpoint, load_model, save_checkpoint, set_rng_state
 from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
 from .distributed import DistEnv, all_reduce_mean, barrier, gather_weight_hashes, init_distributed
 from .history import save_history
@@ -37,26 +37,12 @@ __all__ = [
     "train_teacher",
     "train_baseline",
     "distill_student",
-    "build_model",
     "resolve_patients",
     "PairDataset",
     "teacher_loss",
     "baseline_loss",
     "distill_loss",
 ]
-
-
-# ---------------------------------------------------------------------- models
-def build_model(kind: str, model_config: dict | None = None) -> tuple[nn.Module, dict]:
-    """Model of ``kind`` (a key of ``MODEL_REGISTRY``) from a config dict; returns
-    ``(model, full_config_dict)``."""
-    from ..models import MODEL_REGISTRY
-
-    if kind not in MODEL_REGISTRY:
-        raise CheckpointError(f"unknown model kind {kind!r}; known: {sorted(MODEL_REGISTRY)}")
-    cls, cfg_cls = MODEL_REGISTRY[kind]
-    cfg = cfg_cls.from_dict(dict(model_config or {}))
-    return cls(cfg), cfg.to_dict()
 
 
 # ---------------------------------------------------------------------- data
@@ -376,7 +362,8 @@ def train_teacher(
 
     cfg = config or TeacherTrainConfig()
     env, chosen, split = _prepare(cfg, patients, data_root, kind, volume_shape, split_seed)
-    model, mcfg = build_model("teacher", cfg.model)
+    model = build_model("teacher", cfg.model)
+    mcfg = model.config.to_dict()
     ds = TripletDataset(chosen)
 
     def step_fn(net, batch):
@@ -404,7 +391,8 @@ def train_baseline(
     returns (RegistrationNet, history). Wrap it in ``LinearMotionBaseline`` to interpolate."""
     cfg = config or BaselineTrainConfig()
     env, chosen, split = _prepare(cfg, patients, data_root, kind, volume_shape, split_seed)
-    model, mcfg = build_model("registration", cfg.model)
+    model = build_model("registration", cfg.model)
+    mcfg = model.config.to_dict()
     ds = PairDataset(chosen)
 
     def step_fn(net, batch):
@@ -441,8 +429,6 @@ def distill_student(
         if teacher is None:
             raise ValueError("distill_student: distill_weight > 0 needs a teacher (model or checkpoint path)")
         if isinstance(teacher, (str, os.PathLike)):
-            from .api import load_model
-
             cfg = cfg.replace(teacher_checkpoint=str(teacher))
             tnet, _ = load_model(teacher, device=env.device, expected_kind="teacher")
         else:
@@ -452,7 +438,8 @@ def distill_student(
             p.requires_grad_(False)
     # the student is built after the teacher is loaded, from the same seed on every rank
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    model, mcfg = build_model("student", cfg.model)
+    model = build_model("student", cfg.model)
+    mcfg = model.config.to_dict()
     ds = TripletDataset(chosen)
 
     def step_fn(net, batch):
