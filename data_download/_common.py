@@ -6,8 +6,8 @@ import argparse
 import contextlib
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from interp4d_lite.errors import Interp4DError
 

@@ -46,8 +46,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import _common as C
 from .archive import list_safe_members, safe_extract, zip_content_digest
@@ -239,7 +239,7 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
 
         # 3. arrange: move every patient folder up to DEST/patientXXX
         replaced = sd / "replaced"
-        for pid, (src, subset) in sorted(found.items()):
+        for pid, (src, _subset) in sorted(found.items()):
             target = dest / pid
             if target.exists():
                 if not check_patient(target):

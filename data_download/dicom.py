@@ -21,9 +21,9 @@ column index), ``Y`` down the columns (the row index, last three cosines),
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 from .errors import CLIError, Interp4DError
 
 __all__ = ["main", "build_parser", "CLIError"]

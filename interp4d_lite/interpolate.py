@@ -15,8 +15,8 @@ The encoder runs once per pair; every timestamp only costs the decoder.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

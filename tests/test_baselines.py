@@ -7,7 +7,12 @@ import torch
 
 from interp4d_lite.metrics import endpoint_error, psnr
 from interp4d_lite.models import (
-    LinearMotionBaseline, RegistrationNet, linear_blend, linear_motion_fields, linear_motion_interpolate, warp,
+    LinearMotionBaseline,
+    RegistrationNet,
+    linear_blend,
+    linear_motion_fields,
+    linear_motion_interpolate,
+    warp,
 )
 
 

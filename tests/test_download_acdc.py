@@ -11,11 +11,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from _download_server import FakeServer, Route
+from _download_server import lock_is_free as _lock_is_free
 
 import data_download.acdc as acdc
 import data_download.http as dh
-
-from _download_server import FakeServer, Route, lock_is_free as _lock_is_free
 
 PATIENTS = {"patient001": ("training", 4, 1, 3), "patient002": ("training", 5, 1, 4),
             "patient101": ("testing", 3, 1, 2)}
@@ -72,7 +72,7 @@ def test_download_extract_arrange_and_idempotent(tmp_path, capsys):
         assert run(dest, srv.url + "/acdc.zip") == 0
         out = capsys.readouterr().out
         assert "doi:10.1109/TMI.2018.2837502" in out and "Bernard" in out
-        for pid, (subset, nt, ed, es) in PATIENTS.items():
+        for pid, (_subset, nt, _ed, es) in PATIENTS.items():
             img = nib.load(dest / pid / f"{pid}_4d.nii.gz")
             assert img.shape == (6, 5, 3, nt)
             np.testing.assert_array_equal(np.asarray(img.dataobj), arrays[pid])
@@ -256,7 +256,7 @@ def test_output_loads_through_interp4d_lite(tmp_path):
     with FakeServer({"/acdc.zip": Route(body)}) as srv:
         assert run(dest, srv.url + "/acdc.zip") == 0
     assert [p.name for p in discover_patients(dest)] == sorted(PATIENTS)
-    for pid, (subset, nt, ed, es) in PATIENTS.items():
+    for pid, (_subset, nt, ed, es) in PATIENTS.items():
         p = load_patient(dest / pid, volume_shape=(6, 5, 3))
         assert p.patient_id == pid and p.kind == "cardiac"
         assert p.frames.shape == (nt, 6, 5, 3)

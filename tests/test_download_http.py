@@ -11,13 +11,12 @@ import tarfile
 import zipfile
 
 import pytest
+from _download_server import FakeServer, Route, closed_port_url
 
 import data_download.http as dh
 from data_download.archive import safe_extract, zip_content_digest
 from data_download.errors import ChecksumError, DiskFullError, DownloadError, UnsafeArchiveError
 from interp4d_lite.errors import Interp4DError
-
-from _download_server import FakeServer, Route, closed_port_url
 
 FAST = dh.HTTPSettings(retries=0, backoff=0.0, connect_timeout=5, read_timeout=5, progress=False)
 

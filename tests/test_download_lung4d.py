@@ -10,13 +10,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from _download_dicom import write_series
+from _download_server import FakeServer, Route, closed_port_url
+from _download_server import lock_is_free as _lock_is_free
 
 import data_download.http as dh
 import data_download.lung4d as L
 from data_download.errors import DownloadError
-
-from _download_dicom import write_series
-from _download_server import FakeServer, Route, closed_port_url, lock_is_free as _lock_is_free
 
 API = "/nbia-api/services/v1"
 SHAPE = (32, 26, 12)            # X, Y, Z of the fake DICOM

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from interp4d_lite.tutorial import NOTEBOOKS, NOTEBOOK_DIR, NOTEBOOK_PARAMS
+from interp4d_lite.tutorial import NOTEBOOK_DIR, NOTEBOOK_PARAMS, NOTEBOOKS
 
 ALL = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 

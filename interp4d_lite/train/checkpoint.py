@@ -25,8 +25,9 @@ import os
 import pickle
 import random
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

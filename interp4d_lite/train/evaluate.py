@@ -13,8 +13,9 @@ do, which separates the linear assumption from a registration network's quality)
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

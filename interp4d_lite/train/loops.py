@@ -17,9 +17,9 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn

@@ -14,8 +14,8 @@ draws the frame of :func:`interp4d_lite.train.evaluate.evaluate_methods`.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
