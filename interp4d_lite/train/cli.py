@@ -209,33 +209,32 @@ def add_commands(subparsers) -> None:
     from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
-        "train-teacher", help="train the privileged teacher (sees I0, I1 and the true I_t)",
-        description="Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: "
-        "Charbonnier + local NCC of its output (and of each warped input) against the true I_t, plus smoothness. "
-        "Writes OUT/teacher.pt and OUT/teacher_history.json; resumes from OUT/teacher.pt if present.")
-    _add_train_args(p, TeacherTrainConfig)
-    p.set_defaults(func=lambda a: _run_train(a, "teacher"))
-
-    p = subparsers.add_parser(
-        "train-baseline", help="train the linear-motion baseline's registration net on (I0, I1) pairs",
-        description="Train the bidirectional registration network of the linear-motion (UVI-Net-style) baseline on "
-        "(I0, I1) pairs only -- no intermediate frames: warp(I1,u_01)~I0, warp(I0,u_10)~I1, plus smoothness. "
-        "At inference u_t0 = t u_10, u_t1 = (1-t) u_01. Writes OUT/baseline.pt.")
-    _add_train_args(p, BaselineTrainConfig)
-    p.set_defaults(func=lambda a: _run_train(a, "baseline"))
-
-    p = subparsers.add_parser(
-        "distill", help="train the student (I0, I1, t) with knowledge distillation from a teacher",
-        description="Train the student, which sees only I0, I1 and t: image loss against I_t + "
-        "DISTILL_WEIGHT x field distillation from the frozen teacher (weighted toward voxels where the teacher "
-        "is better) + smoothness. --distill-weight 0 is the ablation (no teacher needed). Writes OUT/student.pt "
-        "(or OUT/student_nokd.pt for the ablation).")
-    _add_train_args(p, DistillConfig)
-    g = p.add_argument_group("distillation")
-    g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
-    g.add_argument("--name", default=None, help="checkpoint file name in OUT (default student.pt / student_nokd.pt)")
-    p.set_defaults(func=lambda a: _run_train(a, "distill"))
+    train_commands = [
+        ("train-teacher", "teacher", TeacherTrainConfig, "train the privileged teacher (sees I0, I1 and the true I_t)",
+         "Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: Charbonnier + local NCC of "
+         "its output (and of each warped input) against the true I_t, plus smoothness. Writes OUT/teacher.pt and "
+         "OUT/teacher_history.json; resumes from OUT/teacher.pt if present."),
+        ("train-baseline", "baseline", BaselineTrainConfig,
+         "train the linear-motion baseline's registration net on (I0, I1) pairs",
+         "Train the bidirectional registration network of the linear-motion (UVI-Net-style) baseline on (I0, I1) "
+         "pairs only -- no intermediate frames: warp(I1,u_01)~I0, warp(I0,u_10)~I1, plus smoothness. At inference "
+         "u_t0 = t u_10, u_t1 = (1-t) u_01. Writes OUT/baseline.pt."),
+        ("distill", "distill", DistillConfig,
+         "train the student (I0, I1, t) with knowledge distillation from a teacher",
+         "Train the student, which sees only I0, I1 and t: image loss against I_t + DISTILL_WEIGHT x field "
+         "distillation from the frozen teacher (weighted toward voxels where the teacher is better) + smoothness. "
+         "--distill-weight 0 is the ablation (no teacher needed). Writes OUT/student.pt (or OUT/student_nokd.pt for "
+         "the ablation)."),
+    ]
+    for name, which, cfg_cls, help_, description in train_commands:
+        p = subparsers.add_parser(name, help=help_, description=description)
+        _add_train_args(p, cfg_cls)
+        p.set_defaults(func=lambda a, which=which: _run_train(a, which))
+        if which == "distill":
+            g = p.add_argument_group("distillation")
+            g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
+            g.add_argument("--name", default=None,
+                           help="checkpoint file name in OUT (default student.pt / student_nokd.pt)")
 
     p = subparsers.add_parser(
         "evaluate", help="compare every method on held-out patients (PSNR, NCC, SSIM, NMSE, EPE, folding)",

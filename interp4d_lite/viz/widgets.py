@@ -42,14 +42,19 @@ def _figure_output(fig) -> dict:
 class _WidgetTool:
     """Base of the widget tools: ``controls`` (dict name -> widget), ``output``
     (an ``ipywidgets.Output``), ``widget`` (the VBox to display), ``figure`` (last render).
-    Subclasses implement :meth:`render` (returns a matplotlib Figure)."""
+    Subclasses make ``controls`` (with ``axis`` and ``slice`` sliders), call
+    ``super().__init__(spatial_shape)`` with the ``(X, Y, Z)`` of what they show and
+    implement :meth:`render` (returns a matplotlib Figure)."""
 
-    def __init__(self):
+    def __init__(self, spatial_shape):
         import ipywidgets as W
 
+        self.spatial_shape = tuple(int(n) for n in spatial_shape)
         self.output = W.Output()
         self.figure = None
         self.renders = 0
+        # first: an axis change sets the slice slider's range before the tool redraws
+        self.controls["axis"].observe(self._axis_changed, names="value")
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
         self.widget = W.VBox([W.HBox(list(self.controls.values())[:3]),
@@ -66,6 +71,13 @@ class _WidgetTool:
     def _on_change(self, change=None):
         if not getattr(self, "_suspended", False):
             self.refresh()
+
+    def values(self) -> dict:
+        """The controls' current values, ``{name: value}``."""
+        return {k: w.value for k, w in self.controls.items()}
+
+    def _axis_changed(self, change):
+        self._reset_slice(self.spatial_shape[change["new"]])
 
     def _reset_slice(self, n: int):
         """After an axis change: slice slider to the new axis' range (one render, not two)."""
@@ -148,15 +160,11 @@ class SliceViewer(_WidgetTool):
             "window": W.FloatSlider(value=1.0, min=0.05, max=2.0, step=0.05, description="window"),
             "level": W.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="level"),
         }
-        self.controls["axis"].observe(self._axis_changed, names="value")
-        super().__init__()
+        super().__init__((X, Y, Z))
 
-    def _axis_changed(self, change):
-        n = self.frames.shape[1 + change["new"]]
-        self._reset_slice(n)
 
     def render(self):
-        c = {k: w.value for k, w in self.controls.items()}
+        c = self.values()
         return render_slice_view(self.frames, c["axis"], c["slice"], c["frame"], c["window"], c["level"],
                                  self.spacing, self.times, self.title)
 
@@ -181,15 +189,11 @@ class DeformationViewer(_WidgetTool):
             "slice": W.IntSlider(value=Z // 2, min=0, max=Z - 1, description="slice"),
             "step": W.IntSlider(value=max(1, min(X, Y) // 12), min=1, max=8, description="step"),
         }
-        self.controls["axis"].observe(self._axis_changed, names="value")
-        super().__init__()
+        super().__init__((X, Y, Z))
 
-    def _axis_changed(self, change):
-        n = next(iter(self.fields.values())).shape[2 + change["new"]]
-        self._reset_slice(n)
 
     def render(self):
-        c = {k: w.value for k, w in self.controls.items()}
+        c = self.values()
         return render_deformation_view(self.fields[c["field"]], c["frame"], c["axis"], c["slice"], c["step"],
                                        self.backgrounds, self.spacing, self.times, c["field"])
 
@@ -242,13 +246,9 @@ class InterpolationExplorer(_WidgetTool):
             "axis": W.IntSlider(value=2, min=0, max=2, description="axis"),
             "slice": W.IntSlider(value=Z // 2, min=0, max=Z - 1, description="slice"),
         }
-        self.controls["axis"].observe(self._axis_changed, names="value")
         self.last_decode_ms = None
-        super().__init__()
+        super().__init__((X, Y, Z))
 
-    def _axis_changed(self, change):
-        n = self.frames.shape[1 + change["new"]]
-        self._reset_slice(n)
 
     def predict(self, t: float) -> np.ndarray:
         import torch
@@ -264,7 +264,7 @@ class InterpolationExplorer(_WidgetTool):
         return int(ok[np.argmin(np.abs(self.times[ok] - t))])
 
     def render(self):
-        c = {k: w.value for k, w in self.controls.items()}
+        c = self.values()
         pred = self.predict(c["t"])
         k = self.nearest_frame(c["t"])
         return render_interpolation(pred, self.frames[k], c["t"], float(self.times[k]), c["axis"], c["slice"],
@@ -310,15 +310,11 @@ class MethodComparison(_WidgetTool):
             "axis": W.IntSlider(value=2, min=0, max=2, description="axis"),
             "slice": W.IntSlider(value=Z // 2, min=0, max=Z - 1, description="slice"),
         }
-        self.controls["axis"].observe(self._axis_changed, names="value")
-        super().__init__()
+        super().__init__((X, Y, Z))
 
-    def _axis_changed(self, change):
-        n = self.truth.shape[1 + change["new"]]
-        self._reset_slice(n)
 
     def render(self):
-        c = {k: w.value for k, w in self.controls.items()}
+        c = self.values()
         return render_method_comparison(self.predictions, self.truth, self.times, c["method"], c["frame"],
                                         c["axis"], c["slice"], self.spacing, self.error_max)
 
