@@ -37,6 +37,9 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, encoding: str | N
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600): give it the mode the file has, or the one a
+        # plain open() would give a new file (0666 less the umask)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         if mode == "w":
             fh = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
         else:
@@ -50,6 +53,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, encoding: str | N
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

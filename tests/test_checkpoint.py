@@ -120,3 +120,22 @@ def test_not_a_checkpoint_says_so_without_unsafe_advice(tmp_path, content):
         assert "empty" in msg
     if content == "pickled_object":
         assert "Python objects" in msg
+
+
+def test_atomic_write_gives_new_files_the_usual_mode_and_keeps_an_existing_mode(tmp_path):
+    """Files written through the temp-file-and-replace helper are not left private (0600):
+    a new file gets 0666 less the umask, a replaced one keeps its mode."""
+    import os
+    import stat
+
+    from interp4d_lite.io_utils import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        new = atomic_write_text(tmp_path / "a.json", "{}")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        new.chmod(0o640)
+        atomic_write_text(new, "[]")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640 and new.read_text() == "[]"
+    finally:
+        os.umask(mask)
