@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from _download_dicom import expected_ras_affine, rotation, write_series
 
-from data_download.dicom import read_dicom_series
-from data_download.errors import DicomSeriesError
+from interp4d_lite.download.dicom import read_dicom_series
+from interp4d_lite.download.errors import DicomSeriesError
 from interp4d_lite.errors import DataError
 
 

@@ -1,4 +1,4 @@
-"""`python -m data_download.acdc` against a fabricated ACDC zip on a local server (127.0.0.1)."""
+"""`interp4d-lite download acdc` against a fabricated ACDC zip on a local server (127.0.0.1)."""
 from __future__ import annotations
 
 import errno
@@ -14,8 +14,8 @@ import pytest
 from _download_server import FakeServer, Route
 from _download_server import lock_is_free as _lock_is_free
 
-import data_download.acdc as acdc
-import data_download.http as dh
+import interp4d_lite.download.acdc as acdc
+import interp4d_lite.download.http as dh
 
 PATIENTS = {"patient001": ("training", 4, 1, 3), "patient002": ("training", 5, 1, 4),
             "patient101": ("testing", 3, 1, 2)}
@@ -240,12 +240,31 @@ def test_not_acdc_archive(tmp_path, capsys):
 
 
 def test_package_main_dispatch(tmp_path, capsys):
-    from data_download.__main__ import main
+    from interp4d_lite.download.__main__ import main
 
     assert main([]) == 2
     assert main(["acdc", "--dest", str(tmp_path / "none"), "--verify"]) == 2
     assert "no such folder" in capsys.readouterr().out
     assert main(["lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+
+
+def test_reachable_as_interp4d_lite_download_and_through_the_clone_shim(tmp_path, capsys):
+    """`interp4d-lite download acdc|lung4d` runs the downloaders (their errors are one line,
+    exit 2); `python -m data_download.acdc` in a clone still works (a shim, not installed)."""
+    import subprocess
+    import sys
+
+    from interp4d_lite.cli import main
+
+    assert main(["download", "acdc", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+    captured = capsys.readouterr()
+    assert "no such folder" in captured.out and "interp4d-lite download acdc: error:" in captured.err
+    assert main(["download", "lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+    assert "interp4d-lite download lung4d: error:" in capsys.readouterr().err
+    repo = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "data_download.acdc", "--dest", str(tmp_path / "none"), "--verify"],
+                       cwd=repo, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "python -m data_download.acdc: error:" in r.stderr
 
 
 def test_output_loads_through_interp4d_lite(tmp_path):

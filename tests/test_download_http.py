@@ -13,9 +13,9 @@ import zipfile
 import pytest
 from _download_server import FakeServer, Route, closed_port_url
 
-import data_download.http as dh
-from data_download.archive import safe_extract, zip_content_digest
-from data_download.errors import ChecksumError, DiskFullError, DownloadError, UnsafeArchiveError
+import interp4d_lite.download.http as dh
+from interp4d_lite.download.archive import safe_extract, zip_content_digest
+from interp4d_lite.download.errors import ChecksumError, DiskFullError, DownloadError, UnsafeArchiveError
 from interp4d_lite.errors import Interp4DError
 
 FAST = dh.HTTPSettings(retries=0, backoff=0.0, connect_timeout=5, read_timeout=5, progress=False)
@@ -300,7 +300,7 @@ def test_dest_lock_refuses_a_second_run_and_survives_a_crash(tmp_path):
     import subprocess
     import sys
 
-    from data_download._common import dest_lock
+    from interp4d_lite.download._common import dest_lock
 
     lock = tmp_path / ".acdc" / "lock"
     lock.parent.mkdir()

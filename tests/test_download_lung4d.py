@@ -1,4 +1,4 @@
-"""`python -m data_download.lung4d` against a fake TCIA NBIA API on 127.0.0.1."""
+"""`interp4d-lite download lung4d` against a fake TCIA NBIA API on 127.0.0.1."""
 from __future__ import annotations
 
 import errno
@@ -14,9 +14,9 @@ from _download_dicom import write_series
 from _download_server import FakeServer, Route, closed_port_url
 from _download_server import lock_is_free as _lock_is_free
 
-import data_download.http as dh
-import data_download.lung4d as L
-from data_download.errors import DownloadError
+import interp4d_lite.download.http as dh
+import interp4d_lite.download.lung4d as L
+from interp4d_lite.download.errors import DownloadError
 
 API = "/nbia-api/services/v1"
 SHAPE = (32, 26, 12)            # X, Y, Z of the fake DICOM

@@ -53,13 +53,15 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.special import expit
 
+from . import KINDS
+
 __all__ = [
     "Phantom4D", "make_cardiac_phantom", "make_lung_phantom", "make_linear_phantom", "make_phantom",
     "write_acdc_layout", "write_lung_layout", "write_phantom_dataset", "hu_to_unit", "patient_seed",
     "PHANTOM_KINDS", "DEFAULT_SHAPES", "HU_WINDOW",
 ]
 
-PHANTOM_KINDS = ("cardiac", "lung", "linear")
+PHANTOM_KINDS = KINDS
 DEFAULT_SHAPES = {"cardiac": (128, 128, 32), "lung": (128, 128, 128), "linear": (128, 128, 32)}
 DEFAULT_SPACING = {"cardiac": (1.5, 1.5, 5.0), "lung": (2.5, 2.5, 2.5), "linear": (1.5, 1.5, 5.0)}
 DEFAULT_FRAMES = {"cardiac": 20, "lung": 10, "linear": 6}

@@ -1,7 +1,7 @@
 """Download tools for the real data sets of the tutorial (issue 6).
 
-* ``python -m data_download.acdc --dest DIR``    ACDC cardiac cine MRI (NIfTI, ~7 GB)
-* ``python -m data_download.lung4d --dest DIR``  TCIA 4D-Lung (DICOM -> NIfTI, ~170 GB raw)
+* ``interp4d-lite download acdc --dest DIR``    ACDC cardiac cine MRI (NIfTI, ~7 GB)
+* ``interp4d-lite download lung4d --dest DIR``  TCIA 4D-Lung (DICOM -> NIfTI, ~170 GB raw)
 
 Both write the on-disk layouts of docs/ARCHITECTURE.md, so that
 ``interp4d_lite.data.load_patient(DIR / patient_id)`` reads the result and the

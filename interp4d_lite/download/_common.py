@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from interp4d_lite.errors import Interp4DError
-
+from ..errors import Interp4DError
 from .errors import DownloadError
 from .http import HTTPSettings, is_disk_full
 

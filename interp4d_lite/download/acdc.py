@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m data_download.acdc --dest data/acdc            # download, verify, extract, arrange
-    python -m data_download.acdc --dest data/acdc --verify   # check an existing copy only
+    interp4d-lite download acdc --dest data/acdc            # download, verify, extract, arrange
+    interp4d-lite download acdc --dest data/acdc --verify   # check an existing copy only
 
 Source: the Human Heart Project (Creatis, Lyon) hosts ACDC since 2023 as a
 Girder collection, https://humanheart-project.creatis.insa-lyon.fr/database/#collection/637218c173e9f0047faa00fb .
@@ -289,11 +289,19 @@ def _is_zip(p: Path) -> bool:
 
 # ------------------------------------------------------------------ CLI
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m data_download.acdc",
-        description="Download ACDC (cardiac cine MRI, ~7 GB) and arrange DEST/patientXXX/"
-                    "{patientXXX_4d.nii.gz, Info.cfg}. " + "Re-running resumes or does nothing.")
+PROG = "interp4d-lite download acdc"
+DESCRIPTION = ("Download ACDC (cardiac cine MRI, ~7 GB) and arrange DEST/patientXXX/{patientXXX_4d.nii.gz, "
+               "Info.cfg}. Re-running resumes or does nothing.")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's flags (also ``interp4d-lite download acdc``)."""
     p.add_argument("--dest", required=True, type=Path, help="destination folder (the notebooks' data_root)")
     p.add_argument("--url", default=None,
                    help=f"archive URL (default: ${ENV_URL} or {DEFAULT_URL}); file:// is not "
@@ -307,11 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-archive", action="store_true",
                    help="delete the downloaded zip after a verified extraction (default: keep it)")
     C.add_http_args(p)
-    return p
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed flags (errors as exceptions; :func:`main` prints them)."""
     C.say(CITATION)
     C.say()
     if args.verify:
@@ -332,8 +339,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return C.run_cli(_main, argv, "data_download.acdc")
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Parse ``argv``, run, print any expected error as one line (exit 2)."""
+    return C.run_cli(lambda a: run(build_parser(prog).parse_args(a)), argv, prog)
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-
-from interp4d_lite.io_utils import atomic_write
-
+from ..io_utils import atomic_write
 from .errors import ChecksumError, DiskFullError, DownloadError
+
+if TYPE_CHECKING:  # requests (the [download] extra) is imported where it is used, not to parse the CLI
+    import requests
 
 CHUNK = 1 << 20
 USER_AGENT = "interp4d_lite-data-download/0.1 (+https://github.com/; teaching package)"
@@ -52,6 +52,8 @@ class HTTPSettings:
 
 
 def _session() -> requests.Session:
+    import requests
+
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
     # Proxies from the environment (HTTPS_PROXY, NO_PROXY) are honoured.
@@ -109,6 +111,8 @@ def read_json(path: Path, default: Any = None) -> Any:
 # --------------------------------------------------------------------------- HTTP
 
 def _describe(exc: BaseException) -> str:
+    import requests
+
     text = str(exc)
     if isinstance(exc, requests.ConnectionError):
         if "refused" in text.lower():
@@ -134,6 +138,8 @@ def get_json(url: str, params: dict | None = None, settings: HTTPSettings | None
              session: requests.Session | None = None) -> Any:
     """GET ``url`` and decode JSON, retrying 5xx/connection errors. An empty body is ``[]``
     (the NBIA API answers an empty 200/204 for an empty result)."""
+    import requests
+
     settings = settings or HTTPSettings()
     session = session or _session()
     last = ""
@@ -197,6 +203,8 @@ def download_file(
 
     If ``dest`` already exists it is not downloaded again: its size and hash are
     checked against the expectations and returned."""
+    import requests
+
     settings = settings or HTTPSettings()
     session = session or _session()
     dest = Path(dest)

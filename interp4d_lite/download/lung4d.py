@@ -3,10 +3,10 @@ lung layout (docs/ARCHITECTURE.md, "On-disk layouts").
 
 Usage::
 
-    python -m data_download.lung4d --dest data/lung4d --list            # what would be fetched
-    python -m data_download.lung4d --dest data/lung4d --max-gb 20       # stop before 20 GB
-    python -m data_download.lung4d --dest data/lung4d --patients 100_HM10395 101_HM101
-    python -m data_download.lung4d --dest data/lung4d --verify
+    interp4d-lite download lung4d --dest data/lung4d --list            # what would be fetched
+    interp4d-lite download lung4d --dest data/lung4d --max-gb 20       # stop before 20 GB
+    interp4d-lite download lung4d --dest data/lung4d --patients 100_HM10395 101_HM101
+    interp4d-lite download lung4d --dest data/lung4d --verify
 
 API (no account needed for this public collection): ``API/getSeries?Collection=4D-Lung&format=json``
 lists the series, ``API/getSeriesSize?SeriesInstanceUID=UID`` gives a size, and
@@ -555,12 +555,20 @@ def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, 
 
 # ------------------------------------------------------------------ CLI
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m data_download.lung4d",
-        description="Download TCIA 4D-Lung (~170 GB of DICOM in total) through the NBIA API and write "
-                    "DEST/<PatientID>/<PatientID>_4d.nii.gz (10 phases, HU) + phases.json. "
-                    "Re-running resumes; converted patients are skipped.")
+PROG = "interp4d-lite download lung4d"
+DESCRIPTION = ("Download TCIA 4D-Lung (~170 GB of DICOM in total) through the NBIA API and write "
+               "DEST/<PatientID>/<PatientID>_4d.nii.gz (10 phases, HU) + phases.json. "
+               "Re-running resumes; converted patients are skipped.")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The command's flags (also ``interp4d-lite download lung4d``)."""
     p.add_argument("--dest", required=True, type=Path, help="destination folder (the notebooks' data_root)")
     p.add_argument("--api-url", default=None, help=f"NBIA v1 API base (default: ${ENV_API} or {DEFAULT_API})")
     p.add_argument("--patients", nargs="+", default=None, help="only these PatientIDs")
@@ -578,11 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="only list what would be downloaded")
     p.add_argument("--verify", action="store_true", help="only check DEST against the layout (no network)")
     C.add_http_args(p)
-    return p
 
 
-def _main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run the command on parsed flags (errors as exceptions; :func:`main` prints them)."""
     C.say(LICENCE)
     C.say()
     if args.verify:
@@ -605,8 +612,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return C.run_cli(_main, argv, "data_download.lung4d")
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Parse ``argv``, run, print any expected error as one line (exit 2)."""
+    return C.run_cli(lambda a: run(build_parser(prog).parse_args(a)), argv, prog)
 
 
 if __name__ == "__main__":

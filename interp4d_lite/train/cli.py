@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from ..data import KINDS
 from ..errors import CLIError
 from .config import TrainConfig
 
@@ -36,7 +37,7 @@ def _check_data(path) -> Path:
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", required=True, metavar="DIR", help="dataset root (ACDC or 4D-Lung layout; e.g. from `interp4d-lite phantom`)")
-    g.add_argument("--kind", choices=["cardiac", "lung", "linear"], default=None, help="data kind (default: detected from the layout)")
+    g.add_argument("--kind", choices=KINDS, default=None, help="data kind (default: detected from the layout)")
     g.add_argument("--volume-shape", type=int, nargs=3, metavar=("X", "Y", "Z"), default=None,
                    help="crop/pad every volume to this grid (default: the data's preprocessing default)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the patient-level train/val/test split (default 0)")
