@@ -30,6 +30,17 @@ def http_settings(args) -> HTTPSettings:
                         progress=not args.no_progress)
 
 
+def command_main(module, argv: Sequence[str] | None, prog: str) -> int:
+    """A downloader's ``main``: parse ``argv`` with ``module.add_arguments`` (help from
+    ``module.DESCRIPTION``), ``module.run`` it, print any expected error as one line."""
+    def parse_and_run(args: Sequence[str] | None) -> int:
+        p = argparse.ArgumentParser(prog=prog, description=module.DESCRIPTION)
+        module.add_arguments(p)
+        return module.run(p.parse_args(args))
+
+    return run_cli(parse_and_run, argv, prog)
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None, prog: str) -> int:
     """Run ``main``; print any expected error as one line (exit 2)."""
     try:

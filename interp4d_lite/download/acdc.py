@@ -294,12 +294,6 @@ DESCRIPTION = ("Download ACDC (cardiac cine MRI, ~7 GB) and arrange DEST/patient
                "Info.cfg}. Re-running resumes or does nothing.")
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
-    add_arguments(p)
-    return p
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The command's flags (also ``interp4d-lite download acdc``)."""
     p.add_argument("--dest", required=True, type=Path, help="destination folder (the notebooks' data_root)")
@@ -341,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Parse ``argv``, run, print any expected error as one line (exit 2)."""
-    return C.run_cli(lambda a: run(build_parser(prog).parse_args(a)), argv, prog)
+    return C.command_main(sys.modules[__name__], argv, prog)
 
 
 if __name__ == "__main__":

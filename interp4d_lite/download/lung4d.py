@@ -561,12 +561,6 @@ DESCRIPTION = ("Download TCIA 4D-Lung (~170 GB of DICOM in total) through the NB
                "Re-running resumes; converted patients are skipped.")
 
 
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
-    add_arguments(p)
-    return p
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The command's flags (also ``interp4d-lite download lung4d``)."""
     p.add_argument("--dest", required=True, type=Path, help="destination folder (the notebooks' data_root)")
@@ -614,7 +608,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Parse ``argv``, run, print any expected error as one line (exit 2)."""
-    return C.run_cli(lambda a: run(build_parser(prog).parse_args(a)), argv, prog)
+    return C.command_main(sys.modules[__name__], argv, prog)
 
 
 if __name__ == "__main__":
