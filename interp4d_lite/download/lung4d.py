@@ -131,6 +131,8 @@ def _int(v, default=None):
 
 @dataclass
 class Session:
+    """One 4D-CT session of a patient: its study, date and one series per respiratory phase."""
+
     patient_id: str
     study_uid: str
     date: str
