@@ -230,7 +230,7 @@ def ensure_phantom_data(root: str | os.PathLike, kind: str = "cardiac", n_patien
     root.mkdir(parents=True, exist_ok=True)
     write_phantom_dataset(root, kind=kind, n_patients=int(n_patients), shape=tuple(want["volume_shape"]),
                           n_frames=int(n_frames), seed=int(seed))
-    stamp.write_text(json.dumps(want))
+    atomic_write_json(stamp, want)
     return root
 
 

@@ -12,7 +12,6 @@ the training part is used, the split goes into the checkpoint), and returns
 from __future__ import annotations
 
 import gc
-import json
 import math
 import os
 import time
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from ..device import seed_everything
+from ..io_utils import atomic_write_json
 from ..models import build_model
 from .checkpoint import get_rng_state, load_checkpoint, load_model, save_checkpoint, set_rng_state
 from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
@@ -318,8 +318,8 @@ def fit(
     if env.distributed:
         hashes = gather_weight_hashes(model)
         if env.is_main and ckpt_path is not None:
-            (ckpt_path.with_name(ckpt_path.stem + "_replicas.json")).write_text(
-                json.dumps({"world_size": env.world_size, "backend": env.backend, "weight_hashes": hashes}, indent=1))
+            atomic_write_json(ckpt_path.with_name(ckpt_path.stem + "_replicas.json"),
+                              {"world_size": env.world_size, "backend": env.backend, "weight_hashes": hashes}, indent=1)
         # a DDP wrapper sits in reference cycles: only the garbage collector frees it, possibly
         # after destroy_process_group() or during interpreter shutdown, where its reducer's
         # teardown can abort the process; free it now, while the process group is alive
