@@ -1,4 +1,4 @@
-"""Training losses (METHOD.md, "Losses"), MONAI where it is the field's standard.
+"""Training losses (docs/METHOD.md, "Losses"), MONAI where it is the field's standard.
 
 * image similarity: :func:`charbonnier`, :class:`LocalNCCLoss` / :func:`local_ncc_loss`
   (window 9, squared local NCC, MONAI's ``LocalNormalizedCrossCorrelationLoss``);

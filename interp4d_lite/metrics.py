@@ -1,4 +1,4 @@
-"""Evaluation metrics (METHOD.md, "Evaluation protocol", as UVI-Net reports them).
+"""Evaluation metrics (docs/METHOD.md, "Evaluation protocol", as UVI-Net reports them).
 
 Images are intensities in [0, 1]: one volume ``(X, Y, Z)`` or a batch ``(B, 1, X, Y, Z)``,
 numpy or torch. Fields are ``(3, X, Y, Z)`` or ``(B, 3, X, Y, Z)`` in voxels.

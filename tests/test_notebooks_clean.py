@@ -72,7 +72,11 @@ def test_objectives_summary_and_exercises(path: Path):
     nb = nbformat.read(str(path), as_version=4)
     md = [c.source.lower() for c in nb.cells if c.cell_type == "markdown"]
     assert md and "learning objectives" in md[0], f"{path.name}: first markdown cell should list learning objectives"
-    tail = "\n".join(md[-4:])
+    # after the last code cell of the lesson itself come the summary and the exercises (questions with
+    # worked answers, then the self-checking coding exercises: cells tagged `exercise` / `solution`)
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in nb.cells]
+    lesson = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not tags[i] & {"exercise", "solution"}]
+    tail = "\n".join(c.source.lower() for c in nb.cells[lesson[-1] + 1:] if c.cell_type == "markdown")
     assert "summary" in tail and "exercise" in tail, f"{path.name}: should end with a summary and exercises"
     hidden = [c for c in nb.cells if c.get("metadata", {}).get("jupyter", {}).get("source_hidden")]
     assert hidden, f"{path.name}: exercises need worked answers in a collapsed (source_hidden) cell"

@@ -1,5 +1,5 @@
-"""Phantoms: exact fields in the warping convention, determinism, and the motion the
-issue asks for (non-linear timing, wall thickening, twist, SI-dominant breathing with
+"""Phantoms: exact fields in the warping convention, determinism, and the motion they are
+built to have (non-linear timing, wall thickening, twist, SI-dominant breathing with
 hysteresis, exact linear translation)."""
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ How a phantom is made (the same for every kind):
   exact rather than iterated.
 
 Temporal profiles are clearly non-linear and shared across patients, with modest
-per-patient jitter drawn from the seed (METHOD.md, "What a student can and cannot
+per-patient jitter drawn from the seed (docs/METHOD.md, "What a student can and cannot
 learn"). Axes follow the NIfTI voxel axes ``(X, Y, Z)``; the affine is RAS with the
 grid centre at world (0, 0, 0).
 
@@ -28,8 +28,8 @@ grid centre at world (0, 0, 0).
   half-cosine over filling. Radial wall thickening (in-plane area of the wall
   preserved, so the blood pool shrinks more than the epicardium), longitudinal
   shortening (base moves toward the fixed apex), twist (base and apex rotate in
-  opposite directions). ``frames`` in [0, 1]. Default 20 frames per cycle, as the
-  issue asks; fewer (>= 6) are allowed for quick CPU tutorials.
+  opposite directions). ``frames`` in [0, 1]. Default 20 frames per cycle; fewer (>= 6)
+  are allowed for quick CPU tutorials.
 * **lung** -- X = left->right, Y = posterior->anterior, Z = inferior->superior (RAS),
   default spacing (2.5, 2.5, 2.5) mm, 10 phases; phase 0 (0 %, end-inhale) is ``i0``
   and phase 5 (50 %, end-exhale) is ``i1``. Superior-inferior motion ``b = 1 -

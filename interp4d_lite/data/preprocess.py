@@ -1,4 +1,4 @@
-"""Preprocessing as METHOD.md describes it, over MONAI transforms.
+"""Preprocessing as docs/METHOD.md ("Data") describes it, over MONAI transforms.
 
 Order used by the loaders (documented choice): clip HU (CT only) -> min-max per frame
 to [0, 1] -> centre crop / zero-pad to ``volume_shape``. Normalising before padding

@@ -1,6 +1,6 @@
 """A DICOM CT series -> one 3D volume with a RAS affine (nibabel convention).
 
-Conventions (ARCHITECTURE.md): voxel axes ``(X, Y, Z)``; ``X`` runs along a
+Conventions (docs/ARCHITECTURE.md): voxel axes ``(X, Y, Z)``; ``X`` runs along a
 DICOM image row (the first three ImageOrientationPatient cosines, i.e. the
 column index), ``Y`` down the columns (the row index, last three cosines),
 ``Z`` across slices. So ``volume[:, :, k] = pixel_array_k.T``.

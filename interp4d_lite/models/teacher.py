@@ -15,7 +15,7 @@ grid (1/``refine_scale``) is fitted to Charbonnier(warp(I0, u_t0), I_t) +
 Charbonnier(warp(I1, u_t1), I_t) + ``refine_smooth`` * gradient smoothness. The
 network's features (for feature distillation) and mask are unchanged. A network trained
 for a few hundred CPU steps barely uses its privileged frame; the refined fields are what
-makes the teacher worth distilling (tests/test_models.py, METHOD.md "Knowledge distillation").
+makes the teacher worth distilling (tests/test_models.py; docs/METHOD.md, "Teacher (privileged)" and "Knowledge distillation").
 Training (``train()`` mode) never refines, so the network is trained as before.
 """
 from __future__ import annotations
@@ -92,27 +92,57 @@ class Teacher(nn.Module):
     def refine(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, out: dict) -> dict:
         """Instance optimisation of ``(u_t0, u_t1)`` on the privileged per-field image loss;
         returns the updated ``u_t0, u_t1, warped0, warped1, image`` (all detached)."""
-        from ..losses import charbonnier, gradient_smoothness
-        from .blocks import resize
-
         c = self.config
-        shape = It.shape[2:]
-        u = torch.cat([out["u_t0"], out["u_t1"]], dim=1).detach().float()
-        I0e, I1e, Ite = (x.detach().float().expand(u.shape[0], *x.shape[1:]) for x in (I0, I1, It))
-        small = tuple(max(2, s // max(1, c.refine_scale)) for s in shape)
-        with torch.enable_grad():
-            r = torch.zeros((u.shape[0], 6, *small), device=u.device, requires_grad=True)
-            opt = torch.optim.Adam([r], lr=c.refine_lr)
-            for _ in range(c.refine_steps):
-                v = u + resize(r, shape)
-                loss = (charbonnier(self.warp(I0e, v[:, :3]), Ite) + charbonnier(self.warp(I1e, v[:, 3:]), Ite)
-                        + c.refine_smooth * (gradient_smoothness(v[:, :3]) + gradient_smoothness(v[:, 3:])))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        u_t0, u_t1 = register_to_frame(I0, I1, It, init=(out["u_t0"], out["u_t1"]), steps=c.refine_steps,
+                                       lr=c.refine_lr, smooth=c.refine_smooth, scale=c.refine_scale, warper=self.warp)
         with torch.no_grad():
-            v = (u + resize(r, shape)).to(out["u_t0"].dtype)
-            u_t0, u_t1 = v[:, :3], v[:, 3:]
+            u_t0, u_t1 = u_t0.to(out["u_t0"].dtype), u_t1.to(out["u_t1"].dtype)
             w0, w1 = self.warp(I0, u_t0), self.warp(I1, u_t1)
             m = out["mask"]
             return {"u_t0": u_t0, "u_t1": u_t1, "warped0": w0, "warped1": w1, "image": m * w0 + (1 - m) * w1}
+
+
+def register_to_frame(I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, init=None, steps: int = 40,
+                      lr: float = 0.2, smooth: float = 1.0, scale: int = 4, warper: Warper | None = None):
+    """Register both inputs to the frame at t by instance optimisation (no network).
+
+    Fits a residual on a coarse grid (1/``scale`` of the image, trilinearly upsampled) to
+    ``Charbonnier(warp(I0, u_t0), It) + Charbonnier(warp(I1, u_t1), It) + smooth * (gradient
+    smoothness of both)`` with ``steps`` Adam steps of ``lr`` voxels, starting from ``init``
+    (``(u_t0, u_t1)``, default zero). This is the privileged teacher's refinement, and, from
+    zero, the pseudo ground truth its network is trained toward: it needs I_t, so it exists for
+    training samples only.
+
+    Args:
+        I0, I1, It: ``(B, 1, X, Y, Z)`` images (I0/I1 may have B == 1).
+        init: optional ``(u_t0, u_t1)``, each ``(B, 3, X, Y, Z)`` voxels.
+    Returns:
+        ``(u_t0, u_t1)``, each ``(B, 3, X, Y, Z)`` float32 voxels, detached.
+    """
+    from ..losses import charbonnier, gradient_smoothness
+    from .blocks import resize
+
+    warper = warper or Warper()
+    shape = It.shape[2:]
+    b = It.shape[0]
+    if init is None:
+        u = It.new_zeros((b, 6, *shape), dtype=torch.float32)
+    else:
+        u = torch.cat([init[0], init[1]], dim=1).detach().float()
+    I0e, I1e, Ite = (x.detach().float().expand(b, *x.shape[1:]) for x in (I0, I1, It))
+    small = tuple(max(2, s // max(1, scale)) for s in shape)
+    r = torch.zeros((b, 6, *small), device=u.device)
+    if steps > 0:
+        with torch.enable_grad():
+            r.requires_grad_(True)
+            opt = torch.optim.Adam([r], lr=lr)
+            for _ in range(steps):
+                v = u + resize(r, shape)
+                loss = (charbonnier(warper(I0e, v[:, :3]), Ite) + charbonnier(warper(I1e, v[:, 3:]), Ite)
+                        + smooth * (gradient_smoothness(v[:, :3]) + gradient_smoothness(v[:, 3:])))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    with torch.no_grad():
+        v = u + resize(r.detach(), shape)
+    return v[:, :3].contiguous(), v[:, 3:].contiguous()

@@ -1,5 +1,5 @@
 """Evaluation: every method on the same patients, every intermediate frame, the
-METHOD.md metrics per frame, then averaged (over all frames, at mid-cycle t, per t).
+docs/METHOD.md metrics per frame, then averaged (over all frames, at mid-cycle t, per t).
 
 Methods are given as a dict ``name -> method`` where a method is
 ``"linear_blend"``, ``"true_fields"`` (phantoms: the ground-truth fields, blended with

@@ -17,7 +17,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -39,6 +39,8 @@ __all__ = [
     "distill_student",
     "resolve_patients",
     "PairDataset",
+    "CachedTargets",
+    "compute_targets",
     "teacher_loss",
     "baseline_loss",
     "distill_loss",
@@ -71,6 +73,50 @@ def resolve_patients(
     vs = tuple(volume_shape) if volume_shape is not None else None
     chosen = [load_patient(by_id[i], kind=kind, volume_shape=vs) for i in split[part]]
     return chosen, split
+
+
+class CachedTargets(torch.utils.data.Dataset):
+    """The items of ``dataset`` plus fixed target fields ``target_u_t0``, ``target_u_t1``
+    ``(3, X, Y, Z)`` (voxels) per item, computed once before training on the un-augmented
+    item; :func:`~interp4d_lite.train.sampling.augment_sample` then crops and flips them
+    with the sample (a flip negates their channel, as for any field)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, targets: torch.Tensor):
+        if len(targets) != len(dataset):
+            raise ValueError(f"{len(targets)} cached targets for a dataset of {len(dataset)} items")
+        self.dataset, self.targets = dataset, targets  # targets: (N, 6, X, Y, Z)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.dataset[i])
+        u = self.targets[i].float()
+        item["target_u_t0"], item["target_u_t1"] = u[:3].clone(), u[3:].clone()
+        return item
+
+
+@torch.no_grad()
+def compute_targets(fn: Callable[[dict], tuple[torch.Tensor, torch.Tensor]], dataset, device, batch_size: int = 4,
+                    desc: str = "targets", progress: bool = True) -> torch.Tensor:
+    """``(N, 6, X, Y, Z)`` float32 CPU tensor of ``fn(batch) -> (u_t0, u_t1)`` over every item of
+    ``dataset`` (un-augmented, in order, ``batch_size`` items at a time on ``device``).
+    Stored as float16 when float32 would take more than 2 GB."""
+    n = len(dataset)
+    first = dataset[0]["I0"]
+    nbytes = n * 6 * first[0].numel() * 4
+    dtype = torch.float16 if nbytes > 2 * 1024**3 else torch.float32
+    out = torch.empty((n, 6, *first.shape[1:]), dtype=dtype)
+    it = range(0, n, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+    for k in it:
+        batch = _to(collate([dataset[i] for i in range(k, min(n, k + batch_size))]), device)
+        u0, u1 = fn(batch)
+        out[k : k + u0.shape[0]] = torch.cat([u0, u1], dim=1).float().cpu().to(dtype)
+    return out
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -121,6 +167,12 @@ def teacher_loss(out: dict, batch: dict, cfg: TeacherTrainConfig) -> tuple[torch
     s = _smooth(out["u_t0"].float()) + _smooth(out["u_t1"].float())
     loss = loss + cfg.w_smooth * s
     parts["smooth"] = _f(s)
+    if cfg.w_target and "target_u_t0" in batch:
+        from ..losses import field_distillation_loss
+
+        g = field_distillation_loss((out["u_t0"].float(), out["u_t1"].float()), (batch["target_u_t0"], batch["target_u_t1"]))
+        loss = loss + cfg.w_target * g
+        parts["target"] = _f(g)
     return loss, parts
 
 
@@ -151,12 +203,22 @@ def distill_loss(out: dict, tout: dict | None, batch: dict, cfg: DistillConfig) 
     s = _smooth(out["u_t0"].float()) + _smooth(out["u_t1"].float())
     loss = loss + cfg.w_smooth * s
     parts["smooth"] = _f(s)
-    if tout is not None and cfg.distill_weight:
+    if cfg.distill_weight and ("target_u_t0" in batch or tout is not None):
+        if "target_u_t0" in batch:  # cached teacher fields
+            tu0, tu1 = batch["target_u_t0"].float(), batch["target_u_t1"].float()
+        else:
+            tu0, tu1 = tout["u_t0"].float(), tout["u_t1"].float()
         weights = None
         if cfg.teacher_better:
-            weights = teacher_better_weights(out["image"].detach().float(), tout["image"].float(), It)
-        d = field_distillation_loss((out["u_t0"].float(), out["u_t1"].float()), (tout["u_t0"].float(), tout["u_t1"].float()),
-                                    weights=weights)
+            from ..models.warp import warp
+
+            if tout is not None:
+                timg = tout["image"].float()
+            else:  # the teacher's frame from its cached fields, with the linear-blend mask
+                m = (1 - batch["t"].float()).view(-1, 1, 1, 1, 1)
+                timg = m * warp(batch["I0"], tu0) + (1 - m) * warp(batch["I1"], tu1)
+            weights = teacher_better_weights(out["image"].detach().float(), timg, It)
+        d = field_distillation_loss((out["u_t0"].float(), out["u_t1"].float()), (tu0, tu1), weights=weights)
         loss = loss + cfg.distill_weight * d
         parts["distill"] = _f(d)
     if tout is not None and cfg.feature_weight and out.get("features") and tout.get("features"):
@@ -164,6 +226,25 @@ def distill_loss(out: dict, tout: dict | None, batch: dict, cfg: DistillConfig) 
         loss = loss + cfg.feature_weight * fd
         parts["feat"] = _f(fd)
     return loss, parts
+
+
+@contextmanager
+def _refining(teacher: nn.Module, refined: bool):
+    """The teacher with its instance optimisation on (``refined``) or off, restored after."""
+    steps = teacher.config.refine_steps
+    teacher.config.refine_steps = steps if refined else 0
+    try:
+        yield teacher
+    finally:
+        teacher.config.refine_steps = steps
+
+
+def _teacher_fields(teacher: nn.Module, batch: dict, refined: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frozen teacher's ``(u_t0, u_t1)`` for a batch: its network's prediction, or with
+    instance optimisation (``refined``)."""
+    with _refining(teacher, refined):
+        out = teacher(batch["I0"], batch["I1"], batch["It"], batch["t"].float().reshape(-1))
+    return out["u_t0"], out["u_t1"]
 
 
 # ---------------------------------------------------------------------- generic loop
@@ -365,6 +446,14 @@ def train_teacher(
     model = build_model("teacher", cfg.model)
     mcfg = model.config.to_dict()
     ds = TripletDataset(chosen)
+    if cfg.w_target:
+        from ..models.teacher import register_to_frame
+
+        def register(b):
+            return register_to_frame(b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth)
+
+        ds = CachedTargets(ds, compute_targets(register, ds, env.device, desc="registration targets",
+                                               progress=cfg.progress and env.is_main))
 
     def step_fn(net, batch):
         out = net(batch["I0"], batch["I1"], batch["It"], batch["t"].float().reshape(-1))
@@ -436,18 +525,23 @@ def distill_student(
         tnet = tnet.to(env.device).eval()
         for p in tnet.parameters():
             p.requires_grad_(False)
-    # the student is built after the teacher is loaded, from the same seed on every rank
+    ds = TripletDataset(chosen)
+    per_step_teacher = tnet is not None and (bool(cfg.feature_weight) or not cfg.cache_targets)
+    if tnet is not None and cfg.distill_weight and cfg.cache_targets:
+        ds = CachedTargets(ds, compute_targets(lambda b: _teacher_fields(tnet, b, cfg.distill_refined), ds, env.device,
+                                               desc="teacher targets", progress=cfg.progress and env.is_main))
+    # the student is built after the teacher is loaded and its targets computed, from the same
+    # seed on every rank
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     model = build_model("student", cfg.model)
     mcfg = model.config.to_dict()
-    ds = TripletDataset(chosen)
 
     def step_fn(net, batch):
         t = batch["t"].float().reshape(-1)
         out = net(batch["I0"], batch["I1"], t)
         tout = None
-        if tnet is not None:
-            with torch.no_grad():
+        if per_step_teacher:
+            with torch.no_grad(), _refining(tnet, cfg.distill_refined):
                 tout = tnet(batch["I0"], batch["I1"], batch["It"], t)
         return distill_loss(out, tout, batch, cfg)
 

@@ -15,7 +15,7 @@ from torch.utils.data import DistributedSampler
 __all__ = ["StepSampler", "step_rng", "augment_sample", "collate"]
 
 IMAGE_KEYS = ("I0", "I1", "It")
-FIELD_KEYS = ("u_t0", "u_t1")
+FIELD_KEYS = ("u_t0", "u_t1", "target_u_t0", "target_u_t1")  # true fields; cached training targets
 
 
 class StepSampler:
