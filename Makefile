@@ -8,7 +8,7 @@ STAMP := $(VENV)/.interp4d_lite-installed
 RUN_DIR ?= runs/tutorial
 PYTEST_ARGS ?=
 
-.PHONY: tutorial test test-fast benchmarks env clean-runs
+.PHONY: tutorial test test-fast lint benchmarks env clean-runs
 
 $(STAMP): pyproject.toml scripts/setup_env.sh
 	bash scripts/setup_env.sh $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)
 ## Fast unit tests only
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## Lint (ruff, configured in pyproject.toml); `make lint FIX=1` applies the safe fixes
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(if $(FIX),--fix,) .
 
 benchmarks: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -28,7 +28,11 @@ import time
 import torch
 
 from interp4d_lite.losses import (
-    charbonnier, feature_distillation_loss, field_distillation_loss, gradient_smoothness, local_ncc_loss,
+    charbonnier,
+    feature_distillation_loss,
+    field_distillation_loss,
+    gradient_smoothness,
+    local_ncc_loss,
     teacher_better_weights,
 )
 from interp4d_lite.models import RegistrationNet, Student, Teacher, count_parameters

@@ -1,14 +1,5 @@
-"""Download tools for the real data sets of the tutorial (issue 6).
+"""Thin shims kept for ``python -m data_download.acdc`` / ``.lung4d`` in a clone of the repository.
 
-* ``python -m data_download.acdc --dest DIR``    ACDC cardiac cine MRI (NIfTI, ~7 GB)
-* ``python -m data_download.lung4d --dest DIR``  TCIA 4D-Lung (DICOM -> NIfTI, ~170 GB raw)
-
-Both write the on-disk layouts of docs/ARCHITECTURE.md, so that
-``interp4d_lite.data.load_patient(DIR / patient_id)`` reads the result and the
-``06_real_data`` notebook only needs ``data_root = DIR``. See README.md here.
-Submodules: ``http`` (resumable download), ``archive`` (safe extraction),
-``dicom`` (DICOM series -> volume + RAS affine), ``errors``.
+The downloaders are part of the package (:mod:`interp4d_lite.download`, the
+``interp4d-lite download acdc|lung4d`` command); this folder is not installed. See README.md here.
 """
-from .errors import ChecksumError, DicomSeriesError, DiskFullError, DownloadError, UnsafeArchiveError
-
-__all__ = ["DownloadError", "ChecksumError", "UnsafeArchiveError", "DiskFullError", "DicomSeriesError"]

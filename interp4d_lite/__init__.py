@@ -3,8 +3,10 @@ multi-scale deformation-fusion student distilled from a privileged teacher.
 
 Reconstruction of Zhang et al., MICCAI 2025 (doi 10.1007/978-3-032-04984-1_53)
 for teaching; see docs/ARCHITECTURE.md for the conventions used everywhere.
+``get_device`` and ``seed_everything`` (and torch) are imported on first use.
 """
-from .device import get_device, seed_everything
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = ["get_device", "seed_everything", "__version__"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {".device": ["get_device", "seed_everything"]})
+__all__ = [*__all__, "__version__"]

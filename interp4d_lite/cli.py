@@ -2,35 +2,40 @@
 
 Each subcommand lives next to the code it drives and registers itself here:
 ``phantom`` in :mod:`interp4d_lite.data.cli`, the training/evaluation/interpolation
-commands in :mod:`interp4d_lite.train.cli`.
+commands in :mod:`interp4d_lite.train.cli`, ``download`` in
+:mod:`interp4d_lite.download.cli`, ``notebooks`` and ``tutorial`` in :mod:`interp4d_lite.tutorial`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-
+from . import __version__
 from .errors import CLIError, Interp4DError
 
 __all__ = ["main", "build_parser", "CLIError"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``interp4d-lite`` parser. Building it imports no torch: each command imports
+    what it needs when it runs, so ``--help`` is quick."""
     parser = argparse.ArgumentParser(
         prog="interp4d-lite",
         description="4D medical image interpolation with a temporal-modulated student "
-        "distilled from a privileged teacher (phantoms, training, evaluation, interpolation).",
+        "distilled from a privileged teacher (phantoms, training, evaluation, interpolation, "
+        "data downloads, the tutorial notebooks).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     from .data.cli import add_commands as add_data_commands
+    from .download.cli import add_commands as add_download_commands
+    from .train.cli import add_commands as add_train_commands
+    from .tutorial import add_commands as add_notebook_commands
 
     add_data_commands(sub)
-    try:
-        from .train.cli import add_commands as add_train_commands
-    except ImportError:  # training commands not built yet
-        add_train_commands = None
-    if add_train_commands is not None:
-        add_train_commands(sub)
+    add_train_commands(sub)
+    add_download_commands(sub)
+    add_notebook_commands(sub)
     return parser
 
 

@@ -15,8 +15,8 @@ The encoder runs once per pair; every timestamp only costs the decoder.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -75,31 +75,19 @@ def interpolate_volumes(model, vol0: np.ndarray, vol1: np.ndarray, times: Sequen
     return (lo + (hi - lo) * out).astype(np.float32)
 
 
-def _load_nifti(path: str | os.PathLike):
-    import nibabel as nib
-
-    path = Path(path)
-    if not path.exists():
-        raise CLIError(f"{path}: file not found")
-    try:
-        img = nib.load(str(path))
-        data = np.asarray(img.dataobj, dtype=np.float32)
-    except Exception as exc:  # nibabel raises many kinds
-        raise DataError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    return img, data
-
-
 def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequence | None = None):
     """``(vol0, vol1, reference_image)`` from a 4D NIfTI and two 0-based frame indices,
-    or from two 3D NIfTI files (which must share shape and affine)."""
+    or from two 3D NIfTI files (which must share shape and affine). Files are read by
+    :func:`interp4d_lite.data.io.read_nifti` (a :class:`DataError` naming the file)."""
+    from .data.io import read_nifti
+
     if (input_4d is None) == (inputs is None):
         raise CLIError("give either --input 4D.nii.gz --frames I J, or --inputs A.nii.gz B.nii.gz")
     if input_4d is not None:
+        data, img = read_nifti(input_4d, ndim=4, hint=" (--input takes one 4D file; to interpolate between two "
+                               "3D volumes pass both with --inputs A B)")
         if frames is None or len(frames) != 2:
             raise CLIError("--input needs --frames I J (two 0-based frame indices)")
-        img, data = _load_nifti(input_4d)
-        if data.ndim != 4:
-            raise DataError(f"{input_4d}: expected a 4D NIfTI (X, Y, Z, T), got shape {data.shape}")
         n = data.shape[3]
         for f in frames:
             if not 0 <= int(f) < n:
@@ -107,15 +95,8 @@ def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequen
         return data[..., int(frames[0])], data[..., int(frames[1])], img
     if len(inputs) != 2:
         raise CLIError("--inputs needs exactly two 3D NIfTI files")
-    img0, d0 = _load_nifti(inputs[0])
-    img1, d1 = _load_nifti(inputs[1])
-    for p, d in ((inputs[0], d0), (inputs[1], d1)):
-        if d.ndim == 4 and d.shape[3] == 1:
-            continue
-        if d.ndim != 3:
-            raise DataError(f"{p}: expected a 3D NIfTI, got shape {d.shape}")
-    d0 = d0.reshape(d0.shape[:3])
-    d1 = d1.reshape(d1.shape[:3])
+    d0, img0 = read_nifti(inputs[0], ndim=3)
+    d1, img1 = read_nifti(inputs[1], ndim=3)
     if d0.shape != d1.shape:
         raise DataError(f"{inputs[0]} and {inputs[1]} have different shapes {d0.shape} and {d1.shape}")
     if not np.allclose(img0.affine, img1.affine, atol=1e-4):
@@ -147,7 +128,7 @@ def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, tim
 def interpolate_files(checkpoint, out, *, input_4d=None, frames=None, inputs=None, times=None, n=None,
                       device: str = "auto") -> Path:
     """The ``interpolate`` command: read, interpolate with the student checkpoint, write."""
-    from .train.api import load_model
+    from .train.checkpoint import load_model
 
     ts = parse_times(times, n)
     vol0, vol1, ref = read_pair(input_4d, frames, inputs)

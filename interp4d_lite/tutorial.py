@@ -4,8 +4,9 @@
 The runner
 
 1. generates the phantom data the notebooks need into ``RUN_DIR/data`` (ACDC layout),
-2. executes every notebook of ``notebooks/`` in order with papermill, passing the same
-   ``out_dir=RUN_DIR`` to all of them (so later notebooks reuse earlier checkpoints),
+2. executes every notebook (:func:`notebook_dir`: the package's copy, so a wheel install
+   works too) in order with papermill, in ``RUN_DIR``, passing the same ``out_dir=RUN_DIR``
+   to all of them (so later notebooks reuse earlier checkpoints),
 3. writes each executed notebook to ``RUN_DIR/executed/`` and an HTML export of it to
    ``RUN_DIR/html/``; the notebooks themselves save figures to ``RUN_DIR/figures/``,
    metrics to ``RUN_DIR/metrics/<notebook>.json`` and checkpoints to ``RUN_DIR/checkpoints/``,
@@ -15,8 +16,10 @@ The runner
 ``--smoke`` uses the small parameter set (the one the notebook tests use);
 ``--only NAME`` runs just the notebooks whose name contains NAME (repeatable).
 
-The module also holds the two small helpers the notebooks share for their set-up:
-:func:`ensure_phantom_data` and :func:`save_metrics`.
+The module also holds the two small helpers the notebooks share for their set-up
+(:func:`ensure_phantom_data`, :func:`save_metrics`), their common first cell
+(:data:`SETUP_CELL`), and the ``interp4d-lite notebooks DEST`` (:func:`copy_notebooks`) and
+``interp4d-lite tutorial`` commands.
 """
 from __future__ import annotations
 
@@ -30,8 +33,24 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+from .io_utils import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The repository root when the package runs from a clone (tests keep their run folders there).
+REPO_ROOT = PACKAGE_DIR.parent
+
+
+def notebook_dir() -> Path:
+    """The folder of the tutorial notebooks: ``interp4d_lite/notebooks`` (package data in
+    a wheel; in a clone a symlink to the repository's ``notebooks/``, the one copy), else
+    the repository's ``notebooks/`` (a clone checked out without symlinks)."""
+    for d in (PACKAGE_DIR / "notebooks", PACKAGE_DIR.parent / "notebooks"):
+        if d.is_dir() and any(d.glob("*.ipynb")):
+            return d.resolve()
+    raise FileNotFoundError(f"no tutorial notebooks in {PACKAGE_DIR / 'notebooks'}: a broken installation?")
+
+
+NOTEBOOK_DIR = notebook_dir()
 
 #: The notebooks in the order they are meant to be read and run.
 NOTEBOOKS = [
@@ -83,6 +102,108 @@ ARTIFACTS: dict[str, list[str]] = {
 }
 
 
+#: The first cell of every notebook, word for word (tests/test_notebooks_clean.py checks it).
+#: With interp4d_lite importable it does nothing; on a hosted kernel without it (Colab, a
+#: JupyterHub) it installs the package from ``INSTALL_SOURCE``, and on Colab it enables the
+#: custom widget manager that the interactive tools of 05_visualizers need.
+SETUP_CELL = """\
+# Set-up, the same first cell in every notebook. Where interp4d_lite is installed (a clone's
+# .venv, a course image) it does nothing. On Colab or a JupyterHub without it, it installs the
+# package from INSTALL_SOURCE (set the environment variable INTERP4D_LITE_SOURCE to a wheel, a
+# folder or a git URL to install from elsewhere); on Colab it also turns on the widget manager
+# that the interactive tools need.
+import importlib.util
+import os
+import sys
+
+INSTALL_SOURCE = os.environ.get("INTERP4D_LITE_SOURCE", "interp4d-lite")
+if importlib.util.find_spec("interp4d_lite") is None:
+    %pip install --quiet {INSTALL_SOURCE}
+    importlib.invalidate_caches()
+if "google.colab" in sys.modules:
+    from google.colab import output
+
+    output.enable_custom_widget_manager()"""
+
+
+# --------------------------------------------------------------------------- copying the notebooks out
+COPY_MANIFEST = ".interp4d-lite-notebooks.json"
+
+
+def copy_notebooks(dest: str | os.PathLike, force: bool = False) -> dict[str, list[str]]:
+    """Copy the tutorial notebooks into ``dest`` (created if needed) to run them there.
+
+    A copy the user has edited is never overwritten unless ``force``: ``dest`` keeps a
+    manifest (:data:`COPY_MANIFEST`) of what was copied, so an unedited copy of an older
+    version is updated while an edited one is kept. Returns the notebook names by outcome:
+    ``{"copied": [...], "updated": [...], "unchanged": [...], "kept": [...]}``."""
+    import hashlib
+
+    dest = Path(dest)
+    if dest.exists() and not dest.is_dir():
+        from .errors import CLIError
+
+        raise CLIError(f"{dest}: exists and is not a folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest_path = dest / COPY_MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    except (OSError, ValueError):
+        manifest = {}
+    sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    out: dict[str, list[str]] = {"copied": [], "updated": [], "unchanged": [], "kept": []}
+    for src in sorted(NOTEBOOK_DIR.glob("*.ipynb")):
+        data, target = src.read_bytes(), dest / src.name
+        if not target.exists():
+            outcome = "copied"
+        else:
+            have = target.read_bytes()
+            if have == data:
+                out["unchanged"].append(src.name)
+                manifest[src.name] = sha(data)
+                continue
+            if force or manifest.get(src.name) == sha(have):  # forced, or our unedited copy of another version
+                outcome = "updated"
+            else:
+                out["kept"].append(src.name)
+                continue
+        atomic_write_bytes(target, data)
+        manifest[src.name] = sha(data)
+        out[outcome].append(src.name)
+    atomic_write_json(manifest_path, manifest, indent=1, sort_keys=True)
+    return out
+
+
+def _run_copy(args) -> int:
+    res = copy_notebooks(args.dest, force=args.force)
+    dest = Path(args.dest)
+    for outcome in ("copied", "updated", "unchanged"):
+        if res[outcome]:
+            print(f"{outcome}: {', '.join(res[outcome])}")
+    if res["kept"]:
+        print(f"kept (edited; --force overwrites them): {', '.join(res['kept'])}", file=sys.stderr)
+    print(f"notebooks in {dest.resolve()}: open them with `jupyter lab {dest}`; "
+          "each writes its results under runs/ in its own folder")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """``interp4d-lite notebooks DEST`` and ``interp4d-lite tutorial``."""
+    p = subparsers.add_parser(
+        "notebooks", help="copy the tutorial notebooks into a folder, to open and run them there",
+        description="Copy the seven tutorial notebooks (00_quickstart ... 06_real_data) into DEST. A notebook "
+        "you have edited there is never overwritten without --force; an unedited copy of an older version is "
+        "updated.")
+    p.add_argument("dest", metavar="DEST", help="folder to copy the notebooks into (created if missing)")
+    p.add_argument("--force", action="store_true", help="overwrite notebooks edited in DEST too")
+    p.set_defaults(func=_run_copy)
+    p = subparsers.add_parser(
+        "tutorial", help="execute every tutorial notebook into a run folder (papermill; the [notebooks] extra)",
+        description=__doc__.split("\n\n")[0])
+    _add_tutorial_args(p)
+    p.set_defaults(func=lambda args: _run_tutorial(args))
+
+
 # --------------------------------------------------------------------------- helpers used by notebooks
 def ensure_phantom_data(root: str | os.PathLike, kind: str = "cardiac", n_patients: int = 4,
                         volume_shape=(48, 48, 16), n_frames: int = 10, seed: int = 0) -> Path:
@@ -109,7 +230,7 @@ def ensure_phantom_data(root: str | os.PathLike, kind: str = "cardiac", n_patien
     root.mkdir(parents=True, exist_ok=True)
     write_phantom_dataset(root, kind=kind, n_patients=int(n_patients), shape=tuple(want["volume_shape"]),
                           n_frames=int(n_frames), seed=int(seed))
-    stamp.write_text(json.dumps(want))
+    atomic_write_json(stamp, want)
     return root
 
 
@@ -125,10 +246,7 @@ def save_metrics(out_dir: str | os.PathLike, notebook: str, metrics: dict, key: 
         key = [k for k, v in clean.items() if isinstance(v, (int, float))]
     payload = {"notebook": notebook, "key": {k: clean[k] for k in key if k in clean}, "all": clean}
     path = out / f"{notebook}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, payload, indent=2)
 
 
 def _jsonable(obj):
@@ -138,6 +256,8 @@ def _jsonable(obj):
         np = None
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a pandas DataFrame: its records, named index first
+        return _jsonable((obj.reset_index() if obj.index.name is not None else obj).to_dict("records"))
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     if np is not None and isinstance(obj, np.generic):
@@ -204,7 +324,7 @@ def run_notebook(name: str, run_dir: str | os.PathLike, smoke: bool = False, dat
         # to a log file so the progress lines stay one per notebook
         with open(log, "w") as fh, _redirect_fd(2, fh.fileno()):
             pm.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
-                                cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
+                                cwd=str(run_dir), progress_bar=False, log_output=False,
                                 execution_timeout=timeout, report_mode=False)
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's error
         row["status"] = "failed"
@@ -262,18 +382,18 @@ def _fmt_metrics(metrics: dict) -> str:
 
 def write_summary(run_dir: Path, rows: list[dict], smoke: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "summary.csv", "w", newline="") as fh:
+    with atomic_write(run_dir / "summary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["notebook", "status", "seconds", "key_metrics", "error"])
         for r in rows:
             w.writerow([r["notebook"], r["status"], r["seconds"], _fmt_metrics(r["metrics"]), r["error"]])
-    (run_dir / "summary.json").write_text(json.dumps({"smoke": smoke, "rows": rows}, indent=2))
+    atomic_write_json(run_dir / "summary.json", {"smoke": smoke, "rows": rows}, indent=2)
     lines = ["| notebook | status | seconds | key metrics |", "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['notebook']} | {r['status']} | {r['seconds']:.1f} | {_fmt_metrics(r['metrics'])} |")
     total = sum(r["seconds"] for r in rows)
     lines.append(f"| **total** | {sum(r['status'] == 'ok' for r in rows)}/{len(rows)} ok | {total:.1f} | |")
-    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "summary.md", "\n".join(lines) + "\n")
 
 
 def select_notebooks(only: list[str] | None) -> list[str]:
@@ -289,6 +409,11 @@ def select_notebooks(only: list[str] | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m interp4d_lite.tutorial", description=__doc__.split("\n\n")[0])
+    _add_tutorial_args(p)
+    return _run_tutorial(p.parse_args(argv))
+
+
+def _add_tutorial_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default="runs/tutorial", help="output folder (default: runs/tutorial)")
     p.add_argument("--smoke", action="store_true", help="small parameters (as the notebook tests)")
     p.add_argument("--only", action="append", metavar="NAME",
@@ -297,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=1200,
                    help="per-cell timeout in seconds (default 1200): a stuck cell fails its notebook, not the run")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
-    args = p.parse_args(argv)
+
+
+def _run_tutorial(args: argparse.Namespace) -> int:
     try:
         names = select_notebooks(args.only)
     except Exception as exc:

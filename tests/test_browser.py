@@ -31,11 +31,27 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from _browser_utils import (
-    JS_ERROR_OUTPUTS, REPO_ROOT, PageWatch, Server, assert_shows_figure, chromium_unavailable_reason,
-    chromium_version, free_port, jupyter_env, launch_browser, mark_tool, move_slider, output_locator,
-    png_difference, png_stats, prepare_notebook, raise_on_error_output, slider_readout, wait_image_change, wait_images,
+    JS_ERROR_OUTPUTS,
+    REPO_ROOT,
+    PageWatch,
+    Server,
+    assert_shows_figure,
+    chromium_unavailable_reason,
+    chromium_version,
+    free_port,
+    jupyter_env,
+    launch_browser,
+    mark_tool,
+    move_slider,
+    output_locator,
+    png_difference,
+    png_stats,
+    prepare_notebook,
+    raise_on_error_output,
+    slider_readout,
+    wait_image_change,
+    wait_images,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(420)]

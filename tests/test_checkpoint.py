@@ -87,3 +87,55 @@ def test_corrupt_or_missing_names_file(tmp_path, damage):
         torch.save({"weights": torch.zeros(3)}, path)
     with pytest.raises(CheckpointError, match=r"s\.pt"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", ["text", "garbage", "truncated", "empty", "pickled_object", "zip"])
+def test_not_a_checkpoint_says_so_without_unsafe_advice(tmp_path, content):
+    """Any file that is not one of ours: one line naming the file and saying so; nothing
+    about ``weights_only=False`` (that would execute arbitrary code from the file)."""
+    import io
+    import zipfile
+
+    path = tmp_path / "model.bin"
+    if content == "text":
+        path.write_text("hello, this is a README\n")
+    elif content == "garbage":
+        path.write_bytes(b"\x00\x01 random bytes" * 40)
+    elif content == "truncated":
+        _save_student(path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif content == "empty":
+        path.write_bytes(b"")
+    elif content == "pickled_object":
+        torch.save({"model": io.BytesIO(b"x")}, path)  # a Python object: needs the unsafe unpickler
+    else:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("readme.txt", "not torch")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: not an interp4d_lite checkpoint (") and msg.endswith(")")
+    assert "weights_only" not in msg and "\n" not in msg
+    if content == "empty":
+        assert "empty" in msg
+    if content == "pickled_object":
+        assert "Python objects" in msg
+
+
+def test_atomic_write_gives_new_files_the_usual_mode_and_keeps_an_existing_mode(tmp_path):
+    """Files written through the temp-file-and-replace helper are not left private (0600):
+    a new file gets 0666 less the umask, a replaced one keeps its mode."""
+    import os
+    import stat
+
+    from interp4d_lite.io_utils import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        new = atomic_write_text(tmp_path / "a.json", "{}")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        new.chmod(0o640)
+        atomic_write_text(new, "[]")
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640 and new.read_text() == "[]"
+    finally:
+        os.umask(mask)

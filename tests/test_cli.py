@@ -72,3 +72,48 @@ def test_console_script_one_line(files):
            "--input", str(files["src"]), "--frames", "0", "1", "--n", "1", "--out", str(files["out"])]
     r = subprocess.run(exe, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "expected 'student'" in r.stderr
+
+
+@pytest.mark.parametrize("cmd, cfg_name", [("train-teacher", "TeacherTrainConfig"),
+                                           ("train-baseline", "BaselineTrainConfig"), ("distill", "DistillConfig")])
+def test_flags_come_from_the_config_dataclasses(cmd, cfg_name):
+    """Every config field has a flag whose default is the field's default (written once, in
+    train/config.py), and the flags of earlier versions still parse to the same config."""
+    import dataclasses
+
+    from interp4d_lite.cli import build_parser
+    from interp4d_lite.train import config as C
+    from interp4d_lite.train.cli import config_from_args
+
+    cls = getattr(C, cfg_name)
+    parser = build_parser()
+    args = parser.parse_args([cmd, "--data", "d"])
+    assert config_from_args(args, cls) == cls()
+    assert args.checkpoint_every == cls().checkpoint_every
+    helptext = parser._subparsers._group_actions[0].choices[cmd].format_help()
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("cli", True):
+            assert f.metadata["help"][:20].split()[0] in helptext, f.name
+            assert ("--" + f.name.replace("_", "-")) in helptext, f.name
+    old = ["--steps", "7", "--batch-size", "3", "--lr", "0.01", "--crop", "8", "8", "8", "--no-flip", "--seed", "4",
+           "--device", "cpu", "--precision", "bf16", "--deterministic", "--checkpoint-every", "5", "--log-every", "2",
+           "--no-progress", "--model-config", '{"time_hidden": 8}']
+    if cmd == "distill":
+        old += ["--distill-weight", "0.5", "--feature-weight", "0.1", "--no-teacher-better"]
+    cfg = config_from_args(parser.parse_args([cmd, "--data", "d", "--out", "o", "--no-resume", "--stop-at", "3", *old]),
+                           cls)
+    want = dict(steps=7, batch_size=3, lr=0.01, crop_shape=(8, 8, 8), flip_axes=(), seed=4, device="cpu",
+                precision="bf16", deterministic=True, checkpoint_every=5, log_every=2, progress=False,
+                model={"time_hidden": 8})
+    if cmd == "distill":
+        want.update(distill_weight=0.5, feature_weight=0.1, teacher_better=False)
+    assert cfg == cls(**want)
+    # a field added to a config gets its flag without touching the CLI
+    cfg = config_from_args(parser.parse_args([cmd, "--data", "d", "--w-smooth", "0.25", "--flip-axes", "0", "2"]), cls)
+    assert (cfg.w_smooth, cfg.flip_axes) == (0.25, (0, 2))
+    assert cfg.replace(w_smooth=cls().w_smooth, flip_axes=cls().flip_axes) == cls()
+
+
+def test_bad_model_config_json_is_one_line(tmp_path, capsys):
+    msg = _err(["train-teacher", "--data", str(tmp_path), "--model-config", "{nope"], capsys)
+    assert "--model-config is not valid JSON" in msg

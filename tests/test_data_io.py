@@ -16,14 +16,25 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import CARDIAC_SHAPE, LINEAR_SHAPE, LUNG_SHAPE
 from nibabel.testing import data_path
 from torch.utils.data import DataLoader
 
-from conftest import CARDIAC_SHAPE, LINEAR_SHAPE, LUNG_SHAPE
 from interp4d_lite.cli import main
-from interp4d_lite.data import (TripletDataset, center_crop_or_pad, discover_patients, load_patient, load_patients,
-                                make_phantom, minmax_per_frame, read_info_cfg, read_nifti_3d, read_nifti_4d,
-                                shift_affine, write_acdc_layout)
+from interp4d_lite.data import (
+    TripletDataset,
+    center_crop_or_pad,
+    discover_patients,
+    load_patient,
+    load_patients,
+    make_phantom,
+    minmax_per_frame,
+    read_info_cfg,
+    read_nifti_3d,
+    read_nifti_4d,
+    shift_affine,
+    write_acdc_layout,
+)
 from interp4d_lite.data.phantoms import hu_to_unit, patient_seed
 from interp4d_lite.errors import DataError
 

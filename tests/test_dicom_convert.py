@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from data_download.dicom import read_dicom_series
-from data_download.errors import DicomSeriesError
-from interp4d_lite.errors import DataError
-
 from _download_dicom import expected_ras_affine, rotation, write_series
+
+from interp4d_lite.download.dicom import read_dicom_series
+from interp4d_lite.download.errors import DicomSeriesError
+from interp4d_lite.errors import DataError
 
 
 def _phantom(shape=(12, 10, 7), seed=0, slope=1.0):

@@ -1,4 +1,4 @@
-"""`python -m data_download.acdc` against a fabricated ACDC zip on a local server (127.0.0.1)."""
+"""`interp4d-lite download acdc` against a fabricated ACDC zip on a local server (127.0.0.1)."""
 from __future__ import annotations
 
 import errno
@@ -11,11 +11,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-
-import data_download.acdc as acdc
-import data_download.http as dh
-
 from _download_server import FakeServer, Route
+from _download_server import lock_is_free as _lock_is_free
+
+import interp4d_lite.download.acdc as acdc
+import interp4d_lite.download.http as dh
 
 PATIENTS = {"patient001": ("training", 4, 1, 3), "patient002": ("training", 5, 1, 4),
             "patient101": ("testing", 3, 1, 2)}
@@ -72,7 +72,7 @@ def test_download_extract_arrange_and_idempotent(tmp_path, capsys):
         assert run(dest, srv.url + "/acdc.zip") == 0
         out = capsys.readouterr().out
         assert "doi:10.1109/TMI.2018.2837502" in out and "Bernard" in out
-        for pid, (subset, nt, ed, es) in PATIENTS.items():
+        for pid, (_subset, nt, _ed, es) in PATIENTS.items():
             img = nib.load(dest / pid / f"{pid}_4d.nii.gz")
             assert img.shape == (6, 5, 3, nt)
             np.testing.assert_array_equal(np.asarray(img.dataobj), arrays[pid])
@@ -84,7 +84,7 @@ def test_download_extract_arrange_and_idempotent(tmp_path, capsys):
         state = json.loads((dest / ".acdc" / "state.json").read_text())
         assert state["complete"] and state["archive"]["sha256"] == hashlib.sha256(body).hexdigest()
         assert (dest / ".acdc" / "extras" / "ACDC" / "MANDATORY_CITATION.md").exists()
-        assert not list(dest.rglob("*.part")) and not (dest / ".acdc" / "lock").exists()
+        assert not list(dest.rglob("*.part")) and _lock_is_free(dest / ".acdc" / "lock")
         hits = srv.hits("/acdc.zip")
         assert run(dest, srv.url + "/acdc.zip") == 0
         assert "already complete" in capsys.readouterr().out
@@ -121,7 +121,9 @@ def test_wrong_sha256_and_http_errors_leave_dest_clean(tmp_path, capsys):
         assert run(dest, srv.url + "/boom.zip", "--retries", "1") == 2
         assert "HTTP 500" in capsys.readouterr().err and srv.hits("/boom.zip") == 2
     assert sorted(p.name for p in dest.iterdir()) == [".acdc"]
-    assert sorted(p.name for p in (dest / ".acdc").iterdir()) == []
+    # nothing but the (free) destination lock: no partial download, no state
+    assert sorted(p.name for p in (dest / ".acdc").iterdir() if p.name != "lock") == []
+    assert _lock_is_free(dest / ".acdc" / "lock")
 
 
 def test_recorded_hash_guards_later_downloads(tmp_path, capsys):
@@ -234,16 +236,35 @@ def test_not_acdc_archive(tmp_path, capsys):
         assert run(tmp_path / "e", srv.url + "/login.zip") == 2
         err = capsys.readouterr().err
         assert "neither a zip nor a tar" in err and "archive was deleted" in err
-        assert list((tmp_path / "e" / ".acdc").iterdir()) == []
+        assert [p.name for p in (tmp_path / "e" / ".acdc").iterdir() if p.name != "lock"] == []
 
 
 def test_package_main_dispatch(tmp_path, capsys):
-    from data_download.__main__ import main
+    from interp4d_lite.download.__main__ import main
 
     assert main([]) == 2
     assert main(["acdc", "--dest", str(tmp_path / "none"), "--verify"]) == 2
     assert "no such folder" in capsys.readouterr().out
     assert main(["lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+
+
+def test_reachable_as_interp4d_lite_download_and_through_the_clone_shim(tmp_path, capsys):
+    """`interp4d-lite download acdc|lung4d` runs the downloaders (their errors are one line,
+    exit 2); `python -m data_download.acdc` in a clone still works (a shim, not installed)."""
+    import subprocess
+    import sys
+
+    from interp4d_lite.cli import main
+
+    assert main(["download", "acdc", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+    captured = capsys.readouterr()
+    assert "no such folder" in captured.out and "interp4d-lite download acdc: error:" in captured.err
+    assert main(["download", "lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2
+    assert "interp4d-lite download lung4d: error:" in capsys.readouterr().err
+    repo = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-m", "data_download.acdc", "--dest", str(tmp_path / "none"), "--verify"],
+                       cwd=repo, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "python -m data_download.acdc: error:" in r.stderr
 
 
 def test_output_loads_through_interp4d_lite(tmp_path):
@@ -254,7 +275,7 @@ def test_output_loads_through_interp4d_lite(tmp_path):
     with FakeServer({"/acdc.zip": Route(body)}) as srv:
         assert run(dest, srv.url + "/acdc.zip") == 0
     assert [p.name for p in discover_patients(dest)] == sorted(PATIENTS)
-    for pid, (subset, nt, ed, es) in PATIENTS.items():
+    for pid, (_subset, nt, ed, es) in PATIENTS.items():
         p = load_patient(dest / pid, volume_shape=(6, 5, 3))
         assert p.patient_id == pid and p.kind == "cardiac"
         assert p.frames.shape == (nt, 6, 5, 3)

@@ -11,13 +11,12 @@ import tarfile
 import zipfile
 
 import pytest
-
-import data_download.http as dh
-from data_download.archive import safe_extract, zip_content_digest
-from data_download.errors import ChecksumError, DiskFullError, DownloadError, UnsafeArchiveError
-from interp4d_lite.errors import Interp4DError
-
 from _download_server import FakeServer, Route, closed_port_url
+
+import interp4d_lite.download.http as dh
+from interp4d_lite.download.archive import safe_extract, zip_content_digest
+from interp4d_lite.download.errors import ChecksumError, DiskFullError, DownloadError, UnsafeArchiveError
+from interp4d_lite.errors import Interp4DError
 
 FAST = dh.HTTPSettings(retries=0, backoff=0.0, connect_timeout=5, read_timeout=5, progress=False)
 
@@ -290,3 +289,33 @@ def test_zip_content_digest_ignores_repacking(tmp_path):
     assert zip_content_digest(tmp_path / "a.zip") == zip_content_digest(tmp_path / "b.zip")
     (tmp_path / "c.zip").write_bytes(_zip({"x": b"1", "y": b"3"}))
     assert zip_content_digest(tmp_path / "a.zip") != zip_content_digest(tmp_path / "c.zip")
+
+
+# ------------------------------------------------------------------ destination lock
+
+def test_dest_lock_refuses_a_second_run_and_survives_a_crash(tmp_path):
+    """While one process holds the destination lock a second run fails at once with a
+    message naming the lock; a holder killed with SIGKILL (no clean-up) frees it."""
+    import signal
+    import subprocess
+    import sys
+
+    from interp4d_lite.download._common import dest_lock
+
+    lock = tmp_path / ".acdc" / "lock"
+    lock.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time, filelock; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
+         "print('held', flush=True); time.sleep(60)", str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DownloadError, match=r"lock: another download is writing to this destination"):
+            with dest_lock(lock):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with dest_lock(lock):  # the crashed holder left no stale lock
+        with pytest.raises(DownloadError):
+            with dest_lock(lock):
+                pass

@@ -71,3 +71,31 @@ def test_endpoints_and_times():
     assert out.shape == (2, *SHAPE)
     # identical inputs: an untrained student (near-zero fields) returns ~ the input, in its range
     np.testing.assert_allclose(out[0], v0, atol=0.2)
+
+
+def test_one_3d_file_says_to_pass_two_volumes_with_inputs(tmp_path, student_ckpt, capsys):
+    """`--input` given a single 3D volume: a one-line error naming the file and saying to
+    pass two volumes with `--inputs A B`."""
+    src = tmp_path / "one3d.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.default_rng(2).random(SHAPE).astype(np.float32), _affine()), src)
+    out = tmp_path / "o.nii.gz"
+    code = main(["interpolate", "--checkpoint", str(student_ckpt), "--input", str(src), "--frames", "0", "1",
+                 "--n", "2", "--out", str(out), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert len(err.strip().splitlines()) == 1
+    assert f"{src}: is a 3D volume" in err and "--inputs A B" in err
+
+
+def test_inputs_are_read_by_the_data_reader(tmp_path, student_ckpt, capsys):
+    """The one NIfTI reader: NaN voxels in an input are refused with a DataError naming the file."""
+    rng = np.random.default_rng(3)
+    good, bad = tmp_path / "good.nii.gz", tmp_path / "bad.nii.gz"
+    v = rng.random(SHAPE).astype(np.float32)
+    nib.save(nib.Nifti1Image(v, _affine()), good)
+    v[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(v, _affine()), bad)
+    code = main(["interpolate", "--checkpoint", str(student_ckpt), "--inputs", str(good), str(bad), "--n", "1",
+                 "--out", str(tmp_path / "o.nii.gz"), "--device", "cpu"])
+    assert code == 2
+    assert f"{bad}: 1 non-finite voxels (1 NaN" in capsys.readouterr().err

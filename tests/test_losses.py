@@ -1,13 +1,18 @@
 """Losses against values computed by hand."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from interp4d_lite.losses import (
-    LocalNCCLoss, bending_energy, charbonnier, feature_distillation_loss, field_distillation_loss,
-    gradient_smoothness, local_ncc_loss, teacher_better_weights,
+    LocalNCCLoss,
+    bending_energy,
+    charbonnier,
+    feature_distillation_loss,
+    field_distillation_loss,
+    gradient_smoothness,
+    local_ncc_loss,
+    teacher_better_weights,
 )
 
 

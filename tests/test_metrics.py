@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from interp4d_lite.metrics import (
-    endpoint_error, folding_percent, frame_metrics, jacobian_determinant, local_ncc, nmse, psnr, ssim3d,
+    endpoint_error,
+    folding_percent,
+    frame_metrics,
+    jacobian_determinant,
+    local_ncc,
+    nmse,
+    psnr,
+    ssim3d,
 )
 
 

@@ -6,8 +6,16 @@ import pytest
 import torch
 
 from interp4d_lite.models import (
-    MODEL_REGISTRY, RegistrationConfig, RegistrationNet, Student, StudentConfig, Teacher, TeacherConfig,
-    build_model, count_parameters, linear_blend,
+    MODEL_REGISTRY,
+    RegistrationConfig,
+    RegistrationNet,
+    Student,
+    StudentConfig,
+    Teacher,
+    TeacherConfig,
+    build_model,
+    count_parameters,
+    linear_blend,
 )
 
 KEYS = {"image", "u_t0", "u_t1", "mask", "warped0", "warped1", "features", "scale_weights"}
@@ -188,7 +196,6 @@ def test_teacher_learns_a_shift_quickly():
     """A few optimisation steps on one pair shifted by 2 voxels: the teacher's frame
     gets clearly better than the linear blend (a learning sanity check)."""
     torch.manual_seed(0)
-    shape = (32, 32, 16)
     x = torch.linspace(-1, 1, 32)
     blob = torch.exp(-((x.view(-1, 1, 1) ** 2 + x.view(1, -1, 1) ** 2) / 0.15 + torch.linspace(-1, 1, 16).view(1, 1, -1) ** 2 / 0.5))
     I0 = blob[None, None]

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from interp4d_lite.tutorial import ARTIFACTS, NOTEBOOKS, REPO_ROOT, SMOKE_PARAMS, ensure_phantom_data, main, run_notebook
+from interp4d_lite.tutorial import (
+    ARTIFACTS,
+    NOTEBOOKS,
+    REPO_ROOT,
+    SMOKE_PARAMS,
+    ensure_phantom_data,
+    main,
+    run_notebook,
+)
 
 RUN_DIR = REPO_ROOT / "runs" / "test-notebooks"
 

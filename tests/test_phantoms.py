@@ -6,8 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interp4d_lite.data.phantoms import (cardiac_contraction, hu_to_unit, make_cardiac_phantom, make_lung_phantom,
-                                         make_phantom)
+from interp4d_lite.data.phantoms import (
+    cardiac_contraction,
+    hu_to_unit,
+    make_cardiac_phantom,
+    make_lung_phantom,
+    make_phantom,
+)
 from interp4d_lite.models.warp import warp
 
 SMALL = {"cardiac": (48, 48, 16), "lung": (40, 40, 40), "linear": (32, 32, 16)}
@@ -133,7 +138,7 @@ def test_lung_breathing_is_si_dominant_cos2n_with_hysteresis():
     # HU values where they belong
     assert -900 < np.median(p.frames[0][lungs]) < -750
     assert 0 < np.median(p.frames[0][body & ~lungs]) < 120
-    t = np.round((np.asarray(p.params["tumour_mm"]) / p.spacing + (np.asarray(p.shape) - 1) / 2)).astype(int)
+    t = np.round(np.asarray(p.params["tumour_mm"]) / p.spacing + (np.asarray(p.shape) - 1) / 2).astype(int)
     assert -60 < p.frames[0][tuple(t)] < 80                               # the tumour, not lung
     assert hu_to_unit(np.array([-2000.0, -1400.0, 200.0, 900.0])).tolist() == [0.0, 0.0, 1.0, 1.0]
 

@@ -176,13 +176,39 @@ def test_static_plots_have_colour_bars_and_labels(tmp_path):
     assert len(fig.axes[0].lines) == 2
 
 
+def test_metric_vs_t_draws_each_patient_thin_and_the_mean_thick():
+    """Two patients whose frames sit at different t: one thin line per patient, one thick
+    mean line; no line runs through points of different patients (no saw-tooth)."""
+    import pandas as pd
+
+    a = [("p1", t, 30 - 10 * (t - 0.5) ** 2) for t in (0.2, 0.4, 0.6, 0.8)]   # 4 frames
+    b = [("p2", t, 20 - 10 * (t - 0.5) ** 2) for t in (0.25, 0.5, 0.75)]       # 3 frames, other t
+    results = pd.DataFrame([{"method": "student", "patient": p, "frame": i, "t": t, "psnr": v}
+                            for i, (p, t, v) in enumerate(a + b)])
+    fig = viz.plot_metric_vs_t(results, "psnr")
+    lines = fig.axes[0].lines
+    thin = [ln for ln in lines if ln.get_linewidth() < 1.5]
+    thick = [ln for ln in lines if ln.get_linewidth() >= 1.5]
+    assert len(thin) == 2 and len(thick) == 1
+    np.testing.assert_allclose(sorted(thin, key=lambda ln: len(ln.get_xdata()))[0].get_xdata(), [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(sorted(thin, key=lambda ln: len(ln.get_xdata()))[0].get_ydata(), [v for _, _, v in b])
+    mean = thick[0]
+    ts, ys = np.asarray(mean.get_xdata()), np.asarray(mean.get_ydata())
+    assert list(ts) == sorted(ts)
+    # every mean point averages both patients' curves (interpolated at its t), so it stays
+    # between them instead of jumping 10 dB from one patient's frame to the next
+    inside = (ts >= 0.25) & (ts <= 0.75)
+    assert np.all((ys[inside] > 20 - 1) & (ys[inside] < 30)) and np.ptp(ys[inside]) < 2.0
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["student"]
+
+
 def test_tools_show_their_figure_as_a_png_in_the_output_widget(monkeypatch):
     """In a notebook a tool puts its PNG straight into the Output widget's ``outputs``
     (no ``with output:`` capture, see ``_WidgetTool.refresh``), replaces it on every
     redraw, and leaves no figure open for pyplot to show a second time."""
     import base64
 
-    monkeypatch.setattr(viz, "_in_notebook", lambda: True)
+    monkeypatch.setattr(viz.widgets, "_in_notebook", lambda: True)
     sv = viz.SliceViewer(_frames(), spacing=(1.0, 1.0, 2.0))
     (out,) = sv.output.outputs
     assert out["output_type"] == "display_data" and out["metadata"] == {}

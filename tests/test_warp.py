@@ -61,6 +61,7 @@ def test_cached_grid_follows_dtype_changes():
     """MONAI caches its reference grid by shape; the wrapper must not reuse a grid
     of another dtype/device (e.g. after model.to('cuda') or .double())."""
     import torch
+
     from interp4d_lite.models.warp import Warper
 
     w = Warper()

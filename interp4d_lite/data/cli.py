@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..errors import CLIError
-from .phantoms import PHANTOM_KINDS, write_phantom_dataset
+from . import KINDS
 
 
 def add_commands(subparsers) -> None:
@@ -19,7 +19,7 @@ def add_commands(subparsers) -> None:
         description="Generate phantom patients (cardiac / lung / linear) with exact motion and write them in "
                     "ACDC layout (cardiac, linear) or our 4D-Lung layout (lung), with <id>_truth.npz, "
                     "phantom.json and OUT/dataset.json. See docs/ARCHITECTURE.md.")
-    p.add_argument("--kind", choices=PHANTOM_KINDS, default="cardiac", help="phantom kind (default: cardiac)")
+    p.add_argument("--kind", choices=KINDS, default="cardiac", help="phantom kind (default: cardiac)")
     p.add_argument("--patients", type=int, default=3, help="number of patients (default: 3)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"),
@@ -44,6 +44,8 @@ def run_phantom(args: argparse.Namespace) -> int:
         raise CLIError(f"--out {out} exists and is not a folder")
     if (out / "dataset.json").exists() and not args.force:
         raise CLIError(f"--out {out} already holds a dataset (dataset.json); pass --force to overwrite it")
+    from .phantoms import write_phantom_dataset
+
     start = time.perf_counter()
     try:
         manifest = write_phantom_dataset(out, kind=args.kind, n_patients=args.patients, shape=args.shape,

@@ -22,7 +22,7 @@ from ..errors import DataError
 from .preprocess import center_crop_or_pad, clip_hu, minmax_per_frame, shift_affine
 
 __all__ = [
-    "Patient4D", "read_nifti_4d", "read_nifti_3d", "read_info_cfg", "read_phases_json", "read_truth",
+    "Patient4D", "read_nifti", "read_nifti_4d", "read_nifti_3d", "read_info_cfg", "read_phases_json", "read_truth",
     "find_4d_image", "load_acdc_patient", "load_lung_patient", "default_volume_shape", "DEFAULT_VOLUME_SHAPES",
 ]
 
@@ -59,8 +59,16 @@ class Patient4D:
 
 
 # --------------------------------------------------------------------------- NIfTI
-def _load_nifti(path) -> tuple:
-    """(float32 data as stored on disk (X, Y, Z[, T]) with scl_slope/inter applied, image)."""
+def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
+    """The package's one NIfTI reader: ``(data, image)`` with ``data`` float32 as stored on
+    disk ``(X, Y, Z[, T])`` (``scl_slope``/``scl_inter`` applied) and the nibabel image
+    (affine, header).
+
+    ``ndim=3`` asks for a volume (a 4D file with one frame is accepted), ``ndim=4`` for a
+    4D image (``(X, Y, Z, 1, T)`` as written by some tools is accepted); ``hint`` is
+    appended to the wrong-dimensionality message. Every failure -- missing, empty, not
+    NIfTI, truncated, NaN/inf voxels, wrong dimensionality -- is a
+    :class:`~interp4d_lite.errors.DataError` naming the file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -82,6 +90,20 @@ def _load_nifti(path) -> tuple:
     if bad.any():
         n_nan = int(np.isnan(data).sum())
         raise DataError(f"{path}: {int(bad.sum())} non-finite voxels ({n_nan} NaN, {int(bad.sum()) - n_nan} infinite)")
+    if ndim == 4:
+        if data.ndim == 5 and data.shape[3] == 1:          # (X, Y, Z, 1, T) written by some tools
+            data = data[:, :, :, 0, :]
+        if data.ndim != 4:
+            what = "a 3D volume" if data.ndim == 3 else f"{data.ndim}D"
+            raise DataError(f"{path}: is {what} of shape {data.shape}; a 4D (X, Y, Z, T) image is needed{hint}")
+    elif ndim == 3:
+        if data.ndim == 4 and data.shape[3] == 1:
+            data = data[..., 0]
+        if data.ndim != 3:
+            extra = f" with {data.shape[3]} frames" if data.ndim == 4 else ""
+            raise DataError(f"{path}: is {data.ndim}D{extra} (shape {data.shape}); a 3D (X, Y, Z) volume is needed{hint}")
+    elif ndim is not None:
+        raise ValueError(f"read_nifti: ndim must be 3, 4 or None, not {ndim!r}")
     return data, img
 
 
@@ -94,12 +116,7 @@ def read_nifti_4d(path) -> tuple:
 
     Returns ``(frames (T, X, Y, Z) float32, affine (4, 4), spacing (sx, sy, sz) mm)``; stored
     integers are scaled by the header's slope/intercept (nibabel ``get_fdata``)."""
-    data, img = _load_nifti(path)
-    if data.ndim == 5 and data.shape[3] == 1:          # (X, Y, Z, 1, T) written by some tools
-        data = data[:, :, :, 0, :]
-    if data.ndim != 4:
-        what = "a 3D volume" if data.ndim == 3 else f"{data.ndim}D"
-        raise DataError(f"{path}: is {what} of shape {data.shape}; a 4D (X, Y, Z, T) image is needed")
+    data, img = read_nifti(path, ndim=4)
     return np.ascontiguousarray(np.moveaxis(data, -1, 0)), np.asarray(img.affine, dtype=np.float64), _spacing(img)
 
 
@@ -107,12 +124,7 @@ def read_nifti_3d(path) -> tuple:
     """Read a 3D NIfTI ``(X, Y, Z)`` (a 4D file with one frame is accepted).
 
     Returns ``(volume (X, Y, Z) float32, affine (4, 4), spacing (sx, sy, sz) mm)``."""
-    data, img = _load_nifti(path)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        extra = f" with {data.shape[3]} frames" if data.ndim == 4 else ""
-        raise DataError(f"{path}: is {data.ndim}D{extra} (shape {data.shape}); a 3D (X, Y, Z) volume is needed")
+    data, img = read_nifti(path, ndim=3)
     return data, np.asarray(img.affine, dtype=np.float64), _spacing(img)
 
 

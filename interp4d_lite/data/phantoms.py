@@ -53,13 +53,15 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.special import expit
 
+from . import KINDS
+
 __all__ = [
     "Phantom4D", "make_cardiac_phantom", "make_lung_phantom", "make_linear_phantom", "make_phantom",
     "write_acdc_layout", "write_lung_layout", "write_phantom_dataset", "hu_to_unit", "patient_seed",
     "PHANTOM_KINDS", "DEFAULT_SHAPES", "HU_WINDOW", "LUNG_ANATOMIES",
 ]
 
-PHANTOM_KINDS = ("cardiac", "lung", "linear")
+PHANTOM_KINDS = KINDS
 DEFAULT_SHAPES = {"cardiac": (128, 128, 32), "lung": (128, 128, 128), "linear": (128, 128, 32)}
 DEFAULT_SPACING = {"cardiac": (1.5, 1.5, 5.0), "lung": (2.5, 2.5, 2.5), "linear": (1.5, 1.5, 5.0)}
 DEFAULT_FRAMES = {"cardiac": 20, "lung": 10, "linear": 6}
@@ -167,6 +169,9 @@ def _times(n_frames, i0, i1):
 
 
 def _check_common(kind, shape, spacing, n_frames, noise, amplitude):
+    """Check the generator arguments shared by every kind (ValueError naming the kind);
+    returns ``(shape, spacing, n_frames, grid)`` normalised to ints/floats and the grid."""
+    shape, spacing = tuple(int(s) for s in shape), tuple(float(s) for s in spacing)
     if len(shape) != 3 or any(int(s) < 8 for s in shape):
         raise ValueError(f"{kind} phantom: shape must be three sizes >= 8, got {tuple(shape)}")
     if len(spacing) != 3 or any(not np.isfinite(s) or s <= 0 for s in spacing):
@@ -177,6 +182,7 @@ def _check_common(kind, shape, spacing, n_frames, noise, amplitude):
         raise ValueError(f"{kind} phantom: noise must be >= 0, got {noise}")
     if not np.isfinite(amplitude) or amplitude < 0 or amplitude > 2.0:
         raise ValueError(f"{kind} phantom: amplitude must be in [0, 2] (1 = typical motion), got {amplitude}")
+    return shape, spacing, int(n_frames), _Grid(shape, spacing)
 
 
 def _jitter(rng, value, rel=0.1):
@@ -265,11 +271,8 @@ class _CardiacMotion:
 def make_cardiac_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames=20, noise=0.01,
                          amplitude=1.0, seed=0, patient_id="patient001") -> Phantom4D:
     """A beating left ventricle from ED (frame 0) to ES and back; see the module docstring."""
-    shape, spacing = tuple(int(s) for s in shape), tuple(float(s) for s in spacing)
-    _check_common("cardiac", shape, spacing, n_frames, noise, amplitude)
-    n_frames = int(n_frames)
+    shape, spacing, n_frames, grid = _check_common("cardiac", shape, spacing, n_frames, noise, amplitude)
     rng = np.random.default_rng(seed)
-    grid = _Grid(shape, spacing)
     R = float(min(grid.half[0], grid.half[1]))          # in-plane half field of view, mm
     Hz = float(grid.half[2])
     a_en = _jitter(rng, 0.24 * R)
@@ -389,13 +392,10 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
     if anatomy not in LUNG_ANATOMIES:
         raise ValueError(f"lung phantom: anatomy must be one of {sorted(LUNG_ANATOMIES)}, got {anatomy!r}")
     an = LUNG_ANATOMIES[anatomy]
-    shape, spacing = tuple(int(s) for s in shape), tuple(float(s) for s in spacing)
-    _check_common("lung", shape, spacing, n_frames, noise, amplitude)
-    n_frames = int(n_frames)
+    shape, spacing, n_frames, grid = _check_common("lung", shape, spacing, n_frames, noise, amplitude)
     if n_frames % 2:
         raise ValueError(f"lung phantom: n_frames must be even (phase 50 % is frame n/2), got {n_frames}")
     rng = np.random.default_rng(seed)
-    grid = _Grid(shape, spacing)
     Hx, Hy, Hz = (float(h) for h in grid.half)
     bx, by = an["body"][0] * Hx, an["body"][1] * Hy        # body ellipse (mm)
     geo = dict(
@@ -466,11 +466,8 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
 def make_linear_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames=6, noise=0.01,
                         amplitude=1.0, seed=0, patient_id="patient001") -> Phantom4D:
     """Uniform translation by ``t * v``, ``v = amplitude * (3, 2, 1)`` voxels: the control case."""
-    shape, spacing = tuple(int(s) for s in shape), tuple(float(s) for s in spacing)
-    _check_common("linear", shape, spacing, n_frames, noise, amplitude)
-    n_frames = int(n_frames)
+    shape, spacing, n_frames, grid = _check_common("linear", shape, spacing, n_frames, noise, amplitude)
     rng = np.random.default_rng(seed)
-    grid = _Grid(shape, spacing)
     v_vox = amplitude * np.array([3.0, 2.0, 1.0])
     v_mm = v_vox * grid.spacing
     half = grid.half

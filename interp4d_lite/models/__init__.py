@@ -1,6 +1,7 @@
 """Models: warping, baselines, teacher and student (see docs/ARCHITECTURE.md).
 
-``build_model(kind, config_dict)`` rebuilds any model from a checkpoint's config.
+``build_model(kind, config_dict)`` builds any model (the training loops and
+``train.checkpoint.load_model`` use it).
 """
 from .baselines import (
     LinearMotionBaseline,
@@ -25,15 +26,24 @@ MODEL_REGISTRY = {
 }
 
 
-def build_model(kind: str, config_dict: dict | None = None):
-    """``build_model("student", cfg.to_dict())`` -> a freshly initialised model."""
+def build_model(kind: str, config: dict | None = None):
+    """The one model builder: a freshly initialised model of ``kind`` (a key of
+    :data:`MODEL_REGISTRY`: ``"student"``, ``"teacher"``, ``"registration"``) from a config
+    dict (``Config.to_dict()`` or overrides of the defaults; ``None``/``{}`` = defaults).
+    The full config is ``model.config`` (``model.config.to_dict()`` for a checkpoint).
+    Raises ``ValueError`` for an unknown kind or config key.
+
+    >>> build_model("student", {"time_hidden": 8}).config.time_hidden
+    8
+    """
     if kind not in MODEL_REGISTRY:
         raise ValueError(f"unknown model kind {kind!r}; known: {sorted(MODEL_REGISTRY)}")
     model_cls, config_cls = MODEL_REGISTRY[kind]
-    return model_cls(config_cls.from_dict(config_dict or {}))
+    return model_cls(config_cls.from_dict(dict(config or {})))
 
 
 def count_parameters(model) -> int:
+    """Number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -61,6 +61,8 @@ def linear_motion_interpolate(I0, I1, u_01, u_10, t) -> dict:
 
 @dataclass
 class RegistrationConfig(JSONConfig):
+    """Sizes of the linear-motion baseline's registration U-Net."""
+
     in_channels: int = 1
     encoder_channels: tuple[int, ...] = (16, 32, 32, 32)  # VoxelMorph-sized: 1/2 .. 1/16 resolution
     decoder_channels: tuple[int, ...] = (32, 32, 32, 32)  # 1/8 .. full resolution (with skips)

@@ -30,6 +30,8 @@ from .warp import Warper
 
 @dataclass
 class StudentConfig(JSONConfig):
+    """Sizes of the student (channels per level, FiLM embedding, decode chunking)."""
+
     in_channels: int = 1
     encoder_channels: tuple[int, ...] = (8, 16, 32, 64)  # levels at 1, 1/2, 1/4, 1/8 resolution
     decoder_channels: tuple[int, ...] = (32, 16, 8)  # decoded levels coarse -> fine: 1/8, 1/4, 1/2
@@ -56,6 +58,10 @@ def log_prior_mask(t: torch.Tensor) -> torch.Tensor:
 
 
 class Student(nn.Module):
+    """The student (the paper's model): sees I0, I1 and t only. ``encode(I0, I1)`` once per
+    pair, ``decode(features, t)`` per timestamp, ``forward(I0, I1, t)`` = both; returns the
+    interpolator dict (module docstring)."""
+
     def __init__(self, config: StudentConfig | None = None):
         super().__init__()
         self.config = config = config or StudentConfig()

@@ -36,6 +36,9 @@ from .warp import Warper
 
 @dataclass
 class TeacherConfig(JSONConfig):
+    """Sizes of the teacher (as the student's, for feature distillation) and its instance
+    optimisation in eval mode."""
+
     in_channels: int = 1
     encoder_channels: tuple[int, ...] = (8, 16, 32, 64)
     decoder_channels: tuple[int, ...] = (32, 16, 8)  # must equal the student's for feature distillation
@@ -47,6 +50,9 @@ class TeacherConfig(JSONConfig):
 
 
 class Teacher(nn.Module):
+    """The privileged teacher: sees I0, I1 and the true I_t; ``forward(I0, I1, It, t)``
+    returns the interpolator dict that the student is distilled from (module docstring)."""
+
     def __init__(self, config: TeacherConfig | None = None):
         super().__init__()
         self.config = config = config or TeacherConfig()

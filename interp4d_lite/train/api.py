@@ -1,16 +1,17 @@
-"""Notebook-friendly helpers: load a model from its checkpoint, or train one quickly
-when no checkpoint exists yet (``ensure_checkpoint``)."""
+"""Notebook-friendly helpers: load a model from its checkpoint (``load_model``, from
+:mod:`.checkpoint`), or train one quickly when no checkpoint exists yet
+(``ensure_checkpoint``). Imports :mod:`.loops`; nothing imports this module back."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from ..device import get_device
-from .checkpoint import load_checkpoint
+from .checkpoint import load_model
 from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig
 
 __all__ = ["load_model", "ensure_checkpoint", "CHECKPOINT_NAMES"]
@@ -22,33 +23,6 @@ CHECKPOINT_NAMES = {
     "student": ("student", "student.pt", DistillConfig),
     "student_nokd": ("student", "student_nokd.pt", DistillConfig),
 }
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "auto",
-               expected_kind: str | Sequence[str] | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint (eval mode, on ``device``).
-
-    Returns ``(model, info)`` with ``info`` = ``{"kind", "model_config", "train_config",
-    "step", "history", "split", "extra", "path"}``. Raises ``CheckpointError`` naming
-    the file when it is missing/corrupt or holds another kind than ``expected_kind``.
-    """
-    from ..errors import CheckpointError
-    from ..models import MODEL_REGISTRY
-
-    ck = load_checkpoint(path, expected_kind=expected_kind)
-    kind = ck["kind"]
-    if kind not in MODEL_REGISTRY:
-        raise CheckpointError(f"{path}: unknown model kind {kind!r}")
-    cls, cfg_cls = MODEL_REGISTRY[kind]
-    try:
-        model = cls(cfg_cls.from_dict(dict(ck["model_config"])))
-        model.load_state_dict(ck["model_state"])
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit a {kind!r} model of the stored config: {str(exc).splitlines()[0][:200]}") from exc
-    model = model.to(get_device(device)).eval()
-    info = {k: ck.get(k) for k in ("kind", "model_config", "train_config", "step", "history", "split", "extra")}
-    info["path"] = str(path)
-    return model, info
 
 
 def ensure_checkpoint(kind: str, out_dir: str | os.PathLike, patients: Sequence | None = None, config=None, *,

@@ -24,8 +24,8 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointError
+from ..io_utils import atomic_write
 
 FORMAT = "interp4d_lite.checkpoint/1"
 
@@ -43,6 +44,7 @@ __all__ = [
     "get_rng_state",
     "set_rng_state",
     "atomic_torch_save",
+    "load_model",
 ]
 
 
@@ -82,23 +84,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------- saving
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """``torch.save`` through :func:`interp4d_lite.io_utils.atomic_write`."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def _plain(obj: Any) -> Any:
@@ -154,6 +143,18 @@ def save_checkpoint(
 
 
 # ---------------------------------------------------------------------- loading
+def _why_unreadable(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in a few words (torch's own
+    message is long and suggests the unsafe ``weights_only=False``)."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+        return "it stores Python objects, not only tensors and plain values as our checkpoints do"
+    if zipfile.is_zipfile(path):
+        return "a zip archive that torch cannot read: corrupt, or not written by torch.save"
+    return "not written by torch.save, or truncated or corrupt"
+
+
 def load_checkpoint(
     path: str | os.PathLike,
     expected_kind: str | tuple[str, ...] | None = None,
@@ -172,8 +173,7 @@ def load_checkpoint(
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {first[:200]}") from exc
+        raise CheckpointError(f"{path}: not an interp4d_lite checkpoint ({_why_unreadable(path, exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_state" not in ckpt:
         raise CheckpointError(f"{path}: not an interp4d_lite checkpoint (no '{FORMAT}' header)")
     if expected_kind is not None:
@@ -182,3 +182,29 @@ def load_checkpoint(
             want = " or ".join(repr(k) for k in kinds)
             raise CheckpointError(f"{path}: checkpoint holds a {ckpt.get('kind')!r} model, expected {want}")
     return ckpt
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto",
+               expected_kind: str | Sequence[str] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint (:func:`interp4d_lite.models.build_model`),
+    in eval mode, on ``device``.
+
+    Returns ``(model, info)`` with ``info`` = ``{"kind", "model_config", "train_config",
+    "step", "history", "split", "extra", "path"}``. Raises ``CheckpointError`` naming
+    the file when it is missing/corrupt or holds another kind than ``expected_kind``.
+    """
+    from ..device import get_device
+    from ..models import build_model
+
+    ck = load_checkpoint(path, expected_kind=expected_kind)
+    kind = ck["kind"]
+    try:
+        model = build_model(kind, ck["model_config"])
+        model.load_state_dict(ck["model_state"])
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit a {kind!r} model of the stored config: "
+                              f"{str(exc).splitlines()[0][:200]}") from exc
+    model = model.to(get_device(device)).eval()
+    info = {k: ck.get(k) for k in ("kind", "model_config", "train_config", "step", "history", "split", "extra")}
+    info["path"] = str(path)
+    return model, info

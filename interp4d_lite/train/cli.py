@@ -5,12 +5,18 @@ Wrong arguments raise :class:`~interp4d_lite.errors.CLIError` (one line, exit 2)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
+from ..data import KINDS
 from ..errors import CLIError
+from .config import TrainConfig
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "add_config_args", "config_from_args"]
 
 
 def _shape(values):
@@ -31,48 +37,94 @@ def _check_data(path) -> Path:
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", required=True, metavar="DIR", help="dataset root (ACDC or 4D-Lung layout; e.g. from `interp4d-lite phantom`)")
-    g.add_argument("--kind", choices=["cardiac", "lung", "linear"], default=None, help="data kind (default: detected from the layout)")
+    g.add_argument("--kind", choices=KINDS, default=None, help="data kind (default: detected from the layout)")
     g.add_argument("--volume-shape", type=int, nargs=3, metavar=("X", "Y", "Z"), default=None,
                    help="crop/pad every volume to this grid (default: the data's preprocessing default)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of the patient-level train/val/test split (default 0)")
 
 
-def _add_train_args(p: argparse.ArgumentParser, cfg_cls) -> None:
-    d = cfg_cls()
-    _add_data_args(p)
-    g = p.add_argument_group("training")
-    g.add_argument("--out", default=None, metavar="DIR", help="run folder for the checkpoint and history (default runs/<command>)")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"samples per step and process (default {d.batch_size})")
-    g.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate, cosine-decayed (default {d.lr})")
-    g.add_argument("--crop", type=int, nargs=3, metavar=("X", "Y", "Z"), default=None, help="random crop size (default: whole volume)")
-    g.add_argument("--flip", action="store_true", help="random flips of every axis (they negate the matching field "
-                   "channel; off by default: they slow learning on a short budget)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of init, data order and augmentation (default 0)")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    g.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="mixed precision on CUDA (ignored with a warning on CPU)")
-    g.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
-    g.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50; 0 = only at the end)")
-    g.add_argument("--log-every", type=int, default=d.log_every, help="steps between history records")
-    g.add_argument("--no-resume", action="store_true", help="start afresh even if the run folder holds a checkpoint")
-    g.add_argument("--stop-at", type=int, default=None, help="stop after this step (as an interruption would; resume later)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--model-config", default=None, metavar="JSON", help="model config overrides as JSON, e.g. '{\"decoder_channels\": [16, 16, 8]}'")
+def add_config_args(p: argparse.ArgumentParser, cfg_cls, title: str = "training") -> None:
+    """One flag per field of the config dataclass ``cfg_cls``: ``--field-name`` (or the
+    field's ``metadata["flag"]``, the field name's flag then being an alias), its type and
+    default from the field, its help from ``metadata["help"]``. Booleans get ``--name`` /
+    ``--no-name``; tuples take their values in a row; ``metadata["off_flag"]`` adds a flag
+    setting ``metadata["off"]``; fields with ``cli=False`` get none."""
+    hints = typing.get_type_hints(cfg_cls)
+    base = {f.name for f in dataclasses.fields(TrainConfig)}
+    shared = p.add_argument_group(title)
+    own = None
+    for f in dataclasses.fields(cfg_cls):
+        meta = f.metadata
+        if meta.get("cli", True) is False:
+            continue
+        if f.name not in base and own is None:
+            own = p.add_argument_group("loss weights and options of this model")
+        g = shared if f.name in base else own
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        natural = "--" + f.name.replace("_", "-")
+        flags = [meta["flag"], natural] if meta.get("flag", natural) != natural else [natural]
+        kw: dict[str, Any] = {"dest": f.name, "default": default, "help": meta.get("help", "")}
+        hint = hints[f.name]
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(inner) == 1:
+            hint = inner[0]  # X | None -> X
+        if hint is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+            kw["help"] += f" (default: {'on' if default else 'off'})"
+        elif typing.get_origin(hint) is tuple:
+            items = typing.get_args(hint)
+            kw["type"] = items[0]
+            kw["nargs"] = "*" if len(items) == 2 and items[1] is Ellipsis else len(items)
+        elif hint is dict or typing.get_origin(hint) is dict:
+            kw["type"], kw["default"] = str, None  # JSON text, parsed by config_from_args
+        else:
+            kw["type"] = hint
+        for key in ("choices", "metavar"):
+            if key in meta:
+                kw[key] = meta[key]
+        if default not in (None, {}) and hint is not bool:
+            shown = " ".join(str(v) for v in default) if isinstance(default, tuple) else default
+            kw["help"] += f" (default: {shown})"
+        g.add_argument(*flags, **kw)
+        if "off_flag" in meta:
+            g.add_argument(meta["off_flag"], dest=f.name, action="store_const", const=meta.get("off"),
+                           help=meta.get("off_help", f"set {f.name} to {meta.get('off')!r}"))
 
 
-def _train_cfg(args, cfg_cls, **extra):
-    if args.steps < 1 or args.batch_size < 1:
+def config_from_args(args: argparse.Namespace, cfg_cls, **overrides):
+    """The config ``cfg_cls`` from the flags of :func:`add_config_args` (+ ``overrides``)."""
+    kw: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg_cls):
+        if f.metadata.get("cli", True) is False or not hasattr(args, f.name):
+            continue
+        v = getattr(args, f.name)
+        if isinstance(v, list):
+            v = tuple(v)
+        if f.name == "model":
+            try:
+                v = json.loads(v) if v else {}
+            except json.JSONDecodeError as exc:
+                raise CLIError(f"--model-config is not valid JSON: {exc}") from exc
+            if not isinstance(v, dict):
+                raise CLIError(f"--model-config must be a JSON object, got {type(v).__name__}")
+        kw[f.name] = v
+    kw.update(overrides)
+    if kw["steps"] < 1 or kw["batch_size"] < 1:
         raise CLIError("--steps and --batch-size must be >= 1")
-    model = {}
-    if args.model_config:
-        try:
-            model = json.loads(args.model_config)
-        except json.JSONDecodeError as exc:
-            raise CLIError(f"--model-config is not valid JSON: {exc}") from exc
-    return cfg_cls(steps=args.steps, batch_size=args.batch_size, lr=args.lr, crop_shape=_shape(args.crop),
-                   flip_axes=(0, 1, 2) if args.flip else (), seed=args.seed, device=args.device,
-                   precision=args.precision, deterministic=args.deterministic, log_every=args.log_every,
-                   checkpoint_every=args.checkpoint_every, progress=not args.no_progress, model=model, **extra)
+    if kw.get("crop_shape") is not None:
+        kw["crop_shape"] = _shape(kw["crop_shape"])
+    return cfg_cls(**kw)
+
+
+def _add_train_args(p: argparse.ArgumentParser, cfg_cls) -> None:
+    _add_data_args(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--out", default=None, metavar="DIR",
+                   help="run folder for the checkpoint and history (default runs/<command>)")
+    g.add_argument("--no-resume", action="store_true", help="start afresh even if the run folder holds a checkpoint")
+    g.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this step (as an interruption would; resume later)")
+    add_config_args(p, cfg_cls)
 
 
 def _report(name, model, history, out_dir):
@@ -93,14 +145,13 @@ def _run_train(args, which: str) -> int:
     common = dict(data_root=data, kind=args.kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed,
                   out_dir=out, resume=not args.no_resume, stop_at=args.stop_at)
     if which == "teacher":
-        model, hist = train_teacher(None, _train_cfg(args, TeacherTrainConfig), **common)
+        model, hist = train_teacher(None, config_from_args(args, TeacherTrainConfig), **common)
         name = "teacher.pt"
     elif which == "baseline":
-        model, hist = train_baseline(None, _train_cfg(args, BaselineTrainConfig), **common)
+        model, hist = train_baseline(None, config_from_args(args, BaselineTrainConfig), **common)
         name = "baseline.pt"
     else:
-        cfg = _train_cfg(args, DistillConfig, distill_weight=args.distill_weight, feature_weight=args.feature_weight,
-                         teacher_better=args.teacher_better, distill_refined=not args.distill_network)
+        cfg = config_from_args(args, DistillConfig)
         if cfg.distill_weight < 0 or cfg.feature_weight < 0:
             raise CLIError("--distill-weight and --feature-weight must be >= 0")
         teacher = None
@@ -118,7 +169,7 @@ def _run_train(args, which: str) -> int:
 
 def _run_evaluate(args) -> int:
     from ..models import LinearMotionBaseline
-    from .api import load_model
+    from .checkpoint import load_model
     from .evaluate import evaluate_methods, format_summary, summarize
     from .loops import resolve_patients
 
@@ -159,38 +210,32 @@ def add_commands(subparsers) -> None:
     from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
-        "train-teacher", help="train the privileged teacher (sees I0, I1 and the true I_t)",
-        description="Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: "
-        "Charbonnier + local NCC of its output (and of each warped input) against the true I_t, plus smoothness. "
-        "Writes OUT/teacher.pt and OUT/teacher_history.json; resumes from OUT/teacher.pt if present.")
-    _add_train_args(p, TeacherTrainConfig)
-    p.set_defaults(func=lambda a: _run_train(a, "teacher"))
-
-    p = subparsers.add_parser(
-        "train-baseline", help="train the linear-motion baseline's registration net on (I0, I1) pairs",
-        description="Train the bidirectional registration network of the linear-motion (UVI-Net-style) baseline on "
-        "(I0, I1) pairs only -- no intermediate frames: warp(I1,u_01)~I0, warp(I0,u_10)~I1, plus smoothness. "
-        "At inference u_t0 = t u_10, u_t1 = (1-t) u_01. Writes OUT/baseline.pt.")
-    _add_train_args(p, BaselineTrainConfig)
-    p.set_defaults(func=lambda a: _run_train(a, "baseline"))
-
-    p = subparsers.add_parser(
-        "distill", help="train the student (I0, I1, t) with knowledge distillation from a teacher",
-        description="Train the student, which sees only I0, I1 and t: image loss against I_t + "
-        "DISTILL_WEIGHT x field distillation from the frozen teacher (weighted toward voxels where the teacher "
-        "is better) + smoothness. --distill-weight 0 is the ablation (no teacher needed). Writes OUT/student.pt "
-        "(or OUT/student_nokd.pt for the ablation).")
-    _add_train_args(p, DistillConfig)
-    g = p.add_argument_group("distillation")
-    g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
-    g.add_argument("--distill-weight", type=float, default=DistillConfig().distill_weight, help="weight of field distillation; 0 = ablation")
-    g.add_argument("--feature-weight", type=float, default=DistillConfig().feature_weight, help="weight of decoder-feature distillation")
-    g.add_argument("--teacher-better", action="store_true", help="distil only where the teacher's frame beats the student's")
-    g.add_argument("--distill-network", action="store_true", help="distil the teacher network's fields, not the "
-                   "instance-optimised ones")
-    g.add_argument("--name", default=None, help="checkpoint file name in OUT (default student.pt / student_nokd.pt)")
-    p.set_defaults(func=lambda a: _run_train(a, "distill"))
+    train_commands = [
+        ("train-teacher", "teacher", TeacherTrainConfig, "train the privileged teacher (sees I0, I1 and the true I_t)",
+         "Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: Charbonnier + local NCC of "
+         "its output (and of each warped input) against the true I_t, plus smoothness. Writes OUT/teacher.pt and "
+         "OUT/teacher_history.json; resumes from OUT/teacher.pt if present."),
+        ("train-baseline", "baseline", BaselineTrainConfig,
+         "train the linear-motion baseline's registration net on (I0, I1) pairs",
+         "Train the bidirectional registration network of the linear-motion (UVI-Net-style) baseline on (I0, I1) "
+         "pairs only -- no intermediate frames: warp(I1,u_01)~I0, warp(I0,u_10)~I1, plus smoothness. At inference "
+         "u_t0 = t u_10, u_t1 = (1-t) u_01. Writes OUT/baseline.pt."),
+        ("distill", "distill", DistillConfig,
+         "train the student (I0, I1, t) with knowledge distillation from a teacher",
+         "Train the student, which sees only I0, I1 and t: image loss against I_t + DISTILL_WEIGHT x field "
+         "distillation from the frozen teacher (weighted toward voxels where the teacher is better) + smoothness. "
+         "--distill-weight 0 is the ablation (no teacher needed). Writes OUT/student.pt (or OUT/student_nokd.pt for "
+         "the ablation)."),
+    ]
+    for name, which, cfg_cls, help_, description in train_commands:
+        p = subparsers.add_parser(name, help=help_, description=description)
+        _add_train_args(p, cfg_cls)
+        p.set_defaults(func=lambda a, which=which: _run_train(a, which))
+        if which == "distill":
+            g = p.add_argument_group("distillation")
+            g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
+            g.add_argument("--name", default=None,
+                           help="checkpoint file name in OUT (default student.pt / student_nokd.pt)")
 
     p = subparsers.add_parser(
         "evaluate", help="compare every method on held-out patients (PSNR, NCC, SSIM, NMSE, EPE, folding)",

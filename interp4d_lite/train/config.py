@@ -4,6 +4,12 @@ Every config is saved into its checkpoints (``to_dict``) and rebuilt from them
 (``from_dict``), so a run can be resumed or inspected without the script that made it.
 ``model`` holds the model's own config as a dict (``StudentConfig().to_dict()``-style
 overrides); an empty dict means the model's defaults.
+
+Each field's ``metadata["help"]`` is its documentation and the help of its command-line
+flag: ``interp4d_lite.train.cli`` makes ``--field-name`` (type and default from the field)
+for every field, so a default is written once, here. ``metadata["flag"]`` renames a flag,
+``"choices"`` restricts it, ``"off_flag"`` adds a flag that sets the ``"off"`` value, and
+``cli=False`` keeps a field off the command line.
 """
 from __future__ import annotations
 
@@ -12,31 +18,46 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def knob(default: Any, help: str, **cli: Any) -> Any:
+    """A config field with its documentation (``help``) and command-line options (see the
+    module docstring); a list/dict/tuple default is copied for every instance."""
+    meta = {"help": help, **cli}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
     """Settings shared by every training loop."""
 
-    steps: int = 200                  # optimiser steps (each sees batch_size samples per process)
-    batch_size: int = 2               # per process; the global batch is batch_size * world_size
-    lr: float = 1e-3                  # Adam learning rate
-    lr_final_fraction: float = 0.1    # cosine decay from lr to lr * lr_final_fraction
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0            # max gradient norm; 0 = off
-    crop_shape: tuple[int, int, int] | None = None  # random crop (X, Y, Z); None = whole volume
-    flip_axes: tuple[int, ...] = ()   # spatial axes that may be flipped (p = 0.5 each); none by default: on a
-                                      # CPU budget of a few hundred steps, learning 8 mirrored anatomies made
-                                      # every network's fields ~1.7x worse (docs/METHOD.md, "What made ...")
-    seed: int = 0
-    device: str = "auto"              # "auto" -> cuda if available, else cpu
-    precision: str = "fp32"           # "fp32" | "bf16" | "fp16" (autocast; CUDA only, ignored on CPU)
-    deterministic: bool = False       # ask torch for deterministic kernels
-    log_every: int = 10               # steps between history records
-    checkpoint_every: int = 0         # steps between checkpoints; 0 = only at the end
-    progress: bool = True             # tqdm progress bar (rank 0 only)
-    model: dict = field(default_factory=dict)  # the model config (overrides of its defaults)
+    steps: int = knob(200, "optimiser steps (each sees batch_size samples per process)")
+    batch_size: int = knob(2, "samples per step and process; the global batch is batch_size x world size")
+    lr: float = knob(1e-3, "Adam learning rate, cosine-decayed")
+    lr_final_fraction: float = knob(0.1, "the cosine decay ends at lr x lr_final_fraction")
+    weight_decay: float = knob(0.0, "Adam weight decay")
+    grad_clip: float = knob(1.0, "max gradient norm; 0 = no clipping")
+    crop_shape: tuple[int, int, int] | None = knob(None, "random crop size X Y Z (default: the whole volume)",
+                                                   flag="--crop", metavar=("X", "Y", "Z"))
+    flip_axes: tuple[int, ...] = knob((), "spatial axes that may be flipped (p = 0.5 each; a flip negates the "
+                                      "matching field channel); none by default: on a CPU budget of a few hundred "
+                                      "steps, learning 8 mirrored anatomies made every network's fields ~1.7x worse "
+                                      "(docs/METHOD.md, 'What made ...')", off_flag="--no-flip", off=(),
+                                      off_help="no random flips (the default)")
+    seed: int = knob(0, "seed of the initialisation, data order and augmentation")
+    device: str = knob("auto", "auto (CUDA when available, else CPU) | cpu | cuda | cuda:N")
+    precision: str = knob("fp32", "mixed precision on CUDA (autocast; ignored with a warning on CPU)",
+                          choices=("fp32", "bf16", "fp16"))
+    deterministic: bool = knob(False, "ask torch for deterministic kernels (slower on CUDA)")
+    log_every: int = knob(10, "steps between history records")
+    checkpoint_every: int = knob(0, "steps between checkpoints; 0 = only at the end (Ctrl-C also writes one)")
+    progress: bool = knob(True, "tqdm progress bar (rank 0 only)")
+    model: dict = knob({}, "the model config as JSON (overrides of its defaults), e.g. "
+                       "'{\"decoder_channels\": [16, 16, 8]}'", flag="--model-config", metavar="JSON")
 
     # ------------------------------------------------------------------ io
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types (tuples as lists), as stored in checkpoints."""
         d = dataclasses.asdict(self)
         for k, v in d.items():
             if isinstance(v, tuple):
@@ -45,6 +66,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
+        """Inverse of :meth:`to_dict`; unknown keys (of other versions) are ignored."""
         names = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for k, v in dict(d).items():
@@ -56,6 +78,7 @@ class TrainConfig:
         return cls(**kwargs)
 
     def replace(self, **changes):
+        """A copy with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
 
@@ -64,15 +87,15 @@ class TeacherTrainConfig(TrainConfig):
     """Teacher: image losses of its blended output (and of each warped input) against the
     true I_t, plus smoothness of both fields."""
 
-    w_charbonnier: float = 1.0
-    w_ncc: float = 0.5                # local NCC loss (1 - NCC^2 style, window 9)
-    w_warped: float = 1.0             # Charbonnier of warp(I0,u_t0) and warp(I1,u_t1) vs I_t:
-                                      # each field must explain I_t on its own (accurate fields to distil)
-    w_smooth: float = 0.5             # gradient (L2) smoothness of u_t0 and u_t1
-    w_target: float = 1.0             # Charbonnier of the fields vs registration targets: I0 and I1 registered to
-                                      # the true I_t by instance optimisation, once per training sample (0 = off)
-    target_steps: int = 20            # Adam steps of that registration (models.teacher.register_to_frame)
-    target_smooth: float = 0.5        # its gradient-smoothness weight
+    w_charbonnier: float = knob(1.0, "weight of the Charbonnier loss of the output against I_t")
+    w_ncc: float = knob(0.5, "weight of the local NCC loss (window 9)")
+    w_warped: float = knob(1.0, "weight of Charbonnier(warp(I0, u_t0), I_t) + Charbonnier(warp(I1, u_t1), I_t): "
+                           "each field must explain I_t on its own (accurate fields to distil)")
+    w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
+    w_target: float = knob(1.0, "weight of the Charbonnier of the fields against registration targets: I0 and I1 "
+                           "registered to the true I_t by instance optimisation, once per training sample (0 = off)")
+    target_steps: int = knob(20, "Adam steps of that registration (models.teacher.register_to_frame)")
+    target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
 
 
 @dataclass
@@ -80,9 +103,9 @@ class BaselineTrainConfig(TrainConfig):
     """Linear-motion baseline: a bidirectional registration net trained on (I0, I1) pairs
     only: warp(I1, u_01) ~ I0 and warp(I0, u_10) ~ I1, plus smoothness."""
 
-    w_charbonnier: float = 1.0
-    w_ncc: float = 0.5
-    w_smooth: float = 0.5
+    w_charbonnier: float = knob(1.0, "weight of the Charbonnier loss of each warped input")
+    w_ncc: float = knob(0.5, "weight of the local NCC loss (window 9)")
+    w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_01 and u_10")
 
 
 @dataclass
@@ -90,15 +113,15 @@ class DistillConfig(TrainConfig):
     """Student: image loss against I_t + distill_weight * field distillation from a frozen
     teacher (+ feature distillation) + smoothness. distill_weight = 0 is the ablation."""
 
-    w_charbonnier: float = 1.0
-    w_ncc: float = 0.5
-    w_warped: float = 0.5
-    w_smooth: float = 0.5
-    distill_weight: float = 1.0       # lambda of the field distillation term; 0 = no distillation
-    feature_weight: float = 0.0       # feature distillation (decoder features where shapes agree)
-    teacher_better: bool = False      # distil only where the teacher's frame is better (RIFE's mask); off by
-                                      # default: in flat tissue both frames are right and the motion is not
-    distill_refined: bool = True      # distil the teacher's instance-optimised fields (False: its network's alone)
-    cache_targets: bool = True        # compute the teacher's fields once per training sample (un-augmented,
-                                      # then cropped/flipped with the sample): a step costs what a plain one does
-    teacher_checkpoint: str | None = None  # recorded for provenance
+    w_charbonnier: float = knob(1.0, "weight of the Charbonnier loss of the output against I_t")
+    w_ncc: float = knob(0.5, "weight of the local NCC loss (window 9)")
+    w_warped: float = knob(0.5, "weight of the Charbonnier loss of each warped input against I_t")
+    w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
+    distill_weight: float = knob(1.0, "weight (lambda) of the field distillation term; 0 = the ablation, no teacher")
+    feature_weight: float = knob(0.0, "weight of decoder-feature distillation (where shapes agree)")
+    teacher_better: bool = knob(False, "distil only where the teacher's frame is better (RIFE's mask); off by "
+                                "default: in flat tissue both frames are right and the motion is not")
+    distill_refined: bool = knob(True, "distil the teacher's instance-optimised fields (off: its network's alone)")
+    cache_targets: bool = knob(True, "compute the teacher's fields once per training sample (un-augmented, then "
+                               "cropped/flipped with the sample): a step costs what a plain one does")
+    teacher_checkpoint: str | None = knob(None, "the teacher's checkpoint, recorded for provenance", cli=False)

@@ -31,6 +31,9 @@ __all__ = [
 
 @dataclass
 class DistEnv:
+    """Where this process runs: rank, world size, local rank, device and backend
+    (``world_size == 1``: a single process, no process group)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0

@@ -12,21 +12,22 @@ do, which separates the linear assumption from a registration network's quality)
 """
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
-from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..device import get_device
+from ..io_utils import atomic_write
 
-__all__ = ["METRICS", "predict_patient", "evaluate_methods", "summarize", "save_table", "format_summary", "mid_frames"]
+__all__ = ["METRICS", "predict_patient", "evaluate_methods", "summarize", "method_table", "save_table", "format_summary",
+           "mid_frames"]
 
+#: the per-frame metrics (columns of :func:`evaluate_methods`' frame)
 METRICS = ("psnr", "ncc", "ssim", "nmse", "epe", "epe_moving", "folding")
 # epe_moving: the field error where tissue moves, over the voxels whose true motion
 # |u_t0| + |u_t1| exceeds MOVING_THRESHOLD voxels. Plain EPE averages over a mostly static
@@ -128,11 +129,21 @@ def _metrics(pred: dict, gt: np.ndarray, true_u0, true_u1, spacing) -> dict[str,
     return row
 
 
+def _frame(results) -> pd.DataFrame:
+    """The results as a DataFrame (a list of row dicts is accepted too)."""
+    return results if isinstance(results, pd.DataFrame) else pd.DataFrame(list(results))
+
+
 def evaluate_methods(methods: dict[str, Any], patients: Sequence, device="auto", out_dir=None,
-                     dataset: str = "data", progress: bool = True) -> list[dict]:
-    """One row per (method, patient, frame): ``dataset, method, patient, frame, t`` and
-    :data:`METRICS` (EPE NaN without true fields; fields in voxels, EPE in voxels).
-    With ``out_dir``: writes ``metrics.json/csv`` (rows) and ``summary.json/csv``."""
+                     dataset: str = "data", progress: bool = True, keep_predictions: bool = False) -> pd.DataFrame:
+    """Every method on every intermediate frame of every patient.
+
+    Returns a :class:`pandas.DataFrame` with one row per (method, patient, frame): columns
+    ``dataset, method, patient, frame, t`` and :data:`METRICS` (EPE NaN without true
+    fields; fields and EPE in voxels); with ``keep_predictions`` also ``prediction``, the
+    predicted ``(X, Y, Z)`` volume (for :class:`interp4d_lite.viz.MethodComparison`).
+    With ``out_dir``: writes ``metrics.json/csv`` (these rows) and ``summary.json/csv``
+    (:func:`summarize`)."""
     rows: list[dict] = []
     todo = [(name, m, p) for p in patients for name, m in methods.items()
             if not (_method_kind(m) in ("true_fields", "linear_motion_oracle") and getattr(p, "u_t0", None) is None)]
@@ -147,72 +158,87 @@ def evaluate_methods(methods: dict[str, Any], patients: Sequence, device="auto",
             k = fr - p.i0
             tu0 = p.u_t0[k] if getattr(p, "u_t0", None) is not None else None
             tu1 = p.u_t1[k] if getattr(p, "u_t1", None) is not None else None
-            rows.append({"dataset": dataset, "method": name, "patient": p.patient_id, "frame": int(fr),
-                         "t": round(float(p.times[fr]), 4), **_metrics(pred, np.asarray(p.frames[fr]), tu0, tu1, p.spacing)})
+            row = {"dataset": dataset, "method": name, "patient": p.patient_id, "frame": int(fr),
+                   "t": round(float(p.times[fr]), 4), **_metrics(pred, np.asarray(p.frames[fr]), tu0, tu1, p.spacing)}
+            if keep_predictions:
+                row["prediction"] = pred["image"]
+            rows.append(row)
+    results = pd.DataFrame(rows, columns=None if rows else ["dataset", "method", "patient", "frame", "t", *METRICS])
     if out_dir is not None:
-        save_table(rows, Path(out_dir) / "metrics")
-        save_table(summarize(rows), Path(out_dir) / "summary")
-    return rows
+        save_table(results, Path(out_dir) / "metrics")
+        save_table(summarize(results), Path(out_dir) / "summary")
+    return results
 
 
-def mid_frames(rows: list[dict]) -> set[tuple[str, str, int]]:
-    """(dataset, patient, frame) of each patient's frame closest to t = 0.5."""
-    best: dict[tuple[str, str], tuple[float, int]] = {}
-    for r in rows:
-        key = (r["dataset"], r["patient"])
-        d = abs(r["t"] - 0.5)
-        if key not in best or d < best[key][0]:
-            best[key] = (d, r["frame"])
-    return {(k[0], k[1], v[1]) for k, v in best.items()}
+def mid_frames(results) -> pd.Series:
+    """Boolean mask of the rows at each patient's frame closest to t = 0.5 (per data set;
+    on a tie the first such row's frame)."""
+    df = _frame(results)
+    keys = ["dataset", "patient", "frame"]
+    best = (df["t"] - 0.5).abs().groupby([df["dataset"], df["patient"]], sort=False).idxmin()
+    chosen = pd.MultiIndex.from_frame(df.loc[best.to_numpy(), keys])
+    return pd.Series(pd.MultiIndex.from_frame(df[keys]).isin(chosen), index=df.index)
 
 
-def _mean(vals):
-    vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
-def summarize(rows: list[dict]) -> list[dict]:
+def summarize(results) -> pd.DataFrame:
     """Per (dataset, method): ``scope="all"`` (every frame), ``"mid"`` (each patient's
-    frame nearest t = 0.5) and ``"t=0.xx"`` (per timestamp); mean of each metric and ``n``."""
-    mids = mid_frames(rows)
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
-        groups[(r["dataset"], r["method"], "all")].append(r)
-        if (r["dataset"], r["patient"], r["frame"]) in mids:
-            groups[(r["dataset"], r["method"], "mid")].append(r)
-        groups[(r["dataset"], r["method"], f"t={r['t']:.2f}")].append(r)
-    out = []
-    for (ds, meth, scope), rs in groups.items():
-        out.append({"dataset": ds, "method": meth, "scope": scope, "n": len(rs),
-                    **{m: _mean([r.get(m) for r in rs]) for m in METRICS}})
-    order = {"all": 0, "mid": 1}
-    return sorted(out, key=lambda r: (r["dataset"], order.get(r["scope"], 2), r["scope"]))
+    frame nearest t = 0.5) and ``"t=0.xx"`` (per timestamp); the mean of each metric
+    (NaNs skipped) and ``n``, the number of rows averaged. Ordered by dataset, then scope
+    (``all``, ``mid``, then the timestamps), methods in the order they were evaluated."""
+    df = _frame(results)
+    metrics = [m for m in METRICS if m in df]
+    parts = [df.assign(scope="all"), df[mid_frames(df)].assign(scope="mid"),
+             df.assign(scope=df["t"].map(lambda t: f"t={t:.2f}"))]
+    cat = pd.concat(parts, ignore_index=True)
+    out = cat.groupby(["dataset", "method", "scope"], sort=False).agg(
+        n=("frame", "size"), **{m: (m, "mean") for m in metrics}).reset_index()
+    out = out[["dataset", "method", "scope", "n", *metrics]]
+    rank = out["scope"].map({"all": 0, "mid": 1}).fillna(2)
+    order = sorted(range(len(out)), key=lambda i: (out["dataset"].iat[i], rank.iat[i], out["scope"].iat[i]))
+    return out.iloc[order].reset_index(drop=True)
 
 
-def save_table(rows: list[dict], stem: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``stem.json`` and ``stem.csv``."""
+def method_table(results, metrics: Sequence[str] = ("psnr", "ssim", "ncc", "nmse", "epe", "folding"),
+                 by: str = "method") -> pd.DataFrame:
+    """The main table: per ``by`` (method), ``n`` and the mean and standard deviation
+    (population, over every frame of every patient) of each metric: columns ``<metric>``
+    and ``<metric>_std``, one row per method in the order they were evaluated. A metric
+    that is NaN everywhere (EPE on real data) is left out."""
+    df = _frame(results)
+    g = df.groupby(by, sort=False)
+    out = pd.DataFrame({"n": g.size()})
+    for m in metrics:
+        if m not in df or not df[m].notna().any():
+            continue
+        out[m] = g[m].mean()
+        out[f"{m}_std"] = g[m].std(ddof=0)
+    return out
+
+
+def save_table(table, stem: str | os.PathLike) -> tuple[Path, Path]:
+    """Write a results or summary table as ``stem.json`` (a list of records) and ``stem.csv``,
+    each atomically; array columns (``prediction``) are left out, a named index is kept."""
+    df = _frame(table)
+    if df.index.name is not None:
+        df = df.reset_index()
+    df = df[[c for c in df.columns if c != "prediction"]]
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    js = stem.with_suffix(".json")
-    js.write_text(json.dumps(rows, indent=1, default=float))
-    cs = stem.with_suffix(".csv")
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(cs, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    js, cs = stem.with_suffix(".json"), stem.with_suffix(".csv")
+    with atomic_write(js, "w") as fh:
+        fh.write(df.to_json(orient="records", indent=1))
+    with atomic_write(cs, "w", newline="") as fh:
+        df.to_csv(fh, index=False)
     return js, cs
 
 
-def format_summary(summary: list[dict], scopes: Sequence[str] = ("mid", "all"), methods: Sequence[str] | None = None) -> str:
-    """Plain-text table of the summary rows for the given scopes."""
+def format_summary(summary, scopes: Sequence[str] = ("mid", "all"), methods: Sequence[str] | None = None) -> str:
+    """Plain-text table of :func:`summarize` rows for the given scopes."""
     head = (f"{'dataset':<9} {'scope':<5} {'method':<20} {'PSNR':>7} {'NCC':>6} {'SSIM':>6} {'NMSE':>8} {'EPE':>6} "
             f"{'EPEmov':>6} {'fold%':>6} {'n':>4}")
     lines = [head, "-" * len(head)]
+    rows = _frame(summary).to_dict("records")
     for s in scopes:
-        for r in summary:
+        for r in rows:
             if r["scope"] != s or (methods is not None and r["method"] not in methods):
                 continue
             lines.append(f"{r['dataset']:<9} {s:<5} {r['method']:<20} {r['psnr']:7.2f} {r['ncc']:6.3f} {r['ssim']:6.3f} "

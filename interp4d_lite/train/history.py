@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
+
+from ..io_utils import atomic_write_json
 
 __all__ = ["save_history", "load_history", "plot_history"]
 
 
 def save_history(history: list[dict], path: str | os.PathLike) -> Path:
-    """Write the history as JSON (atomically: temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(list(history), indent=1))
-    os.replace(tmp, path)
-    return path
+    """Write the history as JSON (atomically, :func:`interp4d_lite.io_utils.atomic_write`)."""
+    return atomic_write_json(path, list(history), indent=1)
 
 
 def load_history(path: str | os.PathLike) -> list[dict]:

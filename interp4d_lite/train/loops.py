@@ -12,21 +12,21 @@ the training part is used, the split goes into the checkpoint), and returns
 from __future__ import annotations
 
 import gc
-import json
 import math
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from ..device import seed_everything
-from ..errors import CheckpointError
-from .checkpoint import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from ..io_utils import atomic_write_json
+from ..models import build_model
+from .checkpoint import get_rng_state, load_checkpoint, load_model, save_checkpoint, set_rng_state
 from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
 from .distributed import DistEnv, all_reduce_mean, barrier, gather_weight_hashes, init_distributed
 from .history import save_history
@@ -37,7 +37,6 @@ __all__ = [
     "train_teacher",
     "train_baseline",
     "distill_student",
-    "build_model",
     "resolve_patients",
     "PairDataset",
     "CachedTargets",
@@ -46,19 +45,6 @@ __all__ = [
     "baseline_loss",
     "distill_loss",
 ]
-
-
-# ---------------------------------------------------------------------- models
-def build_model(kind: str, model_config: dict | None = None) -> tuple[nn.Module, dict]:
-    """Model of ``kind`` (a key of ``MODEL_REGISTRY``) from a config dict; returns
-    ``(model, full_config_dict)``."""
-    from ..models import MODEL_REGISTRY
-
-    if kind not in MODEL_REGISTRY:
-        raise CheckpointError(f"unknown model kind {kind!r}; known: {sorted(MODEL_REGISTRY)}")
-    cls, cfg_cls = MODEL_REGISTRY[kind]
-    cfg = cfg_cls.from_dict(dict(model_config or {}))
-    return cls(cfg), cfg.to_dict()
 
 
 # ---------------------------------------------------------------------- data
@@ -413,8 +399,8 @@ def fit(
     if env.distributed:
         hashes = gather_weight_hashes(model)
         if env.is_main and ckpt_path is not None:
-            (ckpt_path.with_name(ckpt_path.stem + "_replicas.json")).write_text(
-                json.dumps({"world_size": env.world_size, "backend": env.backend, "weight_hashes": hashes}, indent=1))
+            atomic_write_json(ckpt_path.with_name(ckpt_path.stem + "_replicas.json"),
+                              {"world_size": env.world_size, "backend": env.backend, "weight_hashes": hashes}, indent=1)
         # a DDP wrapper sits in reference cycles: only the garbage collector frees it, possibly
         # after destroy_process_group() or during interpreter shutdown, where its reducer's
         # teardown can abort the process; free it now, while the process group is alive
@@ -457,7 +443,8 @@ def train_teacher(
 
     cfg = config or TeacherTrainConfig()
     env, chosen, split = _prepare(cfg, patients, data_root, kind, volume_shape, split_seed)
-    model, mcfg = build_model("teacher", cfg.model)
+    model = build_model("teacher", cfg.model)
+    mcfg = model.config.to_dict()
     ds = TripletDataset(chosen)
     if cfg.w_target:
         from ..models.teacher import register_to_frame
@@ -493,7 +480,8 @@ def train_baseline(
     returns (RegistrationNet, history). Wrap it in ``LinearMotionBaseline`` to interpolate."""
     cfg = config or BaselineTrainConfig()
     env, chosen, split = _prepare(cfg, patients, data_root, kind, volume_shape, split_seed)
-    model, mcfg = build_model("registration", cfg.model)
+    model = build_model("registration", cfg.model)
+    mcfg = model.config.to_dict()
     ds = PairDataset(chosen)
 
     def step_fn(net, batch):
@@ -530,8 +518,6 @@ def distill_student(
         if teacher is None:
             raise ValueError("distill_student: distill_weight > 0 needs a teacher (model or checkpoint path)")
         if isinstance(teacher, (str, os.PathLike)):
-            from .api import load_model
-
             cfg = cfg.replace(teacher_checkpoint=str(teacher))
             tnet, _ = load_model(teacher, device=env.device, expected_kind="teacher")
         else:
@@ -547,7 +533,8 @@ def distill_student(
     # the student is built after the teacher is loaded and its targets computed, from the same
     # seed on every rank
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    model, mcfg = build_model("student", cfg.model)
+    model = build_model("student", cfg.model)
+    mcfg = model.config.to_dict()
 
     def step_fn(net, batch):
         t = batch["t"].float().reshape(-1)

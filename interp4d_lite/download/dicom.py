@@ -21,9 +21,9 @@ column index), ``Y`` down the columns (the row index, last three cosines),
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -34,6 +34,8 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 @dataclass
 class DicomVolume:
+    """One DICOM series as a volume: voxels, RAS affine, spacing and what the headers said."""
+
     array: np.ndarray                     # (X, Y, Z) float32, rescaled (HU for CT)
     affine: np.ndarray                    # (4, 4) voxel -> RAS mm
     spacing: tuple[float, float, float]   # mm along X, Y, Z

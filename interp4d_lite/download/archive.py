@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from .errors import DiskFullError, DownloadError, UnsafeArchiveError
-from .http import free_bytes, is_disk_full
+from .http import is_disk_full
 
 
 def archive_kind(path: Path) -> str:
@@ -117,9 +117,10 @@ def safe_extract(archive: Path, dest: Path, *, check_space: bool = True) -> Path
     else:
         need = sum(m.size for m in members if m.isfile())
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if check_space and need > free_bytes(dest.parent):
+    free = shutil.disk_usage(dest.parent).free if check_space else 0
+    if check_space and need > free:
         raise DiskFullError(f"{archive}: extraction needs {need / 1e9:.2f} GB but only "
-                            f"{free_bytes(dest.parent) / 1e9:.2f} GB are free in {dest.parent}")
+                            f"{free / 1e9:.2f} GB are free in {dest.parent}")
     for stale in dest.parent.glob(f".extract-{dest.name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".extract-{dest.name}-", dir=dest.parent))

@@ -20,15 +20,17 @@ import errno
 import hashlib
 import json
 import os
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-import requests
-
+from ..io_utils import atomic_write
 from .errors import ChecksumError, DiskFullError, DownloadError
+
+if TYPE_CHECKING:  # requests (the [download] extra) is imported where it is used, not to parse the CLI
+    import requests
 
 CHUNK = 1 << 20
 USER_AGENT = "interp4d_lite-data-download/0.1 (+https://github.com/; teaching package)"
@@ -50,6 +52,8 @@ class HTTPSettings:
 
 
 def _session() -> requests.Session:
+    import requests
+
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
     # Proxies from the environment (HTTPS_PROXY, NO_PROXY) are honoured.
@@ -79,21 +83,12 @@ def sha256_file(path: Path, chunk: int = CHUNK) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to ``path`` with :func:`interp4d_lite.io_utils.atomic_write`; a full
+    disk becomes :class:`DiskFullError` (the previous version is kept)."""
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_write(path, "wb") as fh:
             _write_chunk(fh, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except OSError as exc:
         if is_disk_full(exc):
             raise DiskFullError(f"{path}: disk full while writing; the previous version is unchanged") from exc
         raise
@@ -116,6 +111,8 @@ def read_json(path: Path, default: Any = None) -> Any:
 # --------------------------------------------------------------------------- HTTP
 
 def _describe(exc: BaseException) -> str:
+    import requests
+
     text = str(exc)
     if isinstance(exc, requests.ConnectionError):
         if "refused" in text.lower():
@@ -141,6 +138,8 @@ def get_json(url: str, params: dict | None = None, settings: HTTPSettings | None
              session: requests.Session | None = None) -> Any:
     """GET ``url`` and decode JSON, retrying 5xx/connection errors. An empty body is ``[]``
     (the NBIA API answers an empty 200/204 for an empty result)."""
+    import requests
+
     settings = settings or HTTPSettings()
     session = session or _session()
     last = ""
@@ -204,6 +203,8 @@ def download_file(
 
     If ``dest`` already exists it is not downloaded again: its size and hash are
     checked against the expectations and returned."""
+    import requests
+
     settings = settings or HTTPSettings()
     session = session or _session()
     dest = Path(dest)
@@ -331,10 +332,3 @@ def _check(path: Path, size: int, digest: str, expected_size, expected_sha256, r
     else:
         problem += " (file left in place; delete it to download again)"
     raise ChecksumError(problem)
-
-
-def free_bytes(path: Path) -> int:
-    path = Path(path)
-    while not path.exists():
-        path = path.parent
-    return os.statvfs(path).f_bavail * os.statvfs(path).f_frsize if hasattr(os, "statvfs") else 1 << 62

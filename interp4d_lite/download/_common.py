@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-from interp4d_lite.errors import Interp4DError
-
+from ..errors import Interp4DError
 from .errors import DownloadError
 from .http import HTTPSettings, is_disk_full
 
@@ -30,6 +28,17 @@ def http_settings(args) -> HTTPSettings:
     return HTTPSettings(retries=max(0, args.retries), backoff=max(0.0, args.backoff),
                         read_timeout=args.timeout, connect_timeout=min(30.0, args.timeout),
                         progress=not args.no_progress)
+
+
+def command_main(module, argv: Sequence[str] | None, prog: str) -> int:
+    """A downloader's ``main``: parse ``argv`` with ``module.add_arguments`` (help from
+    ``module.DESCRIPTION``), ``module.run`` it, print any expected error as one line."""
+    def parse_and_run(args: Sequence[str] | None) -> int:
+        p = argparse.ArgumentParser(prog=prog, description=module.DESCRIPTION)
+        module.add_arguments(p)
+        return module.run(p.parse_args(args))
+
+    return run_cli(parse_and_run, argv, prog)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None, prog: str) -> int:
@@ -52,44 +61,25 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         return 2
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def dest_lock(lock_path: Path):
-    """An exclusive lock file (``O_EXCL``) holding our pid; a stale lock of a dead
-    process is taken over. Two runs into one destination would corrupt each other."""
+    """An exclusive lock on the destination (:class:`filelock.FileLock`, an OS-level lock:
+    a crashed run never leaves it held). Two runs into one destination would corrupt each
+    other, so a second run fails at once with a clear message instead of waiting."""
+    from filelock import FileLock, Timeout
+
     lock_path = Path(lock_path)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid = int(lock_path.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid and pid != os.getpid() and _pid_alive(pid):
-                raise DownloadError(f"{lock_path}: another download (pid {pid}) is writing to this "
-                                    "destination; wait for it or stop it") from None
-            lock_path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        break
-    else:
-        raise DownloadError(f"{lock_path}: cannot take the lock")
+    lock = FileLock(lock_path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DownloadError(f"{lock_path}: another download is writing to this destination; "
+                            "wait for it to finish or stop it") from None
     try:
         yield
     finally:
-        lock_path.unlink(missing_ok=True)
+        lock.release()
 
 
 def now_iso() -> str:

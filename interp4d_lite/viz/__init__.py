@@ -1,0 +1,54 @@
+"""Figures and interactive tools of the notebooks.
+
+* :mod:`interp4d_lite.viz.plots`: static matplotlib figures (slices, comparisons, motion
+  curves, deformation fields, fusion weights, FiLM parameters, metrics against t);
+* :mod:`interp4d_lite.viz.widgets`: the ipywidgets tools (slice viewer, deformation
+  viewer, live interpolation explorer, method comparison).
+
+Every public name of both is available here (``from interp4d_lite import viz;
+viz.plot_comparison(...)``). Nothing here computes metrics: evaluation lives in
+:mod:`interp4d_lite.train.evaluate`, whose results frame the plots draw.
+"""
+from .plots import (
+    AXIS_NAMES,
+    INTENSITY_LABEL,
+    METHOD_COLOURS,
+    film_parameters,
+    jacobian_determinant,
+    plot_comparison,
+    plot_displacement_curves,
+    plot_feature_maps,
+    plot_field_views,
+    plot_film,
+    plot_metric_vs_t,
+    plot_scale_weights,
+    plot_volumes,
+    save_figure,
+    show_slice,
+    slice_extent,
+    strongest_motion_points,
+    take_slice,
+    to_numpy,
+)
+from .widgets import (
+    DeformationViewer,
+    InterpolationExplorer,
+    MethodComparison,
+    SliceViewer,
+    predictions_by_method,
+    render_deformation_view,
+    render_interpolation,
+    render_method_comparison,
+    render_slice_view,
+    window_level,
+)
+
+__all__ = [
+    "AXIS_NAMES", "INTENSITY_LABEL", "METHOD_COLOURS", "to_numpy", "take_slice", "slice_extent", "show_slice",
+    "save_figure", "plot_volumes", "plot_comparison", "plot_displacement_curves", "jacobian_determinant",
+    "plot_field_views", "plot_scale_weights", "plot_film", "plot_feature_maps", "plot_metric_vs_t",
+    "film_parameters", "strongest_motion_points",
+    "SliceViewer", "DeformationViewer", "InterpolationExplorer", "MethodComparison", "predictions_by_method",
+    "render_slice_view", "render_deformation_view", "render_interpolation", "render_method_comparison",
+    "window_level",
+]
