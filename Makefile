@@ -29,9 +29,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-## Lint (ruff, configured in pyproject.toml); `make lint FIX=1` applies the safe fixes
+## Lint and format check (ruff, configured in pyproject.toml); `make lint FIX=1` applies the fixes and formats
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(if $(FIX),--fix,) .
+	$(VENV)/bin/ruff format $(if $(FIX),,--check) .
 
 benchmarks: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -9,6 +9,7 @@
 Each number is the best of ``--repeats`` runs; on a shared machine the times are inflated
 by whatever else runs (the load average is printed with them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,9 +50,14 @@ def main(argv=None) -> int:
 
         load_s, items = best_of(load_and_iterate, args.repeats)
 
-    rows = [("generate", f"cardiac phantom {'x'.join(map(str, shape))}, {n_frames} frames, fields for "
-                         f"{ph.i1 - ph.i0 + 1} frames", gen_s),
-            ("load+iterate", f"load one ACDC-layout patient (+truth) and iterate its {len(items)} triplets", load_s)]
+    rows = [
+        (
+            "generate",
+            f"cardiac phantom {'x'.join(map(str, shape))}, {n_frames} frames, fields for {ph.i1 - ph.i0 + 1} frames",
+            gen_s,
+        ),
+        ("load+iterate", f"load one ACDC-layout patient (+truth) and iterate its {len(items)} triplets", load_s),
+    ]
     ok = True
     for key, what, sec in rows:
         target = TARGETS[key]

@@ -14,6 +14,7 @@ Prints, against the targets of issue 3:
 Timings are wall-clock and inflated when other processes share the CPU: the load
 average is printed before and after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,7 +79,9 @@ def make_train_step(shape):
         w = teacher_better_weights(out_s["image"], out_t["image"], It)
         loss_s = charbonnier(out_s["image"], It) + local_ncc_loss(out_s["image"], It)
         loss_s = loss_s + 0.01 * (gradient_smoothness(out_s["u_t0"]) + gradient_smoothness(out_s["u_t1"]))
-        loss_s = loss_s + field_distillation_loss((out_s["u_t0"], out_s["u_t1"]), (out_t["u_t0"], out_t["u_t1"]), weights=w)
+        loss_s = loss_s + field_distillation_loss(
+            (out_s["u_t0"], out_s["u_t1"]), (out_t["u_t0"], out_t["u_t1"]), weights=w
+        )
         loss_s = loss_s + feature_distillation_loss(out_s["features"], out_t["features"])
         opt.zero_grad(set_to_none=True)
         (loss_t + loss_s).backward()
@@ -110,8 +113,10 @@ def main(argv=None):
     if args.memory_child:
         return memory_child(tuple(args.memory_child))
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
-          f"load average before {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+        f"load average before {os.getloadavg()[0]:.2f}"
+    )
     torch.manual_seed(0)
     student, teacher, reg = Student().eval(), Teacher().eval(), RegistrationNet().eval()
     for name, m in [("Student", student), ("Teacher", teacher), ("RegistrationNet", reg)]:
@@ -128,26 +133,38 @@ def main(argv=None):
         sweep = timeit(lambda: student.decode(student.encode(I0, I1), t10), max(3, args.repeats // 2), name="sweep")
         regt = timeit(lambda: reg(I0, I1), 3, warmup=1, name="registration")
     extra = (sweep[0] - single[0]) / 9 / single[0]
-    print(f"\nstudent inference 128x128x32 B=1, one t : min {single[0]:.3f} s  median {single[1]:.3f} s"
-          f"   (target <= {TARGETS['single_t_s']} s)")
+    print(
+        f"\nstudent inference 128x128x32 B=1, one t : min {single[0]:.3f} s  median {single[1]:.3f} s"
+        f"   (target <= {TARGETS['single_t_s']} s)"
+    )
     print(f"   of which encode                      : min {enc[0]:.3f} s, decode(1 t) min {dec1[0]:.3f} s")
-    print(f"sweep of 10 t from one encode           : min {sweep[0]:.3f} s  median {sweep[1]:.3f} s"
-          f"   = {sweep[0] / single[0]:.2f} x single (target <= {TARGETS['sweep_ratio']}),"
-          f" each extra t {100 * extra:.0f}% of single (target <= {100 * TARGETS['extra_t_fraction']:.0f}%)")
+    print(
+        f"sweep of 10 t from one encode           : min {sweep[0]:.3f} s  median {sweep[1]:.3f} s"
+        f"   = {sweep[0] / single[0]:.2f} x single (target <= {TARGETS['sweep_ratio']}),"
+        f" each extra t {100 * extra:.0f}% of single (target <= {100 * TARGETS['extra_t_fraction']:.0f}%)"
+    )
     print(f"registration net (both directions)      : min {regt[0]:.3f} s")
 
     step = make_train_step((64, 64, 32))
     train = timeit(step, max(3, args.repeats // 2), warmup=2, name="train")
-    print(f"training step 64x64x32 B=1 (teacher+student, distillation, Adam): min {train[0]:.3f} s"
-          f"  median {train[1]:.3f} s   (target <= {TARGETS['train_step_s']} s)")
+    print(
+        f"training step 64x64x32 B=1 (teacher+student, distillation, Adam): min {train[0]:.3f} s"
+        f"  median {train[1]:.3f} s   (target <= {TARGETS['train_step_s']} s)"
+    )
 
     if not args.skip_memory:
-        res = subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory-child", "128", "128", "32"],
-                             capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--_memory-child", "128", "128", "32"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         mem = json.loads(res.stdout.strip().splitlines()[-1])
         peak_gb, delta_gb = mem["peak_kib"] / 2**20, (mem["peak_kib"] - mem["base_kib"]) / 2**20
-        print(f"training step 128x128x32 peak RSS       : {peak_gb:.2f} GiB (+{delta_gb:.2f} GiB over the built models)"
-              f"   (target <= {TARGETS['peak_gb']} GB)")
+        print(
+            f"training step 128x128x32 peak RSS       : {peak_gb:.2f} GiB (+{delta_gb:.2f} GiB over the built models)"
+            f"   (target <= {TARGETS['peak_gb']} GB)"
+        )
     print("process CPU time (all threads, min): " + ", ".join(f"{k} {v:.3f} s" for k, v in CPU_TIMES.items()))
     print(f"\nload average after {os.getloadavg()[0]:.2f}")
 

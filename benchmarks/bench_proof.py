@@ -27,6 +27,7 @@ Writes ``runs/proof/`` (git-ignored): per seed and data set the data, checkpoint
 histories; ``metrics.{json,csv}`` (every row), ``summary.{json,csv}``, ``timings.json``
 and ``table.txt`` (the printed report).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,15 @@ from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.models import LinearMotionBaseline  # noqa: E402
 from interp4d_lite.train import (  # noqa: E402
-    BaselineTrainConfig, DistillConfig, TeacherTrainConfig, distill_student, evaluate_methods, save_table,
-    summarize, train_baseline, train_teacher,
+    BaselineTrainConfig,
+    DistillConfig,
+    TeacherTrainConfig,
+    distill_student,
+    evaluate_methods,
+    save_table,
+    summarize,
+    train_baseline,
+    train_teacher,
 )
 
 SHAPES = {"cardiac": (48, 48, 16), "lung": (32, 32, 32), "linear": (48, 48, 24)}
@@ -60,10 +68,22 @@ SHAPES = {"cardiac": (48, 48, 16), "lung": (32, 32, 32), "linear": (48, 48, 24)}
 AMPLITUDES = {"cardiac": 2.0, "lung": 1.5, "linear": 1.0}
 # the second lung family, for the anatomy-shift test: other anatomy, grid, spacing, amplitude
 SHIFT = dict(kind="lung", anatomy="b", shape=(40, 32, 36), spacing=(3.0, 3.5, 2.5), amplitude=2.0)
-ORDER = ["linear_blend", "linear_motion", "linear_motion_oracle", "student_nokd", "student", "teacher_net", "teacher",
-         "true_fields"]
-COLUMNS = [("psnr", "all", "PSNR all (dB)"), ("psnr", "mid", "PSNR mid (dB)"), ("epe_moving", "all", "EPE moving (vox)"),
-           ("folding", "all", "fold %")]
+ORDER = [
+    "linear_blend",
+    "linear_motion",
+    "linear_motion_oracle",
+    "student_nokd",
+    "student",
+    "teacher_net",
+    "teacher",
+    "true_fields",
+]
+COLUMNS = [
+    ("psnr", "all", "PSNR all (dB)"),
+    ("psnr", "mid", "PSNR mid (dB)"),
+    ("epe_moving", "all", "EPE moving (vox)"),
+    ("folding", "all", "fold %"),
+]
 
 
 def parse_args(argv=None):
@@ -107,38 +127,76 @@ def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
         tag = f"seed {seed} {kind}"
 
         def gen():
-            write_phantom_dataset(run / "data_train", kind=kind, n_patients=a.train_patients, shape=shape,
-                                  amplitude=amp, seed=1000 + seed)
-            write_phantom_dataset(run / "data_test", kind=kind, n_patients=a.test_patients, shape=shape,
-                                  amplitude=amp, seed=2000 + seed)
+            write_phantom_dataset(
+                run / "data_train", kind=kind, n_patients=a.train_patients, shape=shape, amplitude=amp, seed=1000 + seed
+            )
+            write_phantom_dataset(
+                run / "data_test", kind=kind, n_patients=a.test_patients, shape=shape, amplitude=amp, seed=2000 + seed
+            )
             return load_dir(run / "data_train", kind, shape), load_dir(run / "data_test", kind, shape)
 
         train, test = stage(f"{tag}: phantoms ({a.train_patients} train + {a.test_patients} test, {shape})", gen)
-        teacher, _ = stage(f"{tag}: teacher ({a.teacher_steps} steps)", lambda: train_teacher(
-            train, TeacherTrainConfig(steps=a.teacher_steps, **common), out_dir=run, resume=False))
-        reg, _ = stage(f"{tag}: linear-motion baseline ({a.baseline_steps} steps)", lambda: train_baseline(
-            train, BaselineTrainConfig(steps=a.baseline_steps, **common), out_dir=run, resume=False))
-        student, _ = stage(f"{tag}: student, distillation on ({a.student_steps} steps)", lambda: distill_student(
-            train, teacher, DistillConfig(steps=a.student_steps, distill_weight=a.distill_weight, **common),
-            out_dir=run, resume=False))
-        nokd, _ = stage(f"{tag}: student, distillation off ({a.student_steps} steps)", lambda: distill_student(
-            train, None, DistillConfig(steps=a.student_steps, distill_weight=0.0, feature_weight=0.0, **common),
-            out_dir=run, checkpoint_name="student_nokd.pt", resume=False))
-        methods = {"linear_blend": "linear_blend", "linear_motion": LinearMotionBaseline(reg),
-                   "linear_motion_oracle": "linear_motion_oracle", "student_nokd": nokd, "student": student,
-                   "teacher_net": network_only(teacher), "teacher": teacher, "true_fields": "true_fields"}
+        teacher, _ = stage(
+            f"{tag}: teacher ({a.teacher_steps} steps)",
+            lambda: train_teacher(
+                train, TeacherTrainConfig(steps=a.teacher_steps, **common), out_dir=run, resume=False
+            ),
+        )
+        reg, _ = stage(
+            f"{tag}: linear-motion baseline ({a.baseline_steps} steps)",
+            lambda: train_baseline(
+                train, BaselineTrainConfig(steps=a.baseline_steps, **common), out_dir=run, resume=False
+            ),
+        )
+        student, _ = stage(
+            f"{tag}: student, distillation on ({a.student_steps} steps)",
+            lambda: distill_student(
+                train,
+                teacher,
+                DistillConfig(steps=a.student_steps, distill_weight=a.distill_weight, **common),
+                out_dir=run,
+                resume=False,
+            ),
+        )
+        nokd, _ = stage(
+            f"{tag}: student, distillation off ({a.student_steps} steps)",
+            lambda: distill_student(
+                train,
+                None,
+                DistillConfig(steps=a.student_steps, distill_weight=0.0, feature_weight=0.0, **common),
+                out_dir=run,
+                checkpoint_name="student_nokd.pt",
+                resume=False,
+            ),
+        )
+        methods = {
+            "linear_blend": "linear_blend",
+            "linear_motion": LinearMotionBaseline(reg),
+            "linear_motion_oracle": "linear_motion_oracle",
+            "student_nokd": nokd,
+            "student": student,
+            "teacher_net": network_only(teacher),
+            "teacher": teacher,
+            "true_fields": "true_fields",
+        }
         sets = [(kind, test)]
         if kind == "lung" and not a.no_shift:
+
             def gen_shift():
                 d = run / "data_test_shift"
                 write_phantom_dataset(d, n_patients=a.test_patients, seed=3000 + seed, **SHIFT)
                 return load_dir(d, "lung", SHIFT["shape"])
 
-            sets.append(("lung_shift", stage(f"{tag}: anatomy-shift phantoms (lung family b, {SHIFT['shape']})",
-                                             gen_shift)))
+            sets.append(
+                ("lung_shift", stage(f"{tag}: anatomy-shift phantoms (lung family b, {SHIFT['shape']})", gen_shift))
+            )
         for name, pts in sets:
-            r = stage(f"{tag}: evaluation on {name} ({len(pts)} test patients)", lambda: evaluate_methods(
-                methods, pts, device="cpu", out_dir=run / f"eval_{name}", dataset=name, progress=a.progress))
+            r = stage(
+                f"{tag}: evaluation on {name} ({len(pts)} test patients)",
+                lambda: evaluate_methods(
+                    methods, pts, device="cpu", out_dir=run / f"eval_{name}", dataset=name, progress=a.progress
+                ),
+            )
             rows += [{**x, "seed": seed} for x in records(r)]
     return rows
 
@@ -174,8 +232,9 @@ def table(stats: dict, datasets: list[str]) -> str:
         for m in ORDER:
             if (ds, m, "all", "psnr") not in stats:
                 continue
-            cells = [fmt(stats.get((ds, m, scope, metric), []), 3 if metric != "psnr" else 2)
-                     for metric, scope, _ in COLUMNS]
+            cells = [
+                fmt(stats.get((ds, m, scope, metric), []), 3 if metric != "psnr" else 2) for metric, scope, _ in COLUMNS
+            ]
             lines.append(f"{ds:<11} {m:<21}" + "".join(f" {c:>17}" for c in cells))
         lines.append("")
     return "\n".join(lines)
@@ -183,6 +242,7 @@ def table(stats: dict, datasets: list[str]) -> str:
 
 def targets(stats: dict, datasets: list[str]) -> list[str]:
     """One line per target: met or missed, with the numbers (means over seeds)."""
+
     def g(ds, m, metric, scope="all"):
         v = [x for x in stats.get((ds, m, scope, metric), []) if not math.isnan(x)]
         return float(np.mean(v)) if v else float("nan")
@@ -193,30 +253,47 @@ def targets(stats: dict, datasets: list[str]) -> list[str]:
         out.append(f"{'MET   ' if ok else 'MISSED'} {text}")
 
     for ds in [d for d in ("cardiac", "lung") if d in datasets]:
-        kd, nokd, orc = g(ds, "student", "epe_moving"), g(ds, "student_nokd", "epe_moving"), g(
-            ds, "linear_motion_oracle", "epe_moving")
+        kd, nokd, orc = (
+            g(ds, "student", "epe_moving"),
+            g(ds, "student_nokd", "epe_moving"),
+            g(ds, "linear_motion_oracle", "epe_moving"),
+        )
         line(kd <= orc, f"{ds}: distilled student epe_moving {kd:.3f} <= oracle {orc:.3f}")
-        line(kd <= 0.8 * nokd, f"{ds}: distilled student epe_moving {kd:.3f} <= 0.8 x no-distillation {nokd:.3f} "
-                               f"(= {0.8 * nokd:.3f}; ratio {kd / nokd:.2f})")
+        line(
+            kd <= 0.8 * nokd,
+            f"{ds}: distilled student epe_moving {kd:.3f} <= 0.8 x no-distillation {nokd:.3f} "
+            f"(= {0.8 * nokd:.3f}; ratio {kd / nokd:.2f})",
+        )
         pk, po = g(ds, "student", "psnr", "mid"), g(ds, "linear_motion_oracle", "psnr", "mid")
         line(pk >= po + 1, f"{ds}: distilled student mid-cycle PSNR {pk:.2f} >= oracle {po:.2f} + 1 dB")
         pa, pn = g(ds, "student", "psnr"), g(ds, "student_nokd", "psnr")
         line(pa >= pn - 0.1, f"{ds}: distilled student PSNR {pa:.2f} >= no-distillation {pn:.2f} - 0.1 dB")
         fold = max(g(ds, "student", "folding"), g(ds, "student_nokd", "folding"))
         line(fold <= 0.1, f"{ds}: students' folding {fold:.4f} % <= 0.1 %")
-        tn, lm, tr = g(ds, "teacher_net", "epe_moving"), g(ds, "linear_motion", "epe_moving"), g(
-            ds, "teacher", "epe_moving")
-        line(tn < lm, f"{ds}: teacher network epe_moving {tn:.3f} < trained linear motion {lm:.3f} "
-                      f"(teacher with instance optimisation: {tr:.3f})")
+        tn, lm, tr = (
+            g(ds, "teacher_net", "epe_moving"),
+            g(ds, "linear_motion", "epe_moving"),
+            g(ds, "teacher", "epe_moving"),
+        )
+        line(
+            tn < lm,
+            f"{ds}: teacher network epe_moving {tn:.3f} < trained linear motion {lm:.3f} "
+            f"(teacher with instance optimisation: {tr:.3f})",
+        )
     if "lung_shift" in datasets:
         ds = "lung_shift"
         pk, pb, pn = g(ds, "student", "psnr"), g(ds, "linear_blend", "psnr"), g(ds, "student_nokd", "psnr")
         line(pk >= pb, f"{ds}: distilled student PSNR {pk:.2f} >= linear blend {pb:.2f}")
         line(pk >= pn - 0.5, f"{ds}: distilled student PSNR {pk:.2f} >= no-distillation {pn:.2f} - 0.5 dB")
-        kd, nokd, orc = g(ds, "student", "epe_moving"), g(ds, "student_nokd", "epe_moving"), g(
-            ds, "linear_motion_oracle", "epe_moving")
-        out.append(f"       {ds}: epe_moving distilled {kd:.3f}, no distillation {nokd:.3f}, oracle {orc:.3f}, "
-                   f"zero motion {g(ds, 'linear_blend', 'epe_moving'):.3f} (information)")
+        kd, nokd, orc = (
+            g(ds, "student", "epe_moving"),
+            g(ds, "student_nokd", "epe_moving"),
+            g(ds, "linear_motion_oracle", "epe_moving"),
+        )
+        out.append(
+            f"       {ds}: epe_moving distilled {kd:.3f}, no distillation {nokd:.3f}, oracle {orc:.3f}, "
+            f"zero motion {g(ds, 'linear_blend', 'epe_moving'):.3f} (information)"
+        )
     return out
 
 
@@ -249,16 +326,22 @@ def main(argv=None) -> int:
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     datasets = [d for d in ("cardiac", "lung", "lung_shift", "linear") if d in {r["dataset"] for r in rows}]
     stats = per_seed_means(rows)
-    text = "\n".join([
-        f"bench_proof: {a.seeds} seed(s), held-out phantom patients; mean +- sd over seeds "
-        f"({a.train_patients} train / {a.test_patients} test patients per data set and seed)",
-        "", table(stats, datasets),
-        "EPE moving: field error where the true motion exceeds 1 voxel, mean of u_t0 and u_t1 (voxels).",
-        "linear_motion_oracle: the true endpoint fields scaled by t. teacher: privileged (sees I_t), with",
-        "instance optimisation; teacher_net: its network alone. lung_shift: lung models tested on lung family b.",
-        "", "targets (means over seeds):", *targets(stats, datasets), "",
-        f"total time: {total:.0f} s ({total / 60:.1f} min); stage timings in timings.json",
-    ])
+    text = "\n".join(
+        [
+            f"bench_proof: {a.seeds} seed(s), held-out phantom patients; mean +- sd over seeds "
+            f"({a.train_patients} train / {a.test_patients} test patients per data set and seed)",
+            "",
+            table(stats, datasets),
+            "EPE moving: field error where the true motion exceeds 1 voxel, mean of u_t0 and u_t1 (voxels).",
+            "linear_motion_oracle: the true endpoint fields scaled by t. teacher: privileged (sees I_t), with",
+            "instance optimisation; teacher_net: its network alone. lung_shift: lung models tested on lung family b.",
+            "",
+            "targets (means over seeds):",
+            *targets(stats, datasets),
+            "",
+            f"total time: {total:.0f} s ({total / 60:.1f} min); stage timings in timings.json",
+        ]
+    )
     print(text)
     (out / "table.txt").write_text(text + "\n")
     return 0

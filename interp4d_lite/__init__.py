@@ -5,6 +5,7 @@ Reconstruction of Zhang et al., MICCAI 2025 (doi 10.1007/978-3-032-04984-1_53)
 for teaching; see docs/ARCHITECTURE.md for the conventions used everywhere.
 ``get_device`` and ``seed_everything`` (and torch) are imported on first use.
 """
+
 from ._lazy import lazy_exports
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """Lazy package namespaces (PEP 562): ``from interp4d_lite.train import fit`` imports
 ``interp4d_lite.train.loops`` (and torch) only when ``fit`` is first asked for, so the
 command line can build its parser and print ``--help`` without importing torch."""
+
 from __future__ import annotations
 
 import importlib

@@ -5,6 +5,7 @@ Each subcommand lives next to the code it drives and registers itself here:
 commands in :mod:`interp4d_lite.train.cli`, ``download`` in
 :mod:`interp4d_lite.download.cli`, ``notebooks`` and ``tutorial`` in :mod:`interp4d_lite.tutorial`.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Device choice and seeding, done once for the whole package."""
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """The package's exceptions. Every message names the file (when there is one)
 and what is wrong with it, so a user never has to read a traceback from deep
 inside nibabel or torch."""
+
 from __future__ import annotations
 
 

@@ -35,6 +35,7 @@ notebook               checks
 and two checks of the notebooks' "build it" blocks, to try breaking them on purpose:
 :func:`check_warp` (01) and :func:`check_fusion_weights` (03).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -45,14 +46,28 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "CheckResult", "ExerciseError", "EXERCISES", "all_checks",
-    "check_to_batch", "check_linear_blend",
-    "check_minmax_per_frame", "check_hu_to_unit", "check_warp_mm", "check_warp",
-    "check_translation_fields", "check_charbonnier", "check_gradient_smoothness",
-    "check_upsample_field", "check_field_distillation", "check_fusion_weights",
-    "check_endpoint_error", "check_folding_percent",
-    "check_window_level", "check_nearest_frame",
-    "check_surrogate_times", "check_lung_phase_times",
+    "CheckResult",
+    "ExerciseError",
+    "EXERCISES",
+    "all_checks",
+    "check_to_batch",
+    "check_linear_blend",
+    "check_minmax_per_frame",
+    "check_hu_to_unit",
+    "check_warp_mm",
+    "check_warp",
+    "check_translation_fields",
+    "check_charbonnier",
+    "check_gradient_smoothness",
+    "check_upsample_field",
+    "check_field_distillation",
+    "check_fusion_weights",
+    "check_endpoint_error",
+    "check_folding_percent",
+    "check_window_level",
+    "check_nearest_frame",
+    "check_surrogate_times",
+    "check_lung_phase_times",
 ]
 
 #: The self-checking exercises of each notebook (the notebook tests check they are there).
@@ -115,8 +130,10 @@ def _call(fn: Callable, args: Sequence, kwargs: dict | None = None):
         raise
     except Exception as exc:  # the learner's code failed: say how, with the shapes it got
         shapes = ", ".join(_describe(a) for a in args)
-        raise _Wrong(f"your function raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-                     f"(called with {shapes}). {_exception_hint(exc)}".strip()) from None
+        raise _Wrong(
+            f"your function raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            f"(called with {shapes}). {_exception_hint(exc)}".strip()
+        ) from None
     if out is None or out is Ellipsis:
         raise _NotAttempted()
     return out
@@ -125,8 +142,10 @@ def _call(fn: Callable, args: Sequence, kwargs: dict | None = None):
 def _exception_hint(exc: Exception) -> str:
     text = str(exc)
     if "size of tensor" in text or "must match the size" in text or "broadcast" in text or "shape" in text:
-        return ("A shape mismatch: reshape 1-D tensors before multiplying with volumes "
-                "(e.g. t of shape (N,) -> t.view(-1, 1, 1, 1, 1)).")
+        return (
+            "A shape mismatch: reshape 1-D tensors before multiplying with volumes "
+            "(e.g. t of shape (N,) -> t.view(-1, 1, 1, 1, 1))."
+        )
     return ""
 
 
@@ -166,18 +185,30 @@ def _outputs(x, n: int | None) -> list[torch.Tensor]:
     if n is None:
         return [_as_tensor(x)]
     if not isinstance(x, (tuple, list)) or len(x) != n:
-        raise _Wrong(f"return {n} values (a tuple), got {_describe(x) if isinstance(x, (tuple, list)) else type(x).__name__}")
+        raise _Wrong(
+            f"return {n} values (a tuple), got {_describe(x) if isinstance(x, (tuple, list)) else type(x).__name__}"
+        )
     return [_as_tensor(v, f"output {i}") for i, v in enumerate(x)]
 
 
-def _compare(got, ref, variants, atol: float, rtol: float, n_out: int | None, names: Sequence[str] | None = None,
-             shape_hints: dict | None = None) -> None:
+def _compare(
+    got,
+    ref,
+    variants,
+    atol: float,
+    rtol: float,
+    n_out: int | None,
+    names: Sequence[str] | None = None,
+    shape_hints: dict | None = None,
+) -> None:
     """Raise :class:`_Wrong` unless ``got`` equals ``ref``; the hint of the first wrong
     variant that ``got`` equals, else a description of the difference."""
     g, r = _outputs(got, n_out), _outputs(ref, n_out)
     for _name, hint, value in variants:  # a known mistake (checked first: a variant may have the right shape)
         v = _outputs(value, n_out)
-        if all(_close(a, b, atol, rtol) for a, b in zip(g, v)) and not all(_close(a, b, atol, rtol) for a, b in zip(g, r)):
+        if all(_close(a, b, atol, rtol) for a, b in zip(g, v)) and not all(
+            _close(a, b, atol, rtol) for a, b in zip(g, r)
+        ):
             raise _Wrong(hint)
     names = names or ([f"output {i}" for i in range(len(r))] if n_out else ["the result"])
     for i, (a, b) in enumerate(zip(g, r)):
@@ -188,13 +219,17 @@ def _compare(got, ref, variants, atol: float, rtol: float, n_out: int | None, na
             raise _Wrong(f"wrong shape of {names[i]}: got {tuple(a.shape)}, expected {tuple(b.shape)}. {extra}".strip())
     for i, (a, b) in enumerate(zip(g, r)):
         if not torch.equal(torch.isnan(a), torch.isnan(b)):
-            raise _Wrong(f"{names[i]} has NaN where the reference has none (or the other way round): "
-                         f"{int(torch.isnan(a).sum())} NaN in yours, {int(torch.isnan(b).sum())} expected.")
+            raise _Wrong(
+                f"{names[i]} has NaN where the reference has none (or the other way round): "
+                f"{int(torch.isnan(a).sum())} NaN in yours, {int(torch.isnan(b).sum())} expected."
+            )
         if not _close(a, b, atol, rtol):
             ok = ~torch.isnan(b)
             diff = float((a[ok] - b[ok]).abs().max())
-            raise _Wrong(f"{names[i]} differs from the reference by up to {diff:.3g} "
-                         f"(tolerance {atol:g} + {rtol:g}·|reference|).")
+            raise _Wrong(
+                f"{names[i]} differs from the reference by up to {diff:.3g} "
+                f"(tolerance {atol:g} + {rtol:g}·|reference|)."
+            )
 
 
 def _report(name: str, body: Callable[[], str], strict: bool, quiet: bool) -> CheckResult:
@@ -202,8 +237,13 @@ def _report(name: str, body: Callable[[], str], strict: bool, quiet: bool) -> Ch
         detail = body()
         res = CheckResult(name, True, True, f"PASS {name}: {detail}")
     except _NotAttempted:
-        res = CheckResult(name, False, False, f"NOT ATTEMPTED YET {name}: your function raises "
-                          "NotImplementedError (or returns None). Fill it in and run the cell again.")
+        res = CheckResult(
+            name,
+            False,
+            False,
+            f"NOT ATTEMPTED YET {name}: your function raises "
+            "NotImplementedError (or returns None). Fill it in and run the cell again.",
+        )
     except _Wrong as w:
         res = CheckResult(name, False, True, f"NOT YET {name}: {w.hint}", hint=w.hint)
     if not quiet:
@@ -235,8 +275,11 @@ def _smooth_volume(shape, seed: int = 0, sigma: float = 1.5) -> torch.Tensor:
 
 def _smooth_field(shape, amplitude: float, seed: int = 0, batch: int = 1) -> torch.Tensor:
     """A smooth random displacement field ``(batch, 3, *shape)``, about ``amplitude`` voxels."""
-    comps = [(_smooth_volume(shape, seed=seed + 10 * b + c, sigma=2.0)[0, 0] - 0.5) * 2 * amplitude
-             for b in range(batch) for c in range(3)]
+    comps = [
+        (_smooth_volume(shape, seed=seed + 10 * b + c, sigma=2.0)[0, 0] - 0.5) * 2 * amplitude
+        for b in range(batch)
+        for c in range(3)
+    ]
     return torch.stack(comps).view(batch, 3, *shape)
 
 
@@ -246,7 +289,7 @@ def check_to_batch(fn: Callable, strict: bool = False, quiet: bool = False) -> C
     float32 torch tensor every network of the package takes (batch and channel axes first)."""
 
     def body():
-        vol = np.random.default_rng(0).random((5, 4, 3))          # float64, three different sizes
+        vol = np.random.default_rng(0).random((5, 4, 3))  # float64, three different sizes
         got = _call(fn, [vol])
         if not isinstance(got, torch.Tensor):
             raise _Wrong(f"return a torch tensor (torch.as_tensor / torch.from_numpy), not a {type(got).__name__}")
@@ -257,12 +300,19 @@ def check_to_batch(fn: Callable, strict: bool = False, quiet: bool = False) -> C
             (5, 4, 3): "Add the batch and channel axes: volume[None, None].",
             (1, 1, 3, 4, 5): "The spatial axes are reversed: keep the NIfTI voxel order (X, Y, Z), no transposes.",
         }
-        variants = [("transposed", "The spatial axes are in the wrong order: keep (X, Y, Z) as in the array, no transposes.",
-                     torch.as_tensor(vol.transpose(2, 1, 0).copy(), dtype=torch.float32)[None, None])]
+        variants = [
+            (
+                "transposed",
+                "The spatial axes are in the wrong order: keep (X, Y, Z) as in the array, no transposes.",
+                torch.as_tensor(vol.transpose(2, 1, 0).copy(), dtype=torch.float32)[None, None],
+            )
+        ]
         _compare(got, ref, variants, 1e-6, 0, None, shape_hints=shape_hints)
         if got.dtype != torch.float32:
-            raise _Wrong(f"the values are right but the dtype is {got.dtype}; the networks' weights are float32 "
-                         "(torch.as_tensor(volume, dtype=torch.float32)).")
+            raise _Wrong(
+                f"the values are right but the dtype is {got.dtype}; the networks' weights are float32 "
+                "(torch.as_tensor(volume, dtype=torch.float32))."
+            )
         return "a (X, Y, Z) array becomes a (1, 1, X, Y, Z) float32 tensor."
 
     return _report("check_to_batch", body, strict, quiet)
@@ -285,10 +335,17 @@ def check_linear_blend(fn: Callable, strict: bool = False, quiet: bool = False) 
         ref = _ref_linear_blend(I0, I1, t)
         tv = t.view(-1, 1, 1, 1, 1)
         variants = [
-            ("t reversed", "The t convention is reversed: t = 0 must give I0 and t = 1 must give I1, "
-             "so I0 gets the weight (1 - t).", tv * I0 + (1 - tv) * I1),
-            ("ignores t", "Your blend ignores t (it is the same for every t): weight I0 by (1 - t) and I1 by t.",
-             0.5 * (I0 + I1)),
+            (
+                "t reversed",
+                "The t convention is reversed: t = 0 must give I0 and t = 1 must give I1, "
+                "so I0 gets the weight (1 - t).",
+                tv * I0 + (1 - tv) * I1,
+            ),
+            (
+                "ignores t",
+                "Your blend ignores t (it is the same for every t): weight I0 by (1 - t) and I1 by t.",
+                0.5 * (I0 + I1),
+            ),
             ("sum", "The weights must sum to 1: (1 - t) * I0 + t * I1.", I0 + tv * I1),
         ]
         _compare(got, ref, variants, 1e-5, 1e-5, None)
@@ -308,26 +365,39 @@ def check_minmax_per_frame(fn: Callable, strict: bool = False, quiet: bool = Fal
 
     def body():
         rng = np.random.default_rng(2)
-        frames = (rng.random((3, 5, 4, 3)) * np.array([1.0, 5.0, 20.0])[:, None, None, None]
-                  + np.array([0.0, -2.0, 40.0])[:, None, None, None]).astype(np.float32)
+        frames = (
+            rng.random((3, 5, 4, 3)) * np.array([1.0, 5.0, 20.0])[:, None, None, None]
+            + np.array([0.0, -2.0, 40.0])[:, None, None, None]
+        ).astype(np.float32)
         got = _call(fn, [frames])
         ref = minmax_per_frame(frames)
         variants = [
-            ("per volume", "You normalised the whole 4D array at once: take min and max of each frame "
-             "separately (over X, Y, Z: axis=(1, 2, 3), keepdims=True).",
-             (frames - frames.min()) / (frames.max() - frames.min())),
-            ("max only", "Subtract each frame's minimum before dividing by its range (max - min).",
-             frames / frames.max(axis=(1, 2, 3), keepdims=True)),
-            ("no min", "Divide by the range max - min, not by the max.",
-             (frames - frames.min(axis=(1, 2, 3), keepdims=True)) / frames.max(axis=(1, 2, 3), keepdims=True)),
+            (
+                "per volume",
+                "You normalised the whole 4D array at once: take min and max of each frame "
+                "separately (over X, Y, Z: axis=(1, 2, 3), keepdims=True).",
+                (frames - frames.min()) / (frames.max() - frames.min()),
+            ),
+            (
+                "max only",
+                "Subtract each frame's minimum before dividing by its range (max - min).",
+                frames / frames.max(axis=(1, 2, 3), keepdims=True),
+            ),
+            (
+                "no min",
+                "Divide by the range max - min, not by the max.",
+                (frames - frames.min(axis=(1, 2, 3), keepdims=True)) / frames.max(axis=(1, 2, 3), keepdims=True),
+            ),
         ]
         _compare(got, ref, variants, 1e-5, 1e-5, None)
         const = frames.copy()
         const[1] = 7.0
         got2 = _call(fn, [const])
         if np.isnan(np.asarray(_as_tensor(got2))).any():
-            raise _Wrong("a constant frame (max == min) gives NaN: divide by 1 where the range is 0, "
-                         "so that frame becomes all zeros.")
+            raise _Wrong(
+                "a constant frame (max == min) gives NaN: divide by 1 where the range is 0, "
+                "so that frame becomes all zeros."
+            )
         _compare(got2, minmax_per_frame(const), [], 1e-5, 1e-5, None)
         return "every frame spans [0, 1] on its own, constant frames become 0."
 
@@ -345,12 +415,23 @@ def check_hu_to_unit(fn: Callable, strict: bool = False, quiet: bool = False) ->
         got = _call(fn, [hu])
         ref = hu_to_unit(hu)
         variants = [
-            ("no clip", "Clip to the window [-1400, 200] HU first (np.clip): air below -1400 and bone above 200 "
-             "must not stretch the scale.", (hu + 1400.0) / 1600.0),
-            ("minmax", "Use the fixed window, not this volume's own min and max: the same HU must give the same "
-             "value in every scan.", (hu - hu.min()) / (hu.max() - hu.min())),
-            ("wrong offset", "The offset: -1400 HU must map to 0 and 200 HU to 1, i.e. (hu + 1400) / 1600.",
-             (np.clip(hu, -1400, 200) - 200) / 1600.0 + 1),
+            (
+                "no clip",
+                "Clip to the window [-1400, 200] HU first (np.clip): air below -1400 and bone above 200 "
+                "must not stretch the scale.",
+                (hu + 1400.0) / 1600.0,
+            ),
+            (
+                "minmax",
+                "Use the fixed window, not this volume's own min and max: the same HU must give the same "
+                "value in every scan.",
+                (hu - hu.min()) / (hu.max() - hu.min()),
+            ),
+            (
+                "wrong offset",
+                "The offset: -1400 HU must map to 0 and 200 HU to 1, i.e. (hu + 1400) / 1600.",
+                (np.clip(hu, -1400, 200) - 200) / 1600.0 + 1,
+            ),
         ]
         _compare(got, ref, variants, 1e-5, 1e-5, None)
         return "clip to [-1400, 200] HU and map that window linearly to [0, 1]."
@@ -379,14 +460,27 @@ def check_warp_mm(fn: Callable, strict: bool = False, quiet: bool = False) -> Ch
         got = _call(fn, [image, u_mm, spacing])
         ref = _ref_warp(image, u_mm / sp)
         variants = [
-            ("no conversion", "u is in millimetres but warp wants voxels: divide channel c by spacing[c] first.",
-             _ref_warp(image, u_mm)),
-            ("multiplied", "Divide by the spacing (mm / (mm per voxel) = voxels), do not multiply.",
-             _ref_warp(image, u_mm * sp)),
-            ("reversed spacing", "Axis order: channel c of the field goes with spacing[c] in (X, Y, Z) order; "
-             "you paired it with the reversed spacing.", _ref_warp(image, u_mm / sp.flip(1))),
-            ("sign", "The sign of the field is flipped: backward warping samples I at x + u(x), with u as given.",
-             _ref_warp(image, -u_mm / sp)),
+            (
+                "no conversion",
+                "u is in millimetres but warp wants voxels: divide channel c by spacing[c] first.",
+                _ref_warp(image, u_mm),
+            ),
+            (
+                "multiplied",
+                "Divide by the spacing (mm / (mm per voxel) = voxels), do not multiply.",
+                _ref_warp(image, u_mm * sp),
+            ),
+            (
+                "reversed spacing",
+                "Axis order: channel c of the field goes with spacing[c] in (X, Y, Z) order; "
+                "you paired it with the reversed spacing.",
+                _ref_warp(image, u_mm / sp.flip(1)),
+            ),
+            (
+                "sign",
+                "The sign of the field is flipped: backward warping samples I at x + u(x), with u as given.",
+                _ref_warp(image, -u_mm / sp),
+            ),
         ]
         _compare(got, ref, variants, 1e-5, 1e-5, None)
         return "millimetres divided by the spacing, then warp(I, u)(x) = I(x + u(x))."
@@ -407,23 +501,43 @@ def check_warp(fn: Callable, strict: bool = False, quiet: bool = False) -> Check
 
         def gs(pos_xyz, align=True, padding="border"):
             size = torch.tensor(shape, dtype=u.dtype).view(1, 3, 1, 1, 1)
-            norm = 2 * pos_xyz / (size - 1) - 1                     # voxel 0 -> -1, N-1 -> +1
-            return F.grid_sample(image, norm.permute(0, 2, 3, 4, 1).flip(-1), mode="bilinear",
-                                 padding_mode=padding, align_corners=align)
+            norm = 2 * pos_xyz / (size - 1) - 1  # voxel 0 -> -1, N-1 -> +1
+            return F.grid_sample(
+                image, norm.permute(0, 2, 3, 4, 1).flip(-1), mode="bilinear", padding_mode=padding, align_corners=align
+            )
 
         base = torch.stack(torch.meshgrid(*[torch.arange(n, dtype=u.dtype) for n in shape], indexing="ij"))[None]
-        no_flip = F.grid_sample(image, (2 * (base + u) / (torch.tensor(shape).view(1, 3, 1, 1, 1) - 1) - 1)
-                                .permute(0, 2, 3, 4, 1), mode="bilinear", padding_mode="border", align_corners=True)
+        no_flip = F.grid_sample(
+            image,
+            (2 * (base + u) / (torch.tensor(shape).view(1, 3, 1, 1, 1) - 1) - 1).permute(0, 2, 3, 4, 1),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=True,
+        )
         variants = [
-            ("axis order", "Axis order: grid_sample reads the last axis of the grid as (x, y, z) = (W, H, D), i.e. "
-             "(Z, Y, X) of our volume; flip the channel order (.flip(-1)) after moving channels last.", no_flip),
-            ("sign", "The sign of the field is flipped: backward warping samples at x + u(x), not x - u(x).",
-             gs(base - u)),
-            ("align_corners", "Normalisation and align_corners disagree: with positions normalised as "
-             "2 i / (N - 1) - 1 (voxel 0 -> -1, voxel N-1 -> +1, as MONAI's Warp), grid_sample needs "
-             "align_corners=True.", gs(base + u, align=False)),
-            ("padding", "Outside the volume, repeat the border voxel (padding_mode='border'), not zeros.",
-             gs(base + u, padding="zeros")),
+            (
+                "axis order",
+                "Axis order: grid_sample reads the last axis of the grid as (x, y, z) = (W, H, D), i.e. "
+                "(Z, Y, X) of our volume; flip the channel order (.flip(-1)) after moving channels last.",
+                no_flip,
+            ),
+            (
+                "sign",
+                "The sign of the field is flipped: backward warping samples at x + u(x), not x - u(x).",
+                gs(base - u),
+            ),
+            (
+                "align_corners",
+                "Normalisation and align_corners disagree: with positions normalised as "
+                "2 i / (N - 1) - 1 (voxel 0 -> -1, voxel N-1 -> +1, as MONAI's Warp), grid_sample needs "
+                "align_corners=True.",
+                gs(base + u, align=False),
+            ),
+            (
+                "padding",
+                "Outside the volume, repeat the border voxel (padding_mode='border'), not zeros.",
+                gs(base + u, padding="zeros"),
+            ),
         ]
         _compare(got, ref, variants, 1e-5, 1e-5, None)
         return "equal to interp4d_lite.models.warp (voxels, (X, Y, Z) channels, align_corners=True, border)."
@@ -443,15 +557,30 @@ def check_translation_fields(fn: Callable, strict: bool = False, quiet: bool = F
             got = _call(fn, [d, t])
             ref = (-t * d, (1 - t) * d)
             variants = [
-                ("sign", "Direction: u_t0 lives on the grid of time t and points *into frame 0*. The tissue moved by "
-                 "+t·d since frame 0, so to find it in I0 you look back: u_t0 = -t·d (and u_t1 = +(1 - t)·d).",
-                 (t * d, -(1 - t) * d)),
-                ("t reversed", "The t convention is reversed: at t = 0 the frame is I0, so u_t0 must vanish at t = 0 "
-                 "(u_t0 = -t·d, u_t1 = (1 - t)·d).", (-(1 - t) * d, t * d)),
-                ("both", "Both the direction and the t convention are off: u_t0 = -t·d vanishes at t = 0 and points "
-                 "back into frame 0.", ((1 - t) * d, -t * d)),
-                ("u_t1 sign", "u_t0 is right; u_t1 points from time t *forward* into frame 1, where the tissue has "
-                 "moved on by (1 - t)·d: u_t1 = +(1 - t)·d.", (-t * d, -(1 - t) * d)),
+                (
+                    "sign",
+                    "Direction: u_t0 lives on the grid of time t and points *into frame 0*. The tissue moved by "
+                    "+t·d since frame 0, so to find it in I0 you look back: u_t0 = -t·d (and u_t1 = +(1 - t)·d).",
+                    (t * d, -(1 - t) * d),
+                ),
+                (
+                    "t reversed",
+                    "The t convention is reversed: at t = 0 the frame is I0, so u_t0 must vanish at t = 0 "
+                    "(u_t0 = -t·d, u_t1 = (1 - t)·d).",
+                    (-(1 - t) * d, t * d),
+                ),
+                (
+                    "both",
+                    "Both the direction and the t convention are off: u_t0 = -t·d vanishes at t = 0 and points "
+                    "back into frame 0.",
+                    ((1 - t) * d, -t * d),
+                ),
+                (
+                    "u_t1 sign",
+                    "u_t0 is right; u_t1 points from time t *forward* into frame 1, where the tissue has "
+                    "moved on by (1 - t)·d: u_t1 = +(1 - t)·d.",
+                    (-t * d, -(1 - t) * d),
+                ),
                 ("u_t0 sign", "u_t1 is right; u_t0 must point back into frame 0: u_t0 = -t·d.", (t * d, (1 - t) * d)),
             ]
             _compare(got, ref, variants, 1e-6, 1e-6, 2, names=["u_t0", "u_t1"])
@@ -467,15 +596,18 @@ def check_charbonnier(fn: Callable, strict: bool = False, quiet: bool = False) -
     def body():
         g = _rng(9)
         pred = torch.rand(2, 1, 6, 5, 4, generator=g)
-        target = pred + 2e-3 * torch.randn(2, 1, 6, 5, 4, generator=g)   # small errors: eps matters
+        target = pred + 2e-3 * torch.randn(2, 1, 6, 5, 4, generator=g)  # small errors: eps matters
         got = _call(fn, [pred, target])
         d = pred - target
         ref = charbonnier(pred, target)
         variants = [
             ("no eps", "Keep ε: sqrt(d² + ε²) is smooth at d = 0, |d| (mean absolute error) is not.", d.abs().mean()),
             ("eps not squared", "Inside the root goes ε², not ε: sqrt(d² + ε²).", torch.sqrt(d * d + 1e-3).mean()),
-            ("sum", "Average over voxels (mean), not sum: the loss must not grow with the volume size.",
-             torch.sqrt(d * d + 1e-6).sum()),
+            (
+                "sum",
+                "Average over voxels (mean), not sum: the loss must not grow with the volume size.",
+                torch.sqrt(d * d + 1e-6).sum(),
+            ),
             ("no sqrt", "Take the square root per voxel: sqrt(d² + ε²), not d² + ε².", (d * d + 1e-6).mean()),
         ]
         if isinstance(got, torch.Tensor) and got.numel() != 1:
@@ -497,14 +629,26 @@ def check_gradient_smoothness(fn: Callable, strict: bool = False, quiet: bool = 
         ref = gradient_smoothness(u)
         dx, dy, dz = u[:, :, 1:] - u[:, :, :-1], u[:, :, :, 1:] - u[:, :, :, :-1], u[..., 1:] - u[..., :-1]
         variants = [
-            ("one axis", "All three spatial axes: differences along X (dim 2), Y (dim 3) and Z (dim 4).",
-             dx.pow(2).mean()),
-            ("channels", "Differences along the spatial axes (dims 2, 3, 4), not along the channel axis (dim 1).",
-             (u[:, 1:] - u[:, :-1]).pow(2).mean()),
-            ("abs", "Square the differences (an L2 penalty), not their absolute value.",
-             (dx.abs().mean() + dy.abs().mean() + dz.abs().mean()) / 3),
-            ("no /3", "Average the three axes' means (divide their sum by 3).",
-             dx.pow(2).mean() + dy.pow(2).mean() + dz.pow(2).mean()),
+            (
+                "one axis",
+                "All three spatial axes: differences along X (dim 2), Y (dim 3) and Z (dim 4).",
+                dx.pow(2).mean(),
+            ),
+            (
+                "channels",
+                "Differences along the spatial axes (dims 2, 3, 4), not along the channel axis (dim 1).",
+                (u[:, 1:] - u[:, :-1]).pow(2).mean(),
+            ),
+            (
+                "abs",
+                "Square the differences (an L2 penalty), not their absolute value.",
+                (dx.abs().mean() + dy.abs().mean() + dz.abs().mean()) / 3,
+            ),
+            (
+                "no /3",
+                "Average the three axes' means (divide their sum by 3).",
+                dx.pow(2).mean() + dy.pow(2).mean() + dz.pow(2).mean(),
+            ),
             ("sum", "Mean over voxels, not sum.", (dx.pow(2).sum() + dy.pow(2).sum() + dz.pow(2).sum()) / 3),
         ]
         if isinstance(got, torch.Tensor) and got.numel() != 1:
@@ -524,20 +668,34 @@ def check_upsample_field(fn: Callable, strict: bool = False, quiet: bool = False
 
     def body():
         u = _smooth_field((4, 3, 2), 1.0, seed=13)
-        size = (8, 6, 6)                                           # ratios 2, 2, 3
+        size = (8, 6, 6)  # ratios 2, 2, 3
         got = _call(fn, [u, size])
         ref = upsample_field(u, size)
         plain = F.interpolate(u, size=size, mode="trilinear", align_corners=False)
         ratio = torch.tensor([2.0, 2.0, 3.0]).view(1, 3, 1, 1, 1)
         variants = [
-            ("not rescaled", "Displacements are in voxels of the grid they live on: on a finer grid the same motion "
-             "spans more voxels, so multiply channel c by size[c] / old_size[c].", plain),
-            ("reversed", "Axis order: channel c is scaled by the ratio of axis c (X, Y, Z); you used the reversed "
-             "ratios.", plain * ratio.flip(1)),
+            (
+                "not rescaled",
+                "Displacements are in voxels of the grid they live on: on a finer grid the same motion "
+                "spans more voxels, so multiply channel c by size[c] / old_size[c].",
+                plain,
+            ),
+            (
+                "reversed",
+                "Axis order: channel c is scaled by the ratio of axis c (X, Y, Z); you used the reversed ratios.",
+                plain * ratio.flip(1),
+            ),
             ("divided", "Multiply by the size ratio (new / old), do not divide.", plain / ratio),
-            ("align_corners", "Resize with align_corners=False, as the package's resize does.",
-             F.interpolate(u, size=size, mode="trilinear", align_corners=True) * ratio),
-            ("nearest", "Use trilinear interpolation, not nearest.", F.interpolate(u, size=size, mode="nearest") * ratio),
+            (
+                "align_corners",
+                "Resize with align_corners=False, as the package's resize does.",
+                F.interpolate(u, size=size, mode="trilinear", align_corners=True) * ratio,
+            ),
+            (
+                "nearest",
+                "Use trilinear interpolation, not nearest.",
+                F.interpolate(u, size=size, mode="nearest") * ratio,
+            ),
         ]
         _compare(got, ref, variants, 1e-5, 1e-5, None)
         return "trilinear resize, then channel c times size[c] / old_size[c]."
@@ -561,12 +719,22 @@ def check_field_distillation(fn: Callable, strict: bool = False, quiet: bool = F
         c = torch.sqrt((s - tch) ** 2 + 1e-6)
         wb = w.expand_as(c)
         variants = [
-            ("unweighted", "Weight each voxel by the teacher-better mask: distil only where the teacher is better.",
-             c.mean()),
-            ("numel", "Divide by the sum of the weights, not by the number of voxels (else a small mask makes the "
-             "loss tiny).", (c * wb).sum() / c.numel()),
-            ("mse", "Use the Charbonnier penalty sqrt(d² + ε²), not the squared difference.",
-             ((s - tch) ** 2 * wb).sum() / wb.sum()),
+            (
+                "unweighted",
+                "Weight each voxel by the teacher-better mask: distil only where the teacher is better.",
+                c.mean(),
+            ),
+            (
+                "numel",
+                "Divide by the sum of the weights, not by the number of voxels (else a small mask makes the "
+                "loss tiny).",
+                (c * wb).sum() / c.numel(),
+            ),
+            (
+                "mse",
+                "Use the Charbonnier penalty sqrt(d² + ε²), not the squared difference.",
+                ((s - tch) ** 2 * wb).sum() / wb.sum(),
+            ),
         ]
         s_req = s.clone().requires_grad_(True)
         t_req = tch.clone().requires_grad_(True)
@@ -585,8 +753,10 @@ def check_field_distillation(fn: Callable, strict: bool = False, quiet: bool = F
             raise _Wrong("the loss has no gradient: keep it a torch expression of student_u (no .item(), no numpy).")
         got.backward()
         if t_req.grad is not None and float(t_req.grad.abs().sum()) > 0:
-            raise _Wrong("the value is right, but gradient flows into the teacher's fields: use teacher_u.detach() "
-                         "(the teacher is frozen; only the student learns).")
+            raise _Wrong(
+                "the value is right, but gradient flows into the teacher's fields: use teacher_u.detach() "
+                "(the teacher is frozen; only the student learns)."
+            )
         if s_req.grad is None or float(s_req.grad.abs().sum()) == 0:
             raise _Wrong("no gradient reaches the student's fields.")
         return "weighted mean Charbonnier, teacher detached."
@@ -604,17 +774,27 @@ def check_fusion_weights(fn: Callable, strict: bool = False, quiet: bool = False
         logits = torch.randn(2, 3, 5, 4, 3, generator=g)
 
         def fuse(w):
-            return sum(w[:, i:i + 1] * f for i, f in enumerate(feats))
+            return sum(w[:, i : i + 1] * f for i, f in enumerate(feats))
 
         got = _call(fn, [feats, logits])
         ref = fuse(torch.softmax(logits, dim=1))
         variants = [
-            ("no softmax", "Missing softmax normalisation: the weights must be positive and sum to 1 over the L "
-             "scales at every voxel (torch.softmax(logits, dim=1)).", fuse(logits)),
-            ("sigmoid", "Sigmoid weights do not sum to 1 over the scales: use a softmax over dim 1.",
-             fuse(torch.sigmoid(logits))),
-            ("wrong dim", "Softmax over the scale axis (dim 1), not over a spatial axis.",
-             fuse(torch.softmax(logits, dim=-1))),
+            (
+                "no softmax",
+                "Missing softmax normalisation: the weights must be positive and sum to 1 over the L "
+                "scales at every voxel (torch.softmax(logits, dim=1)).",
+                fuse(logits),
+            ),
+            (
+                "sigmoid",
+                "Sigmoid weights do not sum to 1 over the scales: use a softmax over dim 1.",
+                fuse(torch.sigmoid(logits)),
+            ),
+            (
+                "wrong dim",
+                "Softmax over the scale axis (dim 1), not over a spatial axis.",
+                fuse(torch.softmax(logits, dim=-1)),
+            ),
             ("uniform", "Use the learned weights, not a plain average of the scales.", sum(feats) / len(feats)),
         ]
         _compare(got, ref, variants, 1e-5, 1e-5, None)
@@ -636,14 +816,27 @@ def check_endpoint_error(fn: Callable, strict: bool = False, quiet: bool = False
         d = a - b
         ref = torch.tensor(endpoint_error(a, b))
         variants = [
-            ("mean abs", "Per voxel take the Euclidean length of the 3-vector, sqrt(dx² + dy² + dz²), not the mean "
-             "absolute component.", d.abs().mean()),
-            ("wrong axis", "The norm runs over the channel axis (dim 1: the three displacement components), not a "
-             "spatial axis.", d.norm(dim=-1).mean()),
-            ("squared", "Take the square root per voxel (a length in voxels), not the squared length.",
-             d.pow(2).sum(1).mean()),
-            ("rmse", "Mean of the per-voxel lengths, not the root of the mean squared length.",
-             d.pow(2).sum(1).mean().sqrt()),
+            (
+                "mean abs",
+                "Per voxel take the Euclidean length of the 3-vector, sqrt(dx² + dy² + dz²), not the mean "
+                "absolute component.",
+                d.abs().mean(),
+            ),
+            (
+                "wrong axis",
+                "The norm runs over the channel axis (dim 1: the three displacement components), not a spatial axis.",
+                d.norm(dim=-1).mean(),
+            ),
+            (
+                "squared",
+                "Take the square root per voxel (a length in voxels), not the squared length.",
+                d.pow(2).sum(1).mean(),
+            ),
+            (
+                "rmse",
+                "Mean of the per-voxel lengths, not the root of the mean squared length.",
+                d.pow(2).sum(1).mean().sqrt(),
+            ),
             ("sum", "Average over voxels, not sum.", d.norm(dim=1).sum()),
         ]
         if isinstance(got, torch.Tensor) and got.numel() != 1:
@@ -663,16 +856,22 @@ def check_folding_percent(fn: Callable, strict: bool = False, quiet: bool = Fals
         u = (_smooth_field((12, 10, 8), 6.0, seed=17)[0]).numpy()
         got = _call(fn, [u])
         ref = folding_percent(u)
-        grads = np.stack([np.stack(np.gradient(u[c]), 0) for c in range(3)])      # [c, a] = d u_c / d x_a
+        grads = np.stack([np.stack(np.gradient(u[c]), 0) for c in range(3)])  # [c, a] = d u_c / d x_a
         jac = np.moveaxis(grads, (0, 1), (-2, -1))
         det_plain = np.linalg.det(jac)
         det_id = np.linalg.det(jac + np.eye(3))
         variants = [
-            ("no identity", "The map is x -> x + u(x): its Jacobian is I + ∇u; add the identity before the "
-             "determinant.", 100.0 * (det_plain <= 0).mean()),
+            (
+                "no identity",
+                "The map is x -> x + u(x): its Jacobian is I + ∇u; add the identity before the determinant.",
+                100.0 * (det_plain <= 0).mean(),
+            ),
             ("fraction", "Return a percentage (0-100), not a fraction.", (det_id <= 0).mean()),
-            ("positive", "Folding is where det <= 0 (the map turns space inside out), not where it is positive.",
-             100.0 * (det_id > 0).mean()),
+            (
+                "positive",
+                "Folding is where det <= 0 (the map turns space inside out), not where it is positive.",
+                100.0 * (det_id > 0).mean(),
+            ),
         ]
         gv = _as_tensor(got)
         if gv.numel() != 1:
@@ -694,10 +893,16 @@ def check_window_level(fn: Callable, strict: bool = False, quiet: bool = False) 
             got = _call(fn, [window, level])
             ref = (level - window / 2, level + window / 2)
             variants = [
-                ("full window", "The window is the full width of the range: level ± window / 2, not ± window.",
-                 (level - window, level + window)),
-                ("swapped args", "The first argument is the window (width), the second the level (centre).",
-                 (window - level / 2, window + level / 2)),
+                (
+                    "full window",
+                    "The window is the full width of the range: level ± window / 2, not ± window.",
+                    (level - window, level + window),
+                ),
+                (
+                    "swapped args",
+                    "The first argument is the window (width), the second the level (centre).",
+                    (window - level / 2, window + level / 2),
+                ),
                 ("order", "Return (vmin, vmax): the lower bound first.", (level + window / 2, level - window / 2)),
             ]
             _compare(got, ref, variants, 1e-9, 1e-9, 2, names=["vmin", "vmax"])
@@ -724,11 +929,15 @@ def check_nearest_frame(fn: Callable, strict: bool = False, quiet: bool = False)
             if k == want:
                 continue
             if k == 0 and np.isnan(times[0]):
-                raise _Wrong("frames outside the inputs have NaN times and np.argmin returns the first NaN: use "
-                             "np.nanargmin(np.abs(times - t)).")
+                raise _Wrong(
+                    "frames outside the inputs have NaN times and np.argmin returns the first NaN: use "
+                    "np.nanargmin(np.abs(times - t))."
+                )
             if k == int(round(t * (len(times) - 1))):
-                raise _Wrong("Use the times array: only frames i0..i1 have a t (the others are NaN), so "
-                             "round(t * (T - 1)) picks the wrong frame.")
+                raise _Wrong(
+                    "Use the times array: only frames i0..i1 have a t (the others are NaN), so "
+                    "round(t * (T - 1)) picks the wrong frame."
+                )
             raise _Wrong(f"for t = {t} the nearest frame is {want} (time {times[want]}), you returned {k}.")
         return "np.nanargmin(|times - t|)."
 
@@ -755,13 +964,22 @@ def check_surrogate_times(fn: Callable, strict: bool = False, quiet: bool = Fals
             idx = np.arange(n, dtype=np.float64)
             no_nan = (idx - i0) / (i1 - i0)
             variants = [
-                ("1-based", "Info.cfg counts frames from 1: i0 = ED - 1 and i1 = ES - 1 in Python.",
-                 _ref_times(n, ed, es)),
-                ("reversed", "The t convention is reversed: t = 0 at ED (i0) and t = 1 at ES (i1).",
-                 1 - _ref_times(n, i0, i1)),
+                (
+                    "1-based",
+                    "Info.cfg counts frames from 1: i0 = ED - 1 and i1 = ES - 1 in Python.",
+                    _ref_times(n, ed, es),
+                ),
+                (
+                    "reversed",
+                    "The t convention is reversed: t = 0 at ED (i0) and t = 1 at ES (i1).",
+                    1 - _ref_times(n, i0, i1),
+                ),
                 ("no NaN", "Frames outside [ED, ES] have no timestamp between the inputs: set them to NaN.", no_nan),
-                ("per n", "Divide by the number of frames between the inputs, (i1 - i0), not by the frame count.",
-                 np.where(np.isnan(ref), np.nan, (idx - i0) / n)),
+                (
+                    "per n",
+                    "Divide by the number of frames between the inputs, (i1 - i0), not by the frame count.",
+                    np.where(np.isnan(ref), np.nan, (idx - i0) / n),
+                ),
             ]
             _compare(got, ref, variants, 1e-6, 1e-6, None)
         return "t_i = (i - i0) / (i1 - i0) with 0-based i0 = ED - 1, NaN outside."
@@ -775,17 +993,26 @@ def check_lung_phase_times(fn: Callable, strict: bool = False, quiet: bool = Fal
     NaN for phases outside ``[p0, p1]``."""
 
     def body():
-        for phases, inputs in (([0, 10, 20, 30, 40, 50, 60, 70, 80, 90], (0, 50)),
-                               ([0, 10, 20, 30, 40, 50, 60, 70, 80, 90], (20, 70))):
+        for phases, inputs in (
+            ([0, 10, 20, 30, 40, 50, 60, 70, 80, 90], (0, 50)),
+            ([0, 10, 20, 30, 40, 50, 60, 70, 80, 90], (20, 70)),
+        ):
             got = _call(fn, [list(phases), tuple(inputs)])
             p = np.asarray(phases, dtype=np.float64)
             p0, p1 = inputs
             raw = (p - p0) / (p1 - p0)
             ref = np.where((p < p0) | (p > p1), np.nan, raw)
             variants = [
-                ("percent", "t is relative to the two input phases: (p - p0) / (p1 - p0), so the 50 % phase is t = 1, "
-                 "not 0.5.", np.where((p < p0) | (p > p1), np.nan, p / 100.0)),
-                ("no NaN", "Phases after the second input (exhale back to inhale) are not between the inputs: NaN.", raw),
+                (
+                    "percent",
+                    "t is relative to the two input phases: (p - p0) / (p1 - p0), so the 50 % phase is t = 1, not 0.5.",
+                    np.where((p < p0) | (p > p1), np.nan, p / 100.0),
+                ),
+                (
+                    "no NaN",
+                    "Phases after the second input (exhale back to inhale) are not between the inputs: NaN.",
+                    raw,
+                ),
                 ("reversed", "The t convention is reversed: t = 0 at the first input phase.", 1 - ref),
             ]
             _compare(got, ref, variants, 1e-6, 1e-6, None)

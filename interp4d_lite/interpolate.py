@@ -12,6 +12,7 @@ What happens to an input of any size (documented choice):
 
 The encoder runs once per pair; every timestamp only costs the decoder.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,14 @@ def parse_times(times: Sequence[float] | None = None, n: int | None = None) -> l
 
 
 @torch.no_grad()
-def interpolate_volumes(model, vol0: np.ndarray, vol1: np.ndarray, times: Sequence[float],
-                        device: str | torch.device = "cpu", chunk: int = 4) -> np.ndarray:
+def interpolate_volumes(
+    model,
+    vol0: np.ndarray,
+    vol1: np.ndarray,
+    times: Sequence[float],
+    device: str | torch.device = "cpu",
+    chunk: int = 4,
+) -> np.ndarray:
     """``vol0``, ``vol1``: ``(X, Y, Z)`` arrays in any intensity range -> ``(N, X, Y, Z)``
     float32 frames at ``times``, in the inputs' intensity range (see module docstring)."""
     from .device import get_device
@@ -65,7 +72,7 @@ def interpolate_volumes(model, vol0: np.ndarray, vol1: np.ndarray, times: Sequen
     frames = []
     ts = [float(t) for t in times]
     for k in range(0, len(ts), max(1, chunk)):
-        t = torch.tensor(ts[k:k + chunk], dtype=torch.float32, device=device)
+        t = torch.tensor(ts[k : k + chunk], dtype=torch.float32, device=device)
         img = model.decode(feats, t)["image"][:, 0].float().cpu().numpy()  # (n, X, Y, Z) in [0, 1]-ish
         frames.append(img)
     out = np.concatenate(frames, axis=0)
@@ -84,8 +91,11 @@ def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequen
     if (input_4d is None) == (inputs is None):
         raise CLIError("give either --input 4D.nii.gz --frames I J, or --inputs A.nii.gz B.nii.gz")
     if input_4d is not None:
-        data, img = read_nifti(input_4d, ndim=4, hint=" (--input takes one 4D file; to interpolate between two "
-                               "3D volumes pass both with --inputs A B)")
+        data, img = read_nifti(
+            input_4d,
+            ndim=4,
+            hint=" (--input takes one 4D file; to interpolate between two 3D volumes pass both with --inputs A B)",
+        )
         if frames is None or len(frames) != 2:
             raise CLIError("--input needs --frames I J (two 0-based frame indices)")
         n = data.shape[3]
@@ -116,7 +126,9 @@ def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, tim
     img = nib.Nifti1Image(data, affine)
     zooms = tuple(float(z) for z in reference.header.get_zooms()[:3])
     img.header.set_zooms(zooms + (1.0,))
-    img.header.set_xyzt_units(*reference.header.get_xyzt_units()) if hasattr(reference.header, "get_xyzt_units") else None
+    img.header.set_xyzt_units(*reference.header.get_xyzt_units()) if hasattr(
+        reference.header, "get_xyzt_units"
+    ) else None
     img.set_sform(affine, code=1)
     img.set_qform(affine, code=1)
     desc = ("interp4d t=" + ",".join(f"{t:.3g}" for t in times))[:79]
@@ -125,8 +137,9 @@ def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, tim
     return out_path
 
 
-def interpolate_files(checkpoint, out, *, input_4d=None, frames=None, inputs=None, times=None, n=None,
-                      device: str = "auto") -> Path:
+def interpolate_files(
+    checkpoint, out, *, input_4d=None, frames=None, inputs=None, times=None, n=None, device: str = "auto"
+) -> Path:
     """The ``interpolate`` command: read, interpolate with the student checkpoint, write."""
     from .train.checkpoint import load_model
 

@@ -9,6 +9,7 @@ leaves the previous version (or nothing) under the real name and no temporary fi
 
 Standard library only: importing it costs nothing (the CLI's ``--help`` uses no torch).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,9 @@ __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_wr
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb", *, encoding: str | None = None,
-                 newline: str | None = None) -> Iterator[IO[Any]]:
+def atomic_write(
+    path: str | os.PathLike, mode: str = "wb", *, encoding: str | None = None, newline: str | None = None
+) -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path`` for writing (``mode`` ``"wb"`` or ``"w"``);
     when the ``with`` block ends without an exception it replaces ``path``.
 

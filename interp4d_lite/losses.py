@@ -9,10 +9,11 @@
   (RIFE: distil only where the teacher's frame is better), :func:`feature_distillation_loss`
   (MSE between decoder features, level by level).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -22,8 +23,9 @@ with warnings.catch_warnings():
     from monai.losses import BendingEnergyLoss, LocalNormalizedCrossCorrelationLoss
 
 
-def charbonnier(pred: torch.Tensor, target: torch.Tensor | None = None, eps: float = 1e-3,
-                weights: torch.Tensor | None = None) -> torch.Tensor:
+def charbonnier(
+    pred: torch.Tensor, target: torch.Tensor | None = None, eps: float = 1e-3, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean of ``sqrt((pred - target)^2 + eps^2)`` (a smooth L1); ``target=None`` means 0.
     ``weights`` (broadcastable to ``pred``) give a weighted mean."""
     diff = pred if target is None else pred - target
@@ -83,8 +85,9 @@ def _stack_fields(u) -> torch.Tensor:
     return torch.cat(list(u), dim=1) if isinstance(u, (list, tuple)) else u
 
 
-def field_distillation_loss(student_u, teacher_u, weights: torch.Tensor | None = None,
-                            eps: float = 1e-3) -> torch.Tensor:
+def field_distillation_loss(
+    student_u, teacher_u, weights: torch.Tensor | None = None, eps: float = 1e-3
+) -> torch.Tensor:
     """Charbonnier between student and (detached) teacher fields. Each argument is a
     tensor ``(B, 3k, X, Y, Z)`` or a sequence of fields, e.g. ``(u_t0, u_t1)``;
     ``weights (B, 1, X, Y, Z)`` (e.g. :func:`teacher_better_weights`) weight the voxels."""
@@ -93,8 +96,9 @@ def field_distillation_loss(student_u, teacher_u, weights: torch.Tensor | None =
 
 
 @torch.no_grad()
-def teacher_better_weights(student_image: torch.Tensor, teacher_image: torch.Tensor,
-                           target: torch.Tensor, margin: float = 0.01) -> torch.Tensor:
+def teacher_better_weights(
+    student_image: torch.Tensor, teacher_image: torch.Tensor, target: torch.Tensor, margin: float = 0.01
+) -> torch.Tensor:
     """RIFE's mask: 1 where the teacher's frame error is smaller than the student's by
     more than ``margin`` (intensity units), else 0. ``(B, 1, X, Y, Z)``, no gradient."""
     err_s = (student_image - target).abs().mean(dim=1, keepdim=True)
@@ -102,7 +106,9 @@ def teacher_better_weights(student_image: torch.Tensor, teacher_image: torch.Ten
     return (err_s > err_t + margin).to(student_image.dtype)
 
 
-def feature_distillation_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]) -> torch.Tensor:
+def feature_distillation_loss(
+    student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor]
+) -> torch.Tensor:
     """Mean over levels of the MSE between decoder features (teacher detached). Levels
     must have equal shapes (student and teacher share ``decoder_channels``)."""
     if len(student_feats) != len(teacher_feats):

@@ -13,6 +13,7 @@ Every metric returns a Python float (the mean over the batch) unless
 * :func:`folding_percent`: % of voxels where ``det(I + grad u) <= 0`` (central differences);
 * :func:`frame_metrics`: all of the above in one dict.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -140,9 +141,11 @@ def jacobian_determinant(u) -> torch.Tensor:
     for c in range(3):
         grads.append(torch.gradient(u[:, c], dim=(1, 2, 3)))
     J = [[grads[c][a] + (1.0 if a == c else 0.0) for a in range(3)] for c in range(3)]
-    det = (J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1])
-           - J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0])
-           + J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0]))
+    det = (
+        J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1])
+        - J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0])
+        + J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0])
+    )
     return det.float()
 
 

@@ -21,6 +21,7 @@ The module also holds the two small helpers the notebooks share for their set-up
 (:data:`SETUP_CELL`), and the ``interp4d-lite notebooks DEST`` (:func:`copy_notebooks`) and
 ``interp4d-lite tutorial`` commands.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,15 @@ NOTEBOOK_PARAMS: dict[str, list[str]] = {
     "01_data_loading": ["volume_shape", "n_frames", "n_patients"],
     "02_teacher_training": ["volume_shape", "n_frames", "n_patients", "teacher_steps"],
     "03_distillation": ["volume_shape", "n_frames", "n_patients", "teacher_steps", "student_steps"],
-    "04_timestamp_sweeps": ["volume_shape", "n_frames", "n_patients", "teacher_steps", "student_steps",
-                            "baseline_steps", "sweep_points"],
+    "04_timestamp_sweeps": [
+        "volume_shape",
+        "n_frames",
+        "n_patients",
+        "teacher_steps",
+        "student_steps",
+        "baseline_steps",
+        "sweep_points",
+    ],
     "05_visualizers": ["volume_shape", "n_frames", "n_patients", "student_steps"],
     "06_real_data": ["volume_shape", "n_frames", "n_patients", "max_steps"],
 }
@@ -93,10 +101,18 @@ ARTIFACTS: dict[str, list[str]] = {
     "00_quickstart": ["figures/00_*.png", "metrics/00_quickstart.json", "checkpoints/quickstart_student.pt"],
     "01_data_loading": ["figures/01_*.png", "metrics/01_data_loading.json"],
     "02_teacher_training": ["figures/02_*.png", "metrics/02_teacher_training.json", "checkpoints/teacher.pt"],
-    "03_distillation": ["figures/03_*.png", "metrics/03_distillation.json", "checkpoints/student.pt",
-                        "checkpoints/student_nokd.pt"],
-    "04_timestamp_sweeps": ["figures/04_*.png", "metrics/04_timestamp_sweeps.json", "tables/04_*.csv",
-                            "superres/*.nii.gz"],
+    "03_distillation": [
+        "figures/03_*.png",
+        "metrics/03_distillation.json",
+        "checkpoints/student.pt",
+        "checkpoints/student_nokd.pt",
+    ],
+    "04_timestamp_sweeps": [
+        "figures/04_*.png",
+        "metrics/04_timestamp_sweeps.json",
+        "tables/04_*.csv",
+        "superres/*.nii.gz",
+    ],
     "05_visualizers": ["figures/05_*.png", "metrics/05_visualizers.json"],
     "06_real_data": ["figures/06_*.png", "metrics/06_real_data.json"],
 }
@@ -182,31 +198,43 @@ def _run_copy(args) -> int:
             print(f"{outcome}: {', '.join(res[outcome])}")
     if res["kept"]:
         print(f"kept (edited; --force overwrites them): {', '.join(res['kept'])}", file=sys.stderr)
-    print(f"notebooks in {dest.resolve()}: open them with `jupyter lab {dest}`; "
-          "each writes its results under runs/ in its own folder")
+    print(
+        f"notebooks in {dest.resolve()}: open them with `jupyter lab {dest}`; "
+        "each writes its results under runs/ in its own folder"
+    )
     return 0
 
 
 def add_commands(subparsers) -> None:
     """``interp4d-lite notebooks DEST`` and ``interp4d-lite tutorial``."""
     p = subparsers.add_parser(
-        "notebooks", help="copy the tutorial notebooks into a folder, to open and run them there",
+        "notebooks",
+        help="copy the tutorial notebooks into a folder, to open and run them there",
         description="Copy the seven tutorial notebooks (00_quickstart ... 06_real_data) into DEST. A notebook "
         "you have edited there is never overwritten without --force; an unedited copy of an older version is "
-        "updated.")
+        "updated.",
+    )
     p.add_argument("dest", metavar="DEST", help="folder to copy the notebooks into (created if missing)")
     p.add_argument("--force", action="store_true", help="overwrite notebooks edited in DEST too")
     p.set_defaults(func=_run_copy)
     p = subparsers.add_parser(
-        "tutorial", help="execute every tutorial notebook into a run folder (papermill; the [notebooks] extra)",
-        description=__doc__.split("\n\n")[0])
+        "tutorial",
+        help="execute every tutorial notebook into a run folder (papermill; the [notebooks] extra)",
+        description=__doc__.split("\n\n")[0],
+    )
     _add_tutorial_args(p)
     p.set_defaults(func=lambda args: _run_tutorial(args))
 
 
 # --------------------------------------------------------------------------- helpers used by notebooks
-def ensure_phantom_data(root: str | os.PathLike, kind: str = "cardiac", n_patients: int = 4,
-                        volume_shape=(48, 48, 16), n_frames: int = 10, seed: int = 0) -> Path:
+def ensure_phantom_data(
+    root: str | os.PathLike,
+    kind: str = "cardiac",
+    n_patients: int = 4,
+    volume_shape=(48, 48, 16),
+    n_frames: int = 10,
+    seed: int = 0,
+) -> Path:
     """Return ``root`` after making sure it holds a phantom dataset of ``n_patients``.
 
     The dataset is written with the data module's own writer
@@ -218,8 +246,13 @@ def ensure_phantom_data(root: str | os.PathLike, kind: str = "cardiac", n_patien
 
     root = Path(root)
     manifest = root / "dataset.json"
-    want = {"kind": kind, "n_patients": int(n_patients), "volume_shape": [int(s) for s in volume_shape],
-            "n_frames": int(n_frames), "seed": int(seed)}
+    want = {
+        "kind": kind,
+        "n_patients": int(n_patients),
+        "volume_shape": [int(s) for s in volume_shape],
+        "n_frames": int(n_frames),
+        "seed": int(seed),
+    }
     stamp = root / ".tutorial_phantoms.json"
     if manifest.exists() and stamp.exists():
         try:
@@ -228,8 +261,14 @@ def ensure_phantom_data(root: str | os.PathLike, kind: str = "cardiac", n_patien
         except (OSError, ValueError):
             pass
     root.mkdir(parents=True, exist_ok=True)
-    write_phantom_dataset(root, kind=kind, n_patients=int(n_patients), shape=tuple(want["volume_shape"]),
-                          n_frames=int(n_frames), seed=int(seed))
+    write_phantom_dataset(
+        root,
+        kind=kind,
+        n_patients=int(n_patients),
+        shape=tuple(want["volume_shape"]),
+        n_frames=int(n_frames),
+        seed=int(seed),
+    )
     atomic_write_json(stamp, want)
     return root
 
@@ -297,9 +336,16 @@ def export_html(executed: Path, html_path: Path) -> None:
     html_path.write_text(body, encoding="utf-8")
 
 
-def run_notebook(name: str, run_dir: str | os.PathLike, smoke: bool = False, data_root=None,
-                 html: bool = True, kernel_name: str = "python3", timeout: int | None = 1200,
-                 extra_params: dict | None = None) -> dict[str, Any]:
+def run_notebook(
+    name: str,
+    run_dir: str | os.PathLike,
+    smoke: bool = False,
+    data_root=None,
+    html: bool = True,
+    kernel_name: str = "python3",
+    timeout: int | None = 1200,
+    extra_params: dict | None = None,
+) -> dict[str, Any]:
     """Execute ``notebooks/<name>.ipynb`` into ``run_dir``; return a summary row.
 
     The row holds ``notebook``, ``status`` ("ok" or "failed"), ``seconds``, ``error``
@@ -323,9 +369,17 @@ def run_notebook(name: str, run_dir: str | os.PathLike, smoke: bool = False, dat
         # the kernel inherits our stderr: send its chatter (TCP notice, shutdown messages)
         # to a log file so the progress lines stay one per notebook
         with open(log, "w") as fh, _redirect_fd(2, fh.fileno()):
-            pm.execute_notebook(str(src), str(executed), parameters=params, kernel_name=kernel_name,
-                                cwd=str(run_dir), progress_bar=False, log_output=False,
-                                execution_timeout=timeout, report_mode=False)
+            pm.execute_notebook(
+                str(src),
+                str(executed),
+                parameters=params,
+                kernel_name=kernel_name,
+                cwd=str(run_dir),
+                progress_bar=False,
+                log_output=False,
+                execution_timeout=timeout,
+                report_mode=False,
+            )
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's error
         row["status"] = "failed"
         msg = getattr(exc, "ename", type(exc).__name__) + ": " + str(getattr(exc, "evalue", exc))
@@ -416,11 +470,16 @@ def main(argv: list[str] | None = None) -> int:
 def _add_tutorial_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default="runs/tutorial", help="output folder (default: runs/tutorial)")
     p.add_argument("--smoke", action="store_true", help="small parameters (as the notebook tests)")
-    p.add_argument("--only", action="append", metavar="NAME",
-                   help="run only notebooks whose name contains NAME (repeatable)")
+    p.add_argument(
+        "--only", action="append", metavar="NAME", help="run only notebooks whose name contains NAME (repeatable)"
+    )
     p.add_argument("--no-html", action="store_true", help="skip the HTML export")
-    p.add_argument("--timeout", type=int, default=1200,
-                   help="per-cell timeout in seconds (default 1200): a stuck cell fails its notebook, not the run")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=1200,
+        help="per-cell timeout in seconds (default 1200): a stuck cell fails its notebook, not the run",
+    )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
 
 
@@ -444,8 +503,11 @@ def _run_tutorial(args: argparse.Namespace) -> int:
         if args.smoke:
             kw = dict(volume_shape=shape, n_frames=SMOKE_PARAMS["n_frames"], n_patients=SMOKE_PARAMS["n_patients"])
         else:
-            kw = dict(volume_shape=DEFAULT_DATA["volume_shape"], n_frames=DEFAULT_DATA["n_frames"],
-                      n_patients=DEFAULT_DATA["n_patients"])
+            kw = dict(
+                volume_shape=DEFAULT_DATA["volume_shape"],
+                n_frames=DEFAULT_DATA["n_frames"],
+                n_patients=DEFAULT_DATA["n_patients"],
+            )
         ensure_phantom_data(data_root, kind="cardiac", **kw)
         print(f"[data] cardiac phantoms in {data_root} ({time.perf_counter() - t0:.1f} s)", flush=True)
     except Exception as exc:
@@ -456,8 +518,15 @@ def _run_tutorial(args: argparse.Namespace) -> int:
     rows = []
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} ...", end=" ", flush=True)
-        row = run_notebook(name, run_dir, smoke=args.smoke, data_root=data_root, html=not args.no_html,
-                           kernel_name=args.kernel, timeout=args.timeout)
+        row = run_notebook(
+            name,
+            run_dir,
+            smoke=args.smoke,
+            data_root=data_root,
+            html=not args.no_html,
+            kernel_name=args.kernel,
+            timeout=args.timeout,
+        )
         rows.append(row)
         extra = f"  {_fmt_metrics(row['metrics'])}" if row["metrics"] else ""
         err = f"  ERROR {row['error']}" if row["error"] else ""

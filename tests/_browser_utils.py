@@ -6,6 +6,7 @@ Network policy: the servers listen on 127.0.0.1 only, and Chromium (Debian's
 off the network, resolves no host name but 127.0.0.1/localhost, and every request to
 another address is aborted by a route and recorded (the tests fail on any).
 """
+
 from __future__ import annotations
 
 import copy
@@ -57,12 +58,13 @@ def chromium_unavailable_reason(install: bool = True) -> str | None:
     ``scripts/setup_browser.sh``, which installs Debian's package with apt when it can)
     the reason it cannot be had."""
     if not _chromium_runs() and install and SETUP_BROWSER.exists():
-        proc = subprocess.run(["bash", str(SETUP_BROWSER)], cwd=REPO_ROOT, capture_output=True,
-                              text=True, timeout=900)
+        proc = subprocess.run(["bash", str(SETUP_BROWSER)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
         log = (proc.stdout + proc.stderr).strip().splitlines()
         if not _chromium_runs():
-            return (f"Debian's chromium is not installed at {CHROMIUM} and could not be "
-                    f"installed by scripts/setup_browser.sh: {' | '.join(log[-3:]) or 'no output'}")
+            return (
+                f"Debian's chromium is not installed at {CHROMIUM} and could not be "
+                f"installed by scripts/setup_browser.sh: {' | '.join(log[-3:]) or 'no output'}"
+            )
     if not _chromium_runs():
         return f"Debian's chromium is not installed at {CHROMIUM} (run scripts/setup_browser.sh as root)"
     return None
@@ -89,9 +91,15 @@ def launch_browser(playwright, user_data_dir: Path, viewport=(1400, 1000)):
         shutil.rmtree(user_data_dir)
     user_data_dir.mkdir(parents=True)
     return playwright.chromium.launch_persistent_context(
-        user_data_dir=str(user_data_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": viewport[0], "height": viewport[1]}, device_scale_factor=1,
-        service_workers="block", accept_downloads=False)
+        user_data_dir=str(user_data_dir),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": viewport[0], "height": viewport[1]},
+        device_scale_factor=1,
+        service_workers="block",
+        accept_downloads=False,
+    )
 
 
 # --------------------------------------------------------------------------- servers
@@ -141,8 +149,15 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")
         env = {**os.environ, **self.env}
-        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         return self
 
     def log_tail(self, n: int = 40) -> str:
@@ -225,7 +240,7 @@ def jupyter_env(home: Path) -> dict:
         "JUPYTER_PLATFORM_DIRS": "1",
         "PATH": f"{venv_bin}:{path}" if venv_bin else path,
         "PYTHONUNBUFFERED": "1",
-        "OMP_WAIT_POLICY": "PASSIVE",   # as the tutorial runner: no spinning OpenMP threads on a shared CPU
+        "OMP_WAIT_POLICY": "PASSIVE",  # as the tutorial runner: no spinning OpenMP threads on a shared CPU
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "NO_PROXY": "127.0.0.1,localhost",
     }
@@ -248,8 +263,7 @@ def prepare_notebook(src: Path, dst: Path, params: dict, kernel_name: str = "pyt
                 idx = i
     if idx is None:
         raise AssertionError(f"{src.name}: no code cell tagged 'parameters' to inject the test parameters after")
-    source = "# Parameters injected by tests/test_browser.py\n" + "".join(
-        f"{k} = {v!r}\n" for k, v in params.items())
+    source = "# Parameters injected by tests/test_browser.py\n" + "".join(f"{k} = {v!r}\n" for k, v in params.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(idx + 1, cell)
     nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": "Python 3", "language": "python"}
@@ -266,8 +280,10 @@ EXPECTED_BLOCKED = [
     # Font Awesome 5 CSS from cdn.jsdelivr.net; voila.js bundles Font Awesome 5.15 itself,
     # so the icons render without it. The browser reports the aborted load as a console
     # error "Failed to load resource: net::ERR_BLOCKED_BY_CLIENT", ignored for these URLs only.
-    ("https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@",
-     "Voila lab template's CDN link to Font Awesome (bundled in voila.js too)"),
+    (
+        "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@",
+        "Voila lab template's CDN link to Font Awesome (bundled in voila.js too)",
+    ),
 ]
 
 
@@ -280,12 +296,12 @@ class PageWatch:
     """Collects console errors, uncaught page errors, failed requests and blocked external
     requests of a page (and of the browser context's routes)."""
 
-    console: list = field(default_factory=list)      # all console messages (type, text, url)
-    errors: list = field(default_factory=list)       # console errors that count
-    ignored: list = field(default_factory=list)      # console errors ignored, with the reason
+    console: list = field(default_factory=list)  # all console messages (type, text, url)
+    errors: list = field(default_factory=list)  # console errors that count
+    ignored: list = field(default_factory=list)  # console errors ignored, with the reason
     page_errors: list = field(default_factory=list)
-    blocked: list = field(default_factory=list)      # external requests aborted
-    failed: list = field(default_factory=list)       # local requests that failed
+    blocked: list = field(default_factory=list)  # external requests aborted
+    failed: list = field(default_factory=list)  # local requests that failed
 
     def attach_context(self, context):
         def route(r):
@@ -295,6 +311,7 @@ class PageWatch:
             else:
                 self.blocked.append(r.request.url)
                 r.abort("blockedbyclient")
+
         context.route("**/*", route)
 
     def attach(self, page):
@@ -312,8 +329,12 @@ class PageWatch:
 
         page.on("console", on_console)
         page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
-        page.on("requestfailed", lambda req: self.failed.append(f"{req.url} {req.failure}")
-                if urlsplit(req.url).hostname in LOCAL_HOSTS else None)
+        page.on(
+            "requestfailed",
+            lambda req: (
+                self.failed.append(f"{req.url} {req.failure}") if urlsplit(req.url).hostname in LOCAL_HOSTS else None
+            ),
+        )
 
     def problems(self) -> list[str]:
         out = [f"console error: {e['text']} ({e['url']})" for e in self.errors]
@@ -322,9 +343,19 @@ class PageWatch:
         return out
 
     def dump(self, path: Path):
-        path.write_text(json.dumps({"console": self.console, "errors": self.errors, "ignored": self.ignored,
-                                    "page_errors": self.page_errors, "blocked": self.blocked,
-                                    "failed_local_requests": self.failed}, indent=2))
+        path.write_text(
+            json.dumps(
+                {
+                    "console": self.console,
+                    "errors": self.errors,
+                    "ignored": self.ignored,
+                    "page_errors": self.page_errors,
+                    "blocked": self.blocked,
+                    "failed_local_requests": self.failed,
+                },
+                indent=2,
+            )
+        )
 
 
 #: JS: texts of error outputs shown in the page (kernel errors, tracebacks in stderr,
@@ -484,8 +515,13 @@ def png_difference(a: bytes, b: bytes) -> dict:
     ib = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.int16)
     h, w = min(ia.shape[0], ib.shape[0]), min(ia.shape[1], ib.shape[1])
     d = np.abs(ia[:h, :w] - ib[:h, :w])
-    return {"bytes_equal": a == b, "changed_fraction": float((d.max(axis=2) > 0).mean()),
-            "mean_abs": float(d.mean()), "size_a": ia.shape[:2], "size_b": ib.shape[:2]}
+    return {
+        "bytes_equal": a == b,
+        "changed_fraction": float((d.max(axis=2) > 0).mean()),
+        "mean_abs": float(d.mean()),
+        "size_a": ia.shape[:2],
+        "size_b": ib.shape[:2],
+    }
 
 
 def assert_shows_figure(png: bytes, what: str):

@@ -4,6 +4,7 @@ A series is described by a volume ``hu`` of shape (X, Y, Z) (X along a DICOM row
 Y down the columns) and the geometry: row/column direction cosines (LPS), pixel
 spacing (X, Y), slice step vector (LPS mm) and the LPS position of voxel (0, 0, 0).
 Stored values are ``(hu - intercept) / slope`` as int16."""
+
 from __future__ import annotations
 
 import random
@@ -31,13 +32,26 @@ def expected_ras_affine(row_cos, col_cos, spacing_xy, step_vec, origin_lps) -> n
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ a
 
 
-def write_series(out_dir: Path, hu: np.ndarray, *, row_cos=(1, 0, 0), col_cos=(0, 1, 0),
-                 spacing_xy=(0.8, 0.7), step_vec=None, origin_lps=(-10.0, -20.0, 30.0),
-                 slope: float = 1.0, intercept: float = -1024.0, patient_id: str = "P1",
-                 description: str = "test series", series_uid: str | None = None,
-                 study_uid: str | None = None, shuffle_seed: int | None = 0,
-                 skip: tuple[int, ...] = (), duplicate: tuple[int, ...] = (),
-                 series_date: str = "20100101") -> list[Path]:
+def write_series(
+    out_dir: Path,
+    hu: np.ndarray,
+    *,
+    row_cos=(1, 0, 0),
+    col_cos=(0, 1, 0),
+    spacing_xy=(0.8, 0.7),
+    step_vec=None,
+    origin_lps=(-10.0, -20.0, 30.0),
+    slope: float = 1.0,
+    intercept: float = -1024.0,
+    patient_id: str = "P1",
+    description: str = "test series",
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    shuffle_seed: int | None = 0,
+    skip: tuple[int, ...] = (),
+    duplicate: tuple[int, ...] = (),
+    series_date: str = "20100101",
+) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     row_cos = np.asarray(row_cos, float)
@@ -79,7 +93,7 @@ def write_series(out_dir: Path, hu: np.ndarray, *, row_cos=(1, 0, 0), col_cos=(0
         ds.InstanceNumber = (n * 7) % (len(indices) + 3) + 1
         ds.ImageOrientationPatient = [float(v) for v in np.concatenate([row_cos, col_cos])]
         ds.ImagePositionPatient = [float(v) for v in origin + k * step_vec]
-        ds.PixelSpacing = [float(spacing_xy[1]), float(spacing_xy[0])]   # [row spacing, column spacing]
+        ds.PixelSpacing = [float(spacing_xy[1]), float(spacing_xy[0])]  # [row spacing, column spacing]
         ds.SliceThickness = float(np.linalg.norm(step_vec))
         ds.Rows, ds.Columns = ny, nx
         ds.SamplesPerPixel = 1

@@ -4,6 +4,7 @@ Routes map a URL path (or "path?query", matched first, exactly) to a :class:`Rou
 support, scripted failures) or to a callable ``f(query: dict) -> (status, body,
 headers)``. Every request is recorded in ``server.log`` as
 ``(path, query, range_header)``."""
+
 from __future__ import annotations
 
 import socket
@@ -17,10 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 @dataclass
 class Route:
     body: bytes = b""
-    ranges: bool = True                 # honour "Range: bytes=N-" with 206
-    statuses: list[int] = field(default_factory=list)   # statuses to answer first (e.g. [500, 500])
-    cut_after: int | None = None        # close the connection after this many body bytes ...
-    cut_times: int = 0                  # ... for the first cut_times answers that send a body
+    ranges: bool = True  # honour "Range: bytes=N-" with 206
+    statuses: list[int] = field(default_factory=list)  # statuses to answer first (e.g. [500, 500])
+    cut_after: int | None = None  # close the connection after this many body bytes ...
+    cut_times: int = 0  # ... for the first cut_times answers that send a body
     content_type: str = "application/octet-stream"
 
 
@@ -100,8 +101,7 @@ class FakeServer:
         self.httpd.routes = self.routes
         self.httpd.log = []
         self.httpd.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:

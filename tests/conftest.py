@@ -5,6 +5,7 @@ Each ``*_root`` fixture is a read-only data folder written by
 tests must not write into it (copy it with ``shutil.copytree`` first if needed).
 Shapes are small so the whole session pays about a second for them.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Baselines: linear blend, and linear motion u_t0 = t u_10, u_t1 = (1 - t) u_01 with a
 fixed mask 1 - t. With exact endpoint fields, linear motion is exact for uniform motion
 linear in time and measurably wrong for the cardiac phantom's non-linear motion."""
+
 import numpy as np
 import pytest
 import torch
@@ -79,13 +80,15 @@ def _phantom_linear_motion(kind, shape=(48, 48, 16), seed=0):
         true0 = warp(p.frames[p.i0], p.u_t0[k])  # the truth's own warp, for the ceiling
         moving = np.linalg.norm(p.u_t0[k], axis=0) > 0.5  # voxels that move by > 0.5 voxel
         err = np.linalg.norm(lin["u_t0"][0].numpy() - p.u_t0[k], axis=0)
-        rows.append({
-            "t": t,
-            "psnr_linear": psnr(lin["image"], gt),
-            "psnr_true_field": psnr(true0, gt),
-            "epe_linear": endpoint_error(lin["u_t0"][0], p.u_t0[k]),
-            "epe_linear_moving": float(err[moving].mean()) if moving.any() else 0.0,
-        })
+        rows.append(
+            {
+                "t": t,
+                "psnr_linear": psnr(lin["image"], gt),
+                "psnr_true_field": psnr(true0, gt),
+                "epe_linear": endpoint_error(lin["u_t0"][0], p.u_t0[k]),
+                "epe_linear_moving": float(err[moving].mean()) if moving.any() else 0.0,
+            }
+        )
     return rows
 
 
@@ -103,8 +106,10 @@ def test_linear_motion_with_true_fields_falls_short_on_cardiac_phantom():
     lin = np.mean([r["psnr_linear"] for r in rows])
     true = np.mean([r["psnr_true_field"] for r in rows])
     epe = np.mean([r["epe_linear_moving"] for r in rows])
-    print(f"cardiac 64x64x24: PSNR true fields {true:.1f} dB, linear motion {lin:.1f} dB; "
-          f"linear-motion EPE on moving voxels {epe:.2f} vox")
+    print(
+        f"cardiac 64x64x24: PSNR true fields {true:.1f} dB, linear motion {lin:.1f} dB; "
+        f"linear-motion EPE on moving voxels {epe:.2f} vox"
+    )
     assert true >= 35.0, rows
     assert true - lin >= 3.0, rows  # at least 3 dB worse on average (10 dB at writing)
     assert epe >= 0.2, rows  # the fields are off by a visible fraction of a voxel where it moves (0.34 at writing)
@@ -119,11 +124,16 @@ def test_linear_motion_oracle_in_evaluation(kind, shape, tmp_path):
     from interp4d_lite.data.phantoms import write_phantom_dataset
     from interp4d_lite.train import evaluate_methods
 
-    write_phantom_dataset(tmp_path, kind=kind, n_patients=1, shape=shape, amplitude=2.0 if kind == "cardiac" else 1.0,
-                          noise=0.0, seed=3)
+    write_phantom_dataset(
+        tmp_path, kind=kind, n_patients=1, shape=shape, amplitude=2.0 if kind == "cardiac" else 1.0, noise=0.0, seed=3
+    )
     patients = [load_patient(d, volume_shape=shape) for d in discover_patients(tmp_path)]
-    rows = evaluate_methods({"oracle": "linear_motion_oracle", "blend": "linear_blend", "true": "true_fields"},
-                            patients, device="cpu", progress=False)
+    rows = evaluate_methods(
+        {"oracle": "linear_motion_oracle", "blend": "linear_blend", "true": "true_fields"},
+        patients,
+        device="cpu",
+        progress=False,
+    )
     mean = lambda m, k: float(rows.loc[rows["method"] == m, k].mean())  # noqa: E731
     assert mean("true", "epe_moving") == pytest.approx(0.0, abs=1e-6)
     if kind == "linear":

@@ -18,6 +18,7 @@ points the tests at another notebook (development only).
 The tests skip, with the reason, only when Chromium cannot be had (not installed at
 /usr/bin/chromium and not installable with apt by scripts/setup_browser.sh).
 """
+
 from __future__ import annotations
 
 import json
@@ -139,14 +140,28 @@ def _server(name, cmd, run_dir, work_dir):
 @pytest.fixture
 def lab_server(run_dir):
     work_dir = _work_dir(run_dir, "jupyterlab")
-    server = _server("jupyterlab", [
-        str(BIN / "jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port={port}",
-        "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-        "--ServerApp.disable_check_xsrf=True", "--ServerApp.root_dir={work}",
-        "--LabApp.expose_app_in_browser=True", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--KernelSpecManager.ensure_native_kernel=False", "--LabApp.extension_manager=readonly",
-        *(["--allow-root"] if os.geteuid() == 0 else []),
-    ], run_dir, work_dir)
+    server = _server(
+        "jupyterlab",
+        [
+            str(BIN / "jupyter"),
+            "lab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            "--ServerApp.root_dir={work}",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--KernelSpecManager.ensure_native_kernel=False",
+            "--LabApp.extension_manager=readonly",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        run_dir,
+        work_dir,
+    )
     server.start()
     try:
         server.wait_http("/api/status", timeout=120)
@@ -159,20 +174,31 @@ def lab_server(run_dir):
 @pytest.fixture
 def voila_server(run_dir):
     work_dir = _work_dir(run_dir, "voila")
-    server = _server("voila", [
-        str(BIN / "voila"), "{work}/" + NB_NAME, "--no-browser", "--port={port}", "--Voila.ip=127.0.0.1",
-        "--Voila.port_retries=0", "--show_tracebacks=True", "--strip_sources=True",
-        # progressive rendering: the page runs the cells over the kernel websocket. In the
-        # default (server-side) mode Voila 0.5.13 got stuck at "Executing N of 17" in 4 of
-        # about 6 runs here (voila-dashboards/voila#1428, widgets with Output), never in
-        # progressive mode; the README's dashboard command uses the same flag
-        "--progressive_rendering=True",
-        # no server-side websocket pings: with tornado 6.5 Voila 0.5's kernel websocket
-        # closed itself after 90 s ("WebSocket ping timeout after 90001 ms", then a page
-        # stuck mid-run) whenever the notebook took longer than that on a loaded CPU
-        # (cf. voila-dashboards/voila#1540); the README's dashboard command does the same
-        '--Voila.tornado_settings={"ws_ping_interval": 0}',
-    ], run_dir, work_dir)
+    server = _server(
+        "voila",
+        [
+            str(BIN / "voila"),
+            "{work}/" + NB_NAME,
+            "--no-browser",
+            "--port={port}",
+            "--Voila.ip=127.0.0.1",
+            "--Voila.port_retries=0",
+            "--show_tracebacks=True",
+            "--strip_sources=True",
+            # progressive rendering: the page runs the cells over the kernel websocket. In the
+            # default (server-side) mode Voila 0.5.13 got stuck at "Executing N of 17" in 4 of
+            # about 6 runs here (voila-dashboards/voila#1428, widgets with Output), never in
+            # progressive mode; the README's dashboard command uses the same flag
+            "--progressive_rendering=True",
+            # no server-side websocket pings: with tornado 6.5 Voila 0.5's kernel websocket
+            # closed itself after 90 s ("WebSocket ping timeout after 90001 ms", then a page
+            # stuck mid-run) whenever the notebook took longer than that on a loaded CPU
+            # (cf. voila-dashboards/voila#1540); the README's dashboard command does the same
+            '--Voila.tornado_settings={"ws_ping_interval": 0}',
+        ],
+        run_dir,
+        work_dir,
+    )
     server.start()
     try:
         server.wait_http("/voila/static/voila.js", timeout=120)  # static: starts no kernel
@@ -205,8 +231,9 @@ class Recorder:
 
     def save(self, watch: PageWatch):
         watch.dump(self.dir / "console.json")
-        (self.dir / "timings.json").write_text(json.dumps({"seconds": self.timings, **self.notes}, indent=2,
-                                                          default=str))
+        (self.dir / "timings.json").write_text(
+            json.dumps({"seconds": self.timings, **self.notes}, indent=2, default=str)
+        )
 
 
 def _check_errors(page, watch: PageWatch, where: str):
@@ -236,12 +263,18 @@ def _move_and_compare(page, rec: Recorder, watch: PageWatch, label: str, tag: st
     assert value_after != value_before, f"{tag}: slider {label!r} did not move ({value_before} -> {value_after})"
     assert_shows_figure(after, f"{tag} after")
     diff = png_difference(before, after)
-    rec.notes[f"{tag}:{label}"] = {"tools_with_this_slider": n_tools, "values": values,
-                                   "redraw_s_per_press": round(waited, 2), "pixel_diff": diff,
-                                   "before": png_stats(before), "after": png_stats(after),
-                                   "fingerprint_changed": fp_after != fp_before}
-    assert not diff["bytes_equal"] and diff["changed_fraction"] > 0.002, \
+    rec.notes[f"{tag}:{label}"] = {
+        "tools_with_this_slider": n_tools,
+        "values": values,
+        "redraw_s_per_press": round(waited, 2),
+        "pixel_diff": diff,
+        "before": png_stats(before),
+        "after": png_stats(after),
+        "fingerprint_changed": fp_after != fp_before,
+    }
+    assert not diff["bytes_equal"] and diff["changed_fraction"] > 0.002, (
         f"{tag}: the figure did not change after moving {label!r} {value_before} -> {value_after}: {diff}"
+    )
     _check_errors(page, watch, f"after moving {label!r}")
 
 
@@ -309,14 +342,19 @@ def test_jupyterlab_visualizers_end_to_end(browser, lab_server, run_dir, chromiu
     with _browser_session(browser, run_dir, "jupyterlab", chromium) as (rec, watch, page):
         rec.notes["notebook"] = str(NOTEBOOK.relative_to(REPO_ROOT) if NOTEBOOK.is_relative_to(REPO_ROOT) else NOTEBOOK)
         page.goto(f"{lab_server.url}/lab/tree/{NB_NAME}?reset", wait_until="domcontentloaded", timeout=120_000)
-        page.wait_for_function("() => { const s = (" + JS_LAB_STATE + ")(); return s.ready && s.kernel === 'idle'; }",
-                               timeout=150_000, polling=500)
+        page.wait_for_function(
+            "() => { const s = (" + JS_LAB_STATE + ")(); return s.ready && s.kernel === 'idle'; }",
+            timeout=150_000,
+            polling=500,
+        )
         rec.mark("notebook_open_kernel_idle")
         rec.shot(page, "opened")
 
-        page.evaluate("() => { window.__runAll = 'running'; window.jupyterapp.commands.execute("
-                      "'notebook:run-all-cells').then(r => { window.__runAll = 'done'; }, "
-                      "e => { window.__runAll = 'error: ' + e; }); }")
+        page.evaluate(
+            "() => { window.__runAll = 'running'; window.jupyterapp.commands.execute("
+            "'notebook:run-all-cells').then(r => { window.__runAll = 'done'; }, "
+            "e => { window.__runAll = 'error: ' + e; }); }"
+        )
         deadline = time.monotonic() + RUN_ALL_TIMEOUT
         while True:
             state = page.evaluate(JS_LAB_STATE)
@@ -324,8 +362,12 @@ def test_jupyterlab_visualizers_end_to_end(browser, lab_server, run_dir, chromiu
             if shown:
                 rec.shot(page, "error")
                 pytest.fail("error output while running all cells:\n" + "\n---\n".join(shown))
-            if (state["cells"] and state["executed"] == state["cells"] and not state["pending"]
-                    and state["kernel"] == "idle"):
+            if (
+                state["cells"]
+                and state["executed"] == state["cells"]
+                and not state["pending"]
+                and state["kernel"] == "idle"
+            ):
                 break
             if time.monotonic() > deadline:
                 rec.shot(page, "timeout")

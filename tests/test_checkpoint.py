@@ -1,4 +1,5 @@
 """Checkpoints: atomic writes, weights_only loading, RNG state, clear errors."""
+
 import random
 
 import numpy as np
@@ -20,9 +21,18 @@ def _save_student(path, **kw):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 8, 8, 8), torch.tensor([0.5]))["image"].mean().backward()
     opt.step()
-    save_checkpoint(path, kind="student", model=model, model_config=TINY.to_dict(), step=7, optimizer=opt,
-                    train_config={"steps": 7, "crop_shape": (8, 8, 8)}, split={"train": ["a"], "test": ("b",)},
-                    history=[{"step": 7, "loss": 0.5}], **kw)
+    save_checkpoint(
+        path,
+        kind="student",
+        model=model,
+        model_config=TINY.to_dict(),
+        step=7,
+        optimizer=opt,
+        train_config={"steps": 7, "crop_shape": (8, 8, 8)},
+        split={"train": ["a"], "test": ("b",)},
+        history=[{"step": 7, "loss": 0.5}],
+        **kw,
+    )
     return model
 
 

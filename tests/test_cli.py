@@ -1,4 +1,5 @@
 """CLI: --help explains each command; wrong arguments give one line and exit 2."""
+
 import subprocess
 import sys
 
@@ -50,32 +51,57 @@ def test_interpolate_errors(files, capsys):
     base = ["interpolate", "--out", str(files["out"]), "--device", "cpu"]
     src = ["--input", str(files["src"])]
     ck = ["--checkpoint", str(files["student"])]
-    assert "missing.nii.gz: file not found" in _err(base + ck + ["--input", "missing.nii.gz", "--frames", "0", "1", "--n", "2"], capsys)
+    assert "missing.nii.gz: file not found" in _err(
+        base + ck + ["--input", "missing.nii.gz", "--frames", "0", "1", "--n", "2"], capsys
+    )
     assert "frame index 7 out of range" in _err(base + ck + src + ["--frames", "0", "7", "--n", "2"], capsys)
     assert "[0, 1]" in _err(base + ck + src + ["--frames", "0", "1", "--times", "0.5", "1.5"], capsys)
     assert "needs --frames" in _err(base + ck + src + ["--n", "2"], capsys)
     msg = _err(base + ["--checkpoint", str(files["teacher"])] + src + ["--frames", "0", "1", "--n", "2"], capsys)
     assert "teacher.pt" in msg and "expected 'student'" in msg
-    assert "broken.pt" in _err(base + ["--checkpoint", str(files["bad"])] + src + ["--frames", "0", "1", "--n", "2"], capsys)
-    assert "nope.pt: checkpoint not found" in _err(base + ["--checkpoint", "nope.pt"] + src + ["--frames", "0", "1", "--n", "2"], capsys)
+    assert "broken.pt" in _err(
+        base + ["--checkpoint", str(files["bad"])] + src + ["--frames", "0", "1", "--n", "2"], capsys
+    )
+    assert "nope.pt: checkpoint not found" in _err(
+        base + ["--checkpoint", "nope.pt"] + src + ["--frames", "0", "1", "--n", "2"], capsys
+    )
 
 
 def test_train_errors(files, capsys):
     assert "data directory not found" in _err(["train-teacher", "--data", str(files["dir"] / "none")], capsys)
     assert "needs --teacher" in _err(["distill", "--data", str(files["dir"])], capsys)
-    assert "teacher checkpoint not found" in _err(["distill", "--data", str(files["dir"]), "--teacher", "no.pt"], capsys)
+    assert "teacher checkpoint not found" in _err(
+        ["distill", "--data", str(files["dir"]), "--teacher", "no.pt"], capsys
+    )
 
 
 @pytest.mark.slow
 def test_console_script_one_line(files):
-    exe = [sys.executable, "-m", "interp4d_lite.train", "interpolate", "--checkpoint", str(files["teacher"]),
-           "--input", str(files["src"]), "--frames", "0", "1", "--n", "1", "--out", str(files["out"])]
+    exe = [
+        sys.executable,
+        "-m",
+        "interp4d_lite.train",
+        "interpolate",
+        "--checkpoint",
+        str(files["teacher"]),
+        "--input",
+        str(files["src"]),
+        "--frames",
+        "0",
+        "1",
+        "--n",
+        "1",
+        "--out",
+        str(files["out"]),
+    ]
     r = subprocess.run(exe, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "expected 'student'" in r.stderr
 
 
-@pytest.mark.parametrize("cmd, cfg_name", [("train-teacher", "TeacherTrainConfig"),
-                                           ("train-baseline", "BaselineTrainConfig"), ("distill", "DistillConfig")])
+@pytest.mark.parametrize(
+    "cmd, cfg_name",
+    [("train-teacher", "TeacherTrainConfig"), ("train-baseline", "BaselineTrainConfig"), ("distill", "DistillConfig")],
+)
 def test_flags_come_from_the_config_dataclasses(cmd, cfg_name):
     """Every config field has a flag whose default is the field's default (written once, in
     train/config.py), and the flags of earlier versions still parse to the same config."""
@@ -95,16 +121,53 @@ def test_flags_come_from_the_config_dataclasses(cmd, cfg_name):
         if f.metadata.get("cli", True):
             assert f.metadata["help"][:20].split()[0] in helptext, f.name
             assert ("--" + f.name.replace("_", "-")) in helptext, f.name
-    old = ["--steps", "7", "--batch-size", "3", "--lr", "0.01", "--crop", "8", "8", "8", "--no-flip", "--seed", "4",
-           "--device", "cpu", "--precision", "bf16", "--deterministic", "--checkpoint-every", "5", "--log-every", "2",
-           "--no-progress", "--model-config", '{"time_hidden": 8}']
+    old = [
+        "--steps",
+        "7",
+        "--batch-size",
+        "3",
+        "--lr",
+        "0.01",
+        "--crop",
+        "8",
+        "8",
+        "8",
+        "--no-flip",
+        "--seed",
+        "4",
+        "--device",
+        "cpu",
+        "--precision",
+        "bf16",
+        "--deterministic",
+        "--checkpoint-every",
+        "5",
+        "--log-every",
+        "2",
+        "--no-progress",
+        "--model-config",
+        '{"time_hidden": 8}',
+    ]
     if cmd == "distill":
         old += ["--distill-weight", "0.5", "--feature-weight", "0.1", "--no-teacher-better"]
-    cfg = config_from_args(parser.parse_args([cmd, "--data", "d", "--out", "o", "--no-resume", "--stop-at", "3", *old]),
-                           cls)
-    want = dict(steps=7, batch_size=3, lr=0.01, crop_shape=(8, 8, 8), flip_axes=(), seed=4, device="cpu",
-                precision="bf16", deterministic=True, checkpoint_every=5, log_every=2, progress=False,
-                model={"time_hidden": 8})
+    cfg = config_from_args(
+        parser.parse_args([cmd, "--data", "d", "--out", "o", "--no-resume", "--stop-at", "3", *old]), cls
+    )
+    want = dict(
+        steps=7,
+        batch_size=3,
+        lr=0.01,
+        crop_shape=(8, 8, 8),
+        flip_axes=(),
+        seed=4,
+        device="cpu",
+        precision="bf16",
+        deterministic=True,
+        checkpoint_every=5,
+        log_every=2,
+        progress=False,
+        model={"time_hidden": 8},
+    )
     if cmd == "distill":
         want.update(distill_weight=0.5, feature_weight=0.1, teacher_better=False)
     assert cfg == cls(**want)

@@ -2,6 +2,7 @@
 loaders with their affine, timing and true fields; a NIfTI written by someone else
 (nibabel's example4d) reads through the same reader; every kind of bad input gives a
 DataError naming the file; loading never changes anything on disk."""
+
 from __future__ import annotations
 
 import gzip
@@ -44,8 +45,12 @@ EXAMPLE4D = Path(data_path) / "example4d.nii.gz"
 # --------------------------------------------------------------------------- round trips
 def test_cardiac_acdc_layout_round_trip(cardiac_root):
     folder = cardiac_root / "patient002"
-    assert sorted(p.name for p in folder.iterdir()) == ["Info.cfg", "patient002_4d.nii.gz", "patient002_truth.npz",
-                                                        "phantom.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "Info.cfg",
+        "patient002_4d.nii.gz",
+        "patient002_truth.npz",
+        "phantom.json",
+    ]
     ph = make_phantom("cardiac", shape=CARDIAC_SHAPE, seed=patient_seed(0, 1), patient_id="patient002")
     info = read_info_cfg(folder / "Info.cfg")
     assert info["ED"] == 1 and info["ES"] == ph.i1 + 1 and info["NbFrame"] == 20 and info["Group"] == "PHANTOM"
@@ -56,9 +61,9 @@ def test_cardiac_acdc_layout_round_trip(cardiac_root):
     p = load_patient(folder, volume_shape="native")
     assert (p.kind, p.patient_id, p.i0, p.i1) == ("cardiac", "patient002", 0, ph.i1)
     assert p.target_indices == list(range(1, ph.i1))
-    np.testing.assert_allclose(p.frames, minmax_per_frame(ph.frames), atol=2e-3)   # int16 at 0..1000
-    np.testing.assert_allclose(p.times[:ph.i1 + 1], np.arange(ph.i1 + 1) / ph.i1, atol=1e-6)
-    assert np.isnan(p.times[ph.i1 + 1:]).all()
+    np.testing.assert_allclose(p.frames, minmax_per_frame(ph.frames), atol=2e-3)  # int16 at 0..1000
+    np.testing.assert_allclose(p.times[: ph.i1 + 1], np.arange(ph.i1 + 1) / ph.i1, atol=1e-6)
+    assert np.isnan(p.times[ph.i1 + 1 :]).all()
     np.testing.assert_array_equal(p.u_t0, ph.u_t0)
     np.testing.assert_array_equal(p.u_t1, ph.u_t1)
     assert p.source == folder / "patient002_4d.nii.gz"
@@ -70,14 +75,14 @@ def test_lung_layout_round_trip_in_hu(lung_root):
     assert meta["phases"] == list(range(0, 100, 10)) and meta["input_phases"] == [0, 50] and meta["units"] == "HU"
     hu = nib.load(folder / "lung001_4d.nii.gz").get_fdata()
     assert hu.shape == (*LUNG_SHAPE, 10)
-    assert hu.min() < -950 and 100 < hu.max() < 500                       # air ... spine, in HU
+    assert hu.min() < -950 and 100 < hu.max() < 500  # air ... spine, in HU
     ph = make_phantom("lung", shape=LUNG_SHAPE, seed=patient_seed(0, 0), patient_id="lung001")
     p = load_patient(folder, volume_shape="native")
     assert (p.kind, p.i0, p.i1) == ("lung", 0, 5) and p.target_indices == [1, 2, 3, 4]
     np.testing.assert_allclose(p.times[:6], [0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-6)
     np.testing.assert_allclose(p.frames, minmax_per_frame(hu_to_unit(ph.frames)), atol=2e-3)
     assert p.u_t0.shape == (6, 3, *LUNG_SHAPE)
-    default = load_patient(folder)                                         # default lung shape: 128^3
+    default = load_patient(folder)  # default lung shape: 128^3
     assert default.shape == (128, 128, 128) and default.u_t0.shape == (6, 3, 128, 128, 128)
 
 
@@ -90,8 +95,8 @@ def test_linear_kind_is_recorded_and_read_back(linear_root):
 
 def test_crop_pad_moves_affine_origin_and_fields(cardiac_root):
     folder = cardiac_root / "patient001"
-    native = load_patient(folder, volume_shape="native")                  # (20, 32, 32, 16)
-    p = load_patient(folder, volume_shape=(24, 40, 12))                    # crop X, pad Y, crop Z
+    native = load_patient(folder, volume_shape="native")  # (20, 32, 32, 16)
+    p = load_patient(folder, volume_shape=(24, 40, 12))  # crop X, pad Y, crop Z
     off = center_crop_or_pad(np.zeros(CARDIAC_SHAPE), (24, 40, 12))[1]
     assert off.tolist() == [4, -4, 2]
     assert p.frames.shape == (20, 24, 40, 12) and p.u_t0.shape[2:] == (24, 40, 12)
@@ -108,8 +113,9 @@ def test_crop_pad_moves_affine_origin_and_fields(cardiac_root):
 
 def test_minmax_matches_monai_scale_intensity():
     from monai.transforms import ScaleIntensity
+
     x = np.random.default_rng(0).normal(size=(3, 5, 4, 6)).astype(np.float32) * 300 + 50
-    x[2] = 7.0                                                             # a constant frame -> zeros
+    x[2] = 7.0  # a constant frame -> zeros
     ours = minmax_per_frame(x)
     theirs = np.asarray(ScaleIntensity(minv=0.0, maxv=1.0, channel_wise=True)(x))
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
@@ -129,7 +135,7 @@ def test_reads_nibabels_example4d_through_the_same_reader(tmp_path):
     folder.mkdir()
     shutil.copy(EXAMPLE4D, folder / "patient101_4d.nii.gz")
     (folder / "Info.cfg").write_text("ED: 1\nES: 2\nNbFrame: 2\n")
-    p = load_patient(folder)                                               # default 128x128x32
+    p = load_patient(folder)  # default 128x128x32
     assert p.kind == "cardiac" and p.frames.shape == (2, 128, 128, 32) and p.target_indices == []
     assert p.frames.min() == 0.0 and p.frames.max() == 1.0 and not p.has_truth
     np.testing.assert_allclose(p.affine[:3, :3], img.affine[:3, :3])
@@ -152,7 +158,7 @@ def test_triplet_dataset_with_dataloader(cardiac_root):
     assert batch["frame"].tolist() == [1, 2, 3, 4] and batch["patient"] == ["patient001"] * 4
     np.testing.assert_array_equal(batch["It"][2, 0].numpy(), p.frames[3])
     np.testing.assert_array_equal(batch["u_t1"][0].numpy(), p.u_t1[1])
-    batch["I0"].mul_(0)                                                    # items are copies
+    batch["I0"].mul_(0)  # items are copies
     assert p.frames[p.i0].max() == 1.0
     with_ends = TripletDataset(patients, include_endpoints=True)
     assert len(with_ends) == len(ds) + 2 * len(patients)
@@ -164,7 +170,7 @@ def test_discover_patients_acdc_nesting_and_manifest(tmp_path, cardiac_root):
     for sub, pid in (("training", "patient001"), ("training", "patient002"), ("testing", "patient003")):
         shutil.copytree(cardiac_root / pid, nested / sub / pid)
     found = discover_patients(nested)
-    assert [p.name for p in found] == ["patient003", "patient001", "patient002"]   # testing/ sorts first
+    assert [p.name for p in found] == ["patient003", "patient001", "patient002"]  # testing/ sorts first
     # a dataset.json lists exactly its patients; a stale extra folder is ignored
     root = tmp_path / "manifest"
     shutil.copytree(cardiac_root, root)
@@ -174,14 +180,15 @@ def test_discover_patients_acdc_nesting_and_manifest(tmp_path, cardiac_root):
 
 def test_split_patients_rules():
     from interp4d_lite.data import acdc_uvi_split, split_patients
+
     assert {k: len(v) for k, v in split_patients(["a", "b", "c"]).items()} == {"train": 1, "val": 1, "test": 1}
     assert {k: len(v) for k, v in split_patients(["a", "b"]).items()} == {"train": 1, "val": 0, "test": 1}
     assert split_patients(["a"]) == {"train": ["a"], "val": [], "test": []}
     ids = [f"patient{i:03d}" for i in range(1, 21)]
     s = split_patients(ids, seed=3)
     assert [len(s[k]) for k in ("train", "val", "test")] == [14, 3, 3]
-    assert sorted(s["train"] + s["val"] + s["test"]) == ids                # each id exactly once
-    assert s == split_patients(list(reversed(ids)), seed=3)                # deterministic, order-free
+    assert sorted(s["train"] + s["val"] + s["test"]) == ids  # each id exactly once
+    assert s == split_patients(list(reversed(ids)), seed=3)  # deterministic, order-free
     assert s != split_patients(ids, seed=4)
     with pytest.raises(DataError, match="duplicate"):
         split_patients(["a", "a", "b"])
@@ -208,12 +215,15 @@ def test_phantom_command_writes_loadable_layouts(tmp_path, capsys, kind, shape):
     assert "--force" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["--patients", "0"], "--patients must be >= 1"),
-    (["--frames", "3"], "n_frames must be >= 6"),
-    (["--amplitude", "9"], "amplitude"),
-    (["--shape", "4", "32", "16"], "shape"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--patients", "0"], "--patients must be >= 1"),
+        (["--frames", "3"], "n_frames must be >= 6"),
+        (["--amplitude", "9"], "amplitude"),
+        (["--shape", "4", "32", "16"], "shape"),
+    ],
+)
 def test_phantom_command_bad_arguments(tmp_path, capsys, argv, match):
     assert main(["phantom", "--out", str(tmp_path / "o"), *argv]) == 2
     err = capsys.readouterr().err.strip()
@@ -327,15 +337,18 @@ def test_bad_phases_json(tmp_path, lung_root):
 
 
 def _snapshot(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_loading_never_modifies_disk(tmp_path, cardiac_root, lung_root):
     for root in (cardiac_root, lung_root):
         before = _snapshot(root)
         with warnings.catch_warnings():
-            warnings.simplefilter("error")                                 # and no warnings on clean data
+            warnings.simplefilter("error")  # and no warnings on clean data
             patients = load_patients(root, volume_shape=(24, 24, 20))
         list(TripletDataset(patients))
         assert _snapshot(root) == before
@@ -351,6 +364,7 @@ def test_loading_never_modifies_disk(tmp_path, cardiac_root, lung_root):
 
 def test_writer_refuses_a_non_lung_phantom_for_lung_layout(tmp_path):
     from interp4d_lite.data import write_lung_layout
+
     ph = make_phantom("linear", shape=(16, 16, 8))
     with pytest.raises(ValueError, match="lung phantom"):
         write_lung_layout(tmp_path, ph)

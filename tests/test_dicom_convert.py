@@ -1,4 +1,5 @@
 """DICOM series -> volume + RAS affine: geometry, ordering, values and broken series."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,15 @@ def _world(affine, ijk):
 
 def test_axial_series_values_spacing_affine(tmp_path):
     hu = _phantom(slope=2.0)
-    write_series(tmp_path, hu, spacing_xy=(0.8, 0.6), slope=2.0, intercept=-1024.0,
-                 step_vec=(0, 0, 2.5), origin_lps=(-5.0, 7.0, -30.0))
+    write_series(
+        tmp_path,
+        hu,
+        spacing_xy=(0.8, 0.6),
+        slope=2.0,
+        intercept=-1024.0,
+        step_vec=(0, 0, 2.5),
+        origin_lps=(-5.0, 7.0, -30.0),
+    )
     vol = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(vol.array, hu)
     assert vol.array.dtype == np.float32
@@ -42,10 +50,18 @@ def test_oblique_flipped_series_sorted_by_position_not_name(tmp_path):
     r = rotation(0.3, -0.4, 1.1)
     row_cos, col_cos = r[:, 0], r[:, 1]
     normal = np.cross(row_cos, col_cos)
-    step = -1.75 * normal          # files written in decreasing position along the normal
+    step = -1.75 * normal  # files written in decreasing position along the normal
     origin = np.array([12.0, -3.0, 40.0])
-    write_series(tmp_path, hu, row_cos=row_cos, col_cos=col_cos, spacing_xy=(1.1, 0.9),
-                 step_vec=step, origin_lps=origin, shuffle_seed=3)
+    write_series(
+        tmp_path,
+        hu,
+        row_cos=row_cos,
+        col_cos=col_cos,
+        spacing_xy=(1.1, 0.9),
+        step_vec=step,
+        origin_lps=origin,
+        shuffle_seed=3,
+    )
     vol = read_dicom_series(tmp_path)
     # sorted ascending along the normal: the slice order is reversed
     np.testing.assert_array_equal(vol.array, hu[:, :, ::-1])
@@ -63,7 +79,7 @@ def test_oblique_flipped_series_sorted_by_position_not_name(tmp_path):
 
 def test_gantry_tilt_affine_is_exact(tmp_path):
     hu = _phantom(shape=(6, 6, 5), seed=2)
-    step = np.array([0.0, 0.6, 2.0])             # slices shifted in-plane: tilted gantry
+    step = np.array([0.0, 0.6, 2.0])  # slices shifted in-plane: tilted gantry
     write_series(tmp_path, hu, step_vec=step, spacing_xy=(1.0, 1.0))
     vol = read_dicom_series(tmp_path)
     exp = expected_ras_affine((1, 0, 0), (0, 1, 0), (1.0, 1.0), step, (-10.0, -20.0, 30.0))
@@ -75,8 +91,9 @@ def test_nifti_roundtrip_keeps_geometry(tmp_path):
     import nibabel as nib
 
     hu = _phantom(shape=(8, 7, 6), seed=4)
-    write_series(tmp_path / "dcm", hu, row_cos=(0, 1, 0), col_cos=(0, 0, -1), spacing_xy=(0.5, 1.5),
-                 step_vec=(-3.0, 0, 0))   # normal = row x col = (-1, 0, 0)
+    write_series(
+        tmp_path / "dcm", hu, row_cos=(0, 1, 0), col_cos=(0, 0, -1), spacing_xy=(0.5, 1.5), step_vec=(-3.0, 0, 0)
+    )  # normal = row x col = (-1, 0, 0)
     vol = read_dicom_series(tmp_path / "dcm")
     nib.save(nib.Nifti1Image(vol.array, vol.affine), tmp_path / "v.nii.gz")
     img = nib.load(tmp_path / "v.nii.gz")

@@ -1,5 +1,6 @@
 """DDP: two CPU processes under gloo via torchrun train, the loss falls and both ranks
 end with bit-identical weights (hashes gathered from every rank after training)."""
+
 import json
 import os
 import subprocess
@@ -38,10 +39,35 @@ def test_two_process_gloo_teacher(tmp_path):
     data = tmp_path / "data"
     write_phantom_dataset(data, kind="cardiac", n_patients=4, shape=(16, 16, 8), n_frames=8, seed=3)
     out = tmp_path / "run"
-    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", "-m", "interp4d_lite.train", "train-teacher",
-           "--data", str(data), "--volume-shape", "16", "16", "8", "--steps", "12", "--batch-size", "2", "--lr", "3e-3",
-           "--log-every", "1", "--device", "cpu", "--no-progress", "--out", str(out),
-           "--model-config", json.dumps({"encoder_channels": [4, 8, 8, 8], "decoder_channels": [8, 8, 4], "fused_channels": 4})]
+    cmd = [
+        str(TORCHRUN),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "interp4d_lite.train",
+        "train-teacher",
+        "--data",
+        str(data),
+        "--volume-shape",
+        "16",
+        "16",
+        "8",
+        "--steps",
+        "12",
+        "--batch-size",
+        "2",
+        "--lr",
+        "3e-3",
+        "--log-every",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--model-config",
+        json.dumps({"encoder_channels": [4, 8, 8, 8], "decoder_channels": [8, 8, 4], "fused_channels": 4}),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]

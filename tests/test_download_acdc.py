@@ -1,4 +1,5 @@
 """`interp4d-lite download acdc` against a fabricated ACDC zip on a local server (127.0.0.1)."""
+
 from __future__ import annotations
 
 import errno
@@ -17,8 +18,11 @@ from _download_server import lock_is_free as _lock_is_free
 import interp4d_lite.download.acdc as acdc
 import interp4d_lite.download.http as dh
 
-PATIENTS = {"patient001": ("training", 4, 1, 3), "patient002": ("training", 5, 1, 4),
-            "patient101": ("testing", 3, 1, 2)}
+PATIENTS = {
+    "patient001": ("training", 4, 1, 3),
+    "patient002": ("training", 5, 1, 4),
+    "patient101": ("testing", 3, 1, 2),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +45,9 @@ def gzip_bytes(raw: bytes) -> bytes:
     return gzip.compress(raw, mtime=0)
 
 
-def make_acdc_zip(extra: dict[str, bytes] | None = None, frames_delta: int = 0, compression=zipfile.ZIP_STORED,
-                  prefix: str = "ACDC/") -> tuple[bytes, dict]:
+def make_acdc_zip(
+    extra: dict[str, bytes] | None = None, frames_delta: int = 0, compression=zipfile.ZIP_STORED, prefix: str = "ACDC/"
+) -> tuple[bytes, dict]:
     arrays = {}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=compression) as zf:
@@ -52,8 +57,9 @@ def make_acdc_zip(extra: dict[str, bytes] | None = None, frames_delta: int = 0, 
             b, arr = _nifti_bytes((6, 5, 3, nt + frames_delta), seed=i)
             arrays[pid] = arr
             zf.writestr(base + f"{pid}_4d.nii.gz", b)
-            zf.writestr(base + "Info.cfg", f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 180.0\n"
-                                           f"NbFrame: {nt}\nWeight: 80.0\n")
+            zf.writestr(
+                base + "Info.cfg", f"ED: {ed}\nES: {es}\nGroup: NOR\nHeight: 180.0\nNbFrame: {nt}\nWeight: 80.0\n"
+            )
             zf.writestr(base + f"{pid}_frame01.nii.gz", _nifti_bytes((6, 5, 3), seed=10 + i)[0])
         for name, data in (extra or {}).items():
             zf.writestr(name, data)
@@ -61,8 +67,7 @@ def make_acdc_zip(extra: dict[str, bytes] | None = None, frames_delta: int = 0, 
 
 
 def run(dest, url, *extra):
-    return acdc.main(["--dest", str(dest), "--url", url, "--retries", "0", "--backoff", "0",
-                      "--no-progress", *extra])
+    return acdc.main(["--dest", str(dest), "--url", url, "--retries", "0", "--backoff", "0", "--no-progress", *extra])
 
 
 def test_download_extract_arrange_and_idempotent(tmp_path, capsys):
@@ -141,7 +146,7 @@ def test_recorded_hash_guards_later_downloads(tmp_path, capsys):
         assert run(dest, srv.url + "/acdc.zip") == 2
         err = capsys.readouterr().err
         assert "differs from the first good download" in err
-    assert (dest / "patient001" / "patient001_4d.nii.gz").exists()      # verified data untouched
+    assert (dest / "patient001" / "patient001_4d.nii.gz").exists()  # verified data untouched
     assert not (dest / ".acdc" / "acdc.zip").exists()
     # same content, re-packed (other compression => other bytes): accepted via the content digest
     repacked, _ = make_acdc_zip(compression=zipfile.ZIP_DEFLATED)
@@ -181,7 +186,7 @@ def test_disk_full_then_resume(tmp_path, capsys, monkeypatch):
         assert (dest / ".acdc" / "acdc.zip.part").stat().st_size == 2 * 512
         monkeypatch.setattr(dh, "_write_chunk", real)
         monkeypatch.setenv("ACDC_URL", srv.url + "/acdc.zip")
-        assert acdc.main(["--dest", str(dest), "--no-progress", "--retries", "0"]) == 0   # URL from $ACDC_URL
+        assert acdc.main(["--dest", str(dest), "--no-progress", "--retries", "0"]) == 0  # URL from $ACDC_URL
     assert len(list(dest.glob("patient*"))) == 3
 
 
@@ -205,7 +210,7 @@ def test_interrupted_arrangement_resumes(tmp_path, capsys, monkeypatch):
         assert not (dest / "dataset.json").exists()
         monkeypatch.setattr(acdc.os, "replace", real)
         assert run(dest, srv.url + "/acdc.zip") == 0
-        assert srv.hits("/acdc.zip") == 1          # the archive was not fetched again
+        assert srv.hits("/acdc.zip") == 1  # the archive was not fetched again
     assert sorted(json.loads((dest / "dataset.json").read_text())["patients"]) == sorted(PATIENTS)
 
 
@@ -229,8 +234,7 @@ def test_not_acdc_archive(tmp_path, capsys):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("readme.txt", "hello")
-    with FakeServer({"/x.zip": Route(buf.getvalue()),
-                     "/login.zip": Route(b"<html>please log in</html>")}) as srv:
+    with FakeServer({"/x.zip": Route(buf.getvalue()), "/login.zip": Route(b"<html>please log in</html>")}) as srv:
         assert run(tmp_path / "d", srv.url + "/x.zip") == 2
         assert "is this the ACDC zip" in capsys.readouterr().err
         assert run(tmp_path / "e", srv.url + "/login.zip") == 2
@@ -262,8 +266,13 @@ def test_reachable_as_interp4d_lite_download_and_through_the_clone_shim(tmp_path
     assert main(["download", "lung4d", "--dest", str(tmp_path / "none"), "--verify"]) == 2
     assert "interp4d-lite download lung4d: error:" in capsys.readouterr().err
     repo = Path(__file__).resolve().parent.parent
-    r = subprocess.run([sys.executable, "-m", "data_download.acdc", "--dest", str(tmp_path / "none"), "--verify"],
-                       cwd=repo, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "data_download.acdc", "--dest", str(tmp_path / "none"), "--verify"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "python -m data_download.acdc: error:" in r.stderr
 
 
@@ -301,8 +310,9 @@ def test_tar_gz_archive_and_unreachable_server(tmp_path, capsys):
     with FakeServer({"/ACDC.tar.gz": Route(buf.getvalue())}) as srv:
         assert run(dest, srv.url + "/ACDC.tar.gz") == 0
     assert (dest / ".acdc" / "ACDC.tar.gz").exists()
-    np.testing.assert_array_equal(np.asarray(nib.load(dest / "patient002" / "patient002_4d.nii.gz").dataobj),
-                                  arrays["patient002"])
+    np.testing.assert_array_equal(
+        np.asarray(nib.load(dest / "patient002" / "patient002_4d.nii.gz").dataobj), arrays["patient002"]
+    )
     capsys.readouterr()
     assert run(tmp_path / "b", closed_port_url()) == 2
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Resumable download, retries, checksums, disk-full and safe extraction, against a
 local HTTP server on 127.0.0.1 (no internet)."""
+
 from __future__ import annotations
 
 import errno
@@ -40,14 +41,13 @@ def _sha(b):
 def test_plain_download_and_idempotent_rerun(tmp_path):
     body = _payload()
     with FakeServer({"/f.bin": Route(body)}) as srv:
-        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body),
-                               settings=FAST)
+        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body), settings=FAST)
         assert out["sha256"] == _sha(body) and out["size"] == len(body) and not out["resumed"]
         assert (tmp_path / "f.bin").read_bytes() == body
         assert not (tmp_path / "f.bin.part").exists()
         again = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", settings=FAST)
         assert again["sha256"] == _sha(body)
-        assert srv.hits("/f.bin") == 1          # the complete file is not fetched again
+        assert srv.hits("/f.bin") == 1  # the complete file is not fetched again
 
 
 def test_resume_after_cut_connection(tmp_path):
@@ -60,8 +60,7 @@ def test_resume_after_cut_connection(tmp_path):
         assert not (tmp_path / "f.bin").exists()
         kept = part.stat().st_size
         assert 0 < kept <= 70_000 and part.read_bytes() == body[:kept]
-        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body),
-                               settings=FAST)
+        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body), settings=FAST)
         assert out["resumed"] and out["sha256"] == _sha(body)
         assert srv.log[-1][2] == f"bytes={kept}-"
         assert (tmp_path / "f.bin").read_bytes() == body
@@ -71,8 +70,13 @@ def test_cut_connection_resumed_within_one_call(tmp_path):
     body = _payload(seed=1)
     settings = dh.HTTPSettings(retries=2, backoff=0.0, progress=False)
     with FakeServer({"/f.bin": Route(body, cut_after=50_000, cut_times=1)}) as srv:
-        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_size=len(body),
-                               expected_sha256=_sha(body), settings=settings)
+        out = dh.download_file(
+            srv.url + "/f.bin",
+            tmp_path / "f.bin",
+            expected_size=len(body),
+            expected_sha256=_sha(body),
+            settings=settings,
+        )
         assert out["resumed"] and srv.hits("/f.bin") == 2
     assert (tmp_path / "f.bin").read_bytes() == body
 
@@ -81,8 +85,7 @@ def test_server_without_range_support_restarts(tmp_path):
     body = _payload(seed=2)
     (tmp_path / "f.bin.part").write_bytes(b"garbage-from-elsewhere")
     with FakeServer({"/f.bin": Route(body, ranges=False)}) as srv:
-        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body),
-                               settings=FAST)
+        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body), settings=FAST)
     assert not out["resumed"] and (tmp_path / "f.bin").read_bytes() == body
 
 
@@ -90,8 +93,7 @@ def test_part_already_complete_gets_416(tmp_path):
     body = _payload(seed=3)
     (tmp_path / "f.bin.part").write_bytes(body)
     with FakeServer({"/f.bin": Route(body)}) as srv:
-        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body),
-                               settings=FAST)
+        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body), settings=FAST)
     assert out["sha256"] == _sha(body)
 
 
@@ -99,17 +101,14 @@ def test_checksum_mismatch_deletes_unverified_part_and_keeps_existing(tmp_path):
     body = _payload(seed=4)
     with FakeServer({"/f.bin": Route(body)}) as srv:
         with pytest.raises(ChecksumError, match="SHA-256"):
-            dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256="0" * 64,
-                             settings=FAST)
+            dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256="0" * 64, settings=FAST)
         assert not (tmp_path / "f.bin").exists() and not (tmp_path / "f.bin.part").exists()
         with pytest.raises(ChecksumError, match="announces 200000 bytes, expected 200001"):
-            dh.download_file(srv.url + "/f.bin", tmp_path / "g.bin", expected_size=len(body) + 1,
-                             settings=FAST)
+            dh.download_file(srv.url + "/f.bin", tmp_path / "g.bin", expected_size=len(body) + 1, settings=FAST)
         # an existing (verified earlier) file is never deleted by a failed check
         (tmp_path / "h.bin").write_bytes(b"old")
         with pytest.raises(ChecksumError, match="left in place"):
-            dh.download_file(srv.url + "/f.bin", tmp_path / "h.bin", expected_sha256=_sha(body),
-                             settings=FAST)
+            dh.download_file(srv.url + "/f.bin", tmp_path / "h.bin", expected_sha256=_sha(body), settings=FAST)
         assert (tmp_path / "h.bin").read_bytes() == b"old"
 
 
@@ -129,10 +128,9 @@ def test_http_5xx_is_retried_with_bounded_attempts(tmp_path, monkeypatch):
     monkeypatch.setattr(dh.time, "sleep", sleeps.append)
     body = _payload(seed=5)
     settings = dh.HTTPSettings(retries=2, backoff=0.5, progress=False)
-    with FakeServer({"/ok.bin": Route(body, statuses=[500, 503]),
-                     "/bad.bin": Route(body, statuses=[500] * 10)}) as srv:
+    with FakeServer({"/ok.bin": Route(body, statuses=[500, 503]), "/bad.bin": Route(body, statuses=[500] * 10)}) as srv:
         dh.download_file(srv.url + "/ok.bin", tmp_path / "ok.bin", settings=settings)
-        assert srv.hits("/ok.bin") == 3 and sleeps == [0.5, 1.0]      # exponential backoff
+        assert srv.hits("/ok.bin") == 3 and sleeps == [0.5, 1.0]  # exponential backoff
         with pytest.raises(DownloadError, match=r"HTTP 500.*3 attempts"):
             dh.download_file(srv.url + "/bad.bin", tmp_path / "bad.bin", settings=settings)
         assert srv.hits("/bad.bin") == 3
@@ -165,8 +163,7 @@ def test_disk_full_keeps_resumable_part(tmp_path, monkeypatch):
         kept = (tmp_path / "f.bin.part").read_bytes()
         assert 0 < len(kept) < len(body) and body.startswith(kept)
         monkeypatch.setattr(dh, "_write_chunk", real)
-        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body),
-                               settings=FAST)
+        out = dh.download_file(srv.url + "/f.bin", tmp_path / "f.bin", expected_sha256=_sha(body), settings=FAST)
         assert out["resumed"]
 
 
@@ -185,6 +182,7 @@ def test_atomic_json_survives_disk_full(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------ archives
+
 
 def _zip(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
@@ -220,23 +218,26 @@ def test_good_zip_and_tar_extract(tmp_path):
     assert (tmp_path / "outz/db/training/p1/x.txt").read_bytes() == b"1"
     (tmp_path / "a.tar.gz").write_bytes(_tar([("d/f.txt", b"2"), _link("d/l", "f.txt")]))
     safe_extract(tmp_path / "a.tar.gz", tmp_path / "outt")
-    assert (tmp_path / "outt/d/l").read_bytes() == b"2"          # a link inside is fine
+    assert (tmp_path / "outt/d/l").read_bytes() == b"2"  # a link inside is fine
     assert not list(tmp_path.glob(".extract-*"))
     with pytest.raises(DownloadError, match="already exists"):
         safe_extract(tmp_path / "a.zip", tmp_path / "outz")
 
 
-@pytest.mark.parametrize("name,make", [
-    ("zip-dotdot", lambda: _zip({"ok.txt": b"ok", "../evil.txt": b"x"})),
-    ("zip-nested-dotdot", lambda: _zip({"a/../../evil.txt": b"x"})),
-    ("zip-absolute", lambda: _zip({"/tmp/evil.txt": b"x"})),
-    ("tar-dotdot", lambda: _tar([("ok.txt", b"ok"), ("../evil.txt", b"x")])),
-    ("tar-absolute", lambda: _tar([("/etc/evil", b"x")])),
-    ("tar-symlink-escape", lambda: _tar([_link("d/esc", "../../outside"), ("ok.txt", b"ok")])),
-    ("tar-symlink-absolute", lambda: _tar([_link("esc", "/etc/passwd")])),
-    ("tar-hardlink-escape", lambda: _tar([_link("h", "../outside", tarfile.LNKTYPE)])),
-    ("tar-device", lambda: _tar([_link("dev", "", tarfile.CHRTYPE)])),
-])
+@pytest.mark.parametrize(
+    "name,make",
+    [
+        ("zip-dotdot", lambda: _zip({"ok.txt": b"ok", "../evil.txt": b"x"})),
+        ("zip-nested-dotdot", lambda: _zip({"a/../../evil.txt": b"x"})),
+        ("zip-absolute", lambda: _zip({"/tmp/evil.txt": b"x"})),
+        ("tar-dotdot", lambda: _tar([("ok.txt", b"ok"), ("../evil.txt", b"x")])),
+        ("tar-absolute", lambda: _tar([("/etc/evil", b"x")])),
+        ("tar-symlink-escape", lambda: _tar([_link("d/esc", "../../outside"), ("ok.txt", b"ok")])),
+        ("tar-symlink-absolute", lambda: _tar([_link("esc", "/etc/passwd")])),
+        ("tar-hardlink-escape", lambda: _tar([_link("h", "../outside", tarfile.LNKTYPE)])),
+        ("tar-device", lambda: _tar([_link("dev", "", tarfile.CHRTYPE)])),
+    ],
+)
 def test_hostile_archives_rejected(tmp_path, name, make):
     arc = tmp_path / "in" / ("x.zip" if name.startswith("zip") else "x.tar.gz")
     arc.parent.mkdir()
@@ -254,7 +255,7 @@ def test_zip_symlink_rejected_and_corrupt_archive(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         info = zipfile.ZipInfo("link")
-        info.external_attr = (0o120777 << 16)
+        info.external_attr = 0o120777 << 16
         zf.writestr(info, "../../etc/passwd")
     (tmp_path / "l.zip").write_bytes(buf.getvalue())
     with pytest.raises(UnsafeArchiveError, match="outside"):
@@ -293,6 +294,7 @@ def test_zip_content_digest_ignores_repacking(tmp_path):
 
 # ------------------------------------------------------------------ destination lock
 
+
 def test_dest_lock_refuses_a_second_run_and_survives_a_crash(tmp_path):
     """While one process holds the destination lock a second run fails at once with a
     message naming the lock; a holder killed with SIGKILL (no clean-up) frees it."""
@@ -305,8 +307,16 @@ def test_dest_lock_refuses_a_second_run_and_survives_a_crash(tmp_path):
     lock = tmp_path / ".acdc" / "lock"
     lock.parent.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time, filelock; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
-         "print('held', flush=True); time.sleep(60)", str(lock)], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, filelock; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
+            "print('held', flush=True); time.sleep(60)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(DownloadError, match=r"lock: another download is writing to this destination"):

@@ -1,4 +1,5 @@
 """`interp4d-lite download lung4d` against a fake TCIA NBIA API on 127.0.0.1."""
+
 from __future__ import annotations
 
 import errno
@@ -19,7 +20,7 @@ import interp4d_lite.download.lung4d as L
 from interp4d_lite.download.errors import DownloadError
 
 API = "/nbia-api/services/v1"
-SHAPE = (32, 26, 12)            # X, Y, Z of the fake DICOM
+SHAPE = (32, 26, 12)  # X, Y, Z of the fake DICOM
 SPACING = (1.2, 1.1)
 STEP = 2.5
 BODY_HU, LUNG_HU, COUCH_HU = 40.0, -800.0, 100.0
@@ -39,11 +40,11 @@ def phantom(phase: int) -> np.ndarray:
     vol = np.full(SHAPE, -1000.0, np.float32)
     body = ((x - 15.5) / 15) ** 2 + ((y - 11) / 9.5) ** 2 <= 1
     vol[body] = BODY_HU
-    grow = 1.0 + 0.4 * np.cos(np.pi * phase / 100.0) ** 2   # inhale at 0 %, exhale at 50 %
+    grow = 1.0 + 0.4 * np.cos(np.pi * phase / 100.0) ** 2  # inhale at 0 %, exhale at 50 %
     for cx in (9.5, 21.5):
         lung = ((x - cx) / (2.5 * grow)) ** 2 + ((y - 11) / (3.0 * grow)) ** 2 + ((z - 6) / 8.0) ** 2 <= 1
         vol[lung & body] = LUNG_HU
-    vol[:, 22:25, :] = COUCH_HU            # couch: 3 rows, one air row below the body
+    vol[:, 22:25, :] = COUCH_HU  # couch: 3 rows, one air row below the body
     return vol
 
 
@@ -70,35 +71,78 @@ class FakeTCIA:
             uid = f"1.2.826.0.1.{abs(hash((pid, date))) % 10**8}.{p + 1}"
             d = self.root / f"{pid}_{date}_{p}"
             desc = f"P4^P100^P100 Gated, {p:.1f}%"
-            write_series(d, phantom(p), spacing_xy=SPACING, step_vec=(0, 0, STEP), patient_id=pid,
-                         description=desc, series_uid=uid, study_uid=study, shuffle_seed=p,
-                         skip=(skip or {}).get(p, ()), series_date=date)
+            write_series(
+                d,
+                phantom(p),
+                spacing_xy=SPACING,
+                step_vec=(0, 0, STEP),
+                patient_id=pid,
+                description=desc,
+                series_uid=uid,
+                study_uid=study,
+                shuffle_seed=p,
+                skip=(skip or {}).get(p, ()),
+                series_date=date,
+            )
             self.zips[uid] = _zip_dir(d)
             n = SHAPE[2] - len((skip or {}).get(p, ()))
-            rec = {"SeriesInstanceUID": uid, "StudyInstanceUID": study, "PatientID": pid, "Modality": "CT",
-                   "SeriesDescription": desc, "SeriesDate": f"{date[:4]}-{date[4:6]}-{date[6:]} 00:00:00.0",
-                   "ImageCount": SHAPE[2], "SeriesNumber": p + 1, "Collection": "4D-Lung"}
+            rec = {
+                "SeriesInstanceUID": uid,
+                "StudyInstanceUID": study,
+                "PatientID": pid,
+                "Modality": "CT",
+                "SeriesDescription": desc,
+                "SeriesDate": f"{date[:4]}-{date[4:6]}-{date[6:]} 00:00:00.0",
+                "ImageCount": SHAPE[2],
+                "SeriesNumber": p + 1,
+                "Collection": "4D-Lung",
+            }
             self.sizes[uid] = 2000 * n
             if with_filesize:
                 rec["FileSize"] = self.sizes[uid]
             self.series.append(rec)
         if extra:
-            self.series.append({"SeriesInstanceUID": f"9.{pid}.{date}.avg", "StudyInstanceUID": study,
-                                "PatientID": pid, "Modality": "CT", "SeriesDescription": "P4^P100^P100^AVG",
-                                "ImageCount": SHAPE[2], "SeriesDate": date})
-            self.series.append({"SeriesInstanceUID": f"9.{pid}.{date}.rt", "StudyInstanceUID": study,
-                                "PatientID": pid, "Modality": "RTSTRUCT", "SeriesDescription": "Gated, 50.0%"})
+            self.series.append(
+                {
+                    "SeriesInstanceUID": f"9.{pid}.{date}.avg",
+                    "StudyInstanceUID": study,
+                    "PatientID": pid,
+                    "Modality": "CT",
+                    "SeriesDescription": "P4^P100^P100^AVG",
+                    "ImageCount": SHAPE[2],
+                    "SeriesDate": date,
+                }
+            )
+            self.series.append(
+                {
+                    "SeriesInstanceUID": f"9.{pid}.{date}.rt",
+                    "StudyInstanceUID": study,
+                    "PatientID": pid,
+                    "Modality": "RTSTRUCT",
+                    "SeriesDescription": "Gated, 50.0%",
+                }
+            )
 
     def routes(self, cut: dict[str, int] | None = None) -> dict:
-        r = {f"{API}/getSeries": lambda q: (200, json.dumps(self.series).encode(),
-                                            {"Content-Type": "application/json"})
-             if q.get("Collection") == "4D-Lung" else (200, b"[]", {}),
-             f"{API}/getSeriesSize": lambda q: (200, json.dumps([{"TotalSizeInBytes": str(float(
-                 self.sizes[q["SeriesInstanceUID"]])), "ObjectCount": "12"}]).encode(), {})}
+        r = {
+            f"{API}/getSeries": lambda q: (
+                (200, json.dumps(self.series).encode(), {"Content-Type": "application/json"})
+                if q.get("Collection") == "4D-Lung"
+                else (200, b"[]", {})
+            ),
+            f"{API}/getSeriesSize": lambda q: (
+                200,
+                json.dumps(
+                    [{"TotalSizeInBytes": str(float(self.sizes[q["SeriesInstanceUID"]])), "ObjectCount": "12"}]
+                ).encode(),
+                {},
+            ),
+        }
         for uid, body in self.zips.items():
             c = (cut or {}).get(uid)
             r[f"{API}/getImage?SeriesInstanceUID={uid}"] = Route(
-                body, content_type="application/zip", cut_after=c, cut_times=1 if c else 0)
+                body, content_type="application/zip", cut_after=c, cut_times=1 if c else 0
+            )
         return r
 
 
@@ -108,7 +152,7 @@ A, B, C_ = "100_HM10395", "101_HM10396", "102_HM10397"
 @pytest.fixture(scope="module")
 def tcia(tmp_path_factory):
     t = FakeTCIA(tmp_path_factory.mktemp("tcia"))
-    t.add_session(A, "19970701", "1.1.2")          # listed first but later in time
+    t.add_session(A, "19970701", "1.1.2")  # listed first but later in time
     t.add_session(A, "19970623", "1.1.1")
     t.add_session(B, "19980101", "2.1.1", with_filesize=False)
     t.add_session(C_, "19990101", "3.1.1", phases=[p for p in L.PHASES if p != 30], extra=False)
@@ -116,27 +160,61 @@ def tcia(tmp_path_factory):
 
 
 def uids_of(tcia, pid, date):
-    return [s["SeriesInstanceUID"] for s in tcia.series
-            if s["PatientID"] == pid and str(s.get("SeriesDate", "")).replace("-", "").startswith(date)
-            and L.parse_phase(s["SeriesDescription"]) is not None and s["Modality"] == "CT"]
+    return [
+        s["SeriesInstanceUID"]
+        for s in tcia.series
+        if s["PatientID"] == pid
+        and str(s.get("SeriesDate", "")).replace("-", "").startswith(date)
+        and L.parse_phase(s["SeriesDescription"]) is not None
+        and s["Modality"] == "CT"
+    ]
 
 
 def run(dest, srv, *extra):
-    return L.main(["--dest", str(dest), "--api-url", srv.url + API, "--retries", "0", "--backoff", "0",
-                   "--no-progress", *OUT, *extra])
+    return L.main(
+        [
+            "--dest",
+            str(dest),
+            "--api-url",
+            srv.url + API,
+            "--retries",
+            "0",
+            "--backoff",
+            "0",
+            "--no-progress",
+            *OUT,
+            *extra,
+        ]
+    )
 
 
 def getimage_hits(srv, uids=None):
-    return [q["SeriesInstanceUID"] for p, q, _ in srv.log if p.endswith("/getImage")
-            and (uids is None or q["SeriesInstanceUID"] in uids)]
+    return [
+        q["SeriesInstanceUID"]
+        for p, q, _ in srv.log
+        if p.endswith("/getImage") and (uids is None or q["SeriesInstanceUID"] in uids)
+    ]
 
 
-@pytest.mark.parametrize("desc,phase", [
-    ("P4^P100^P100 Gated, 50.0%", 50), ("P4^P100^P100 Gated, 0.0%", 0), ("Gated, 90.0 %", 90),
-    ("T=40%", 40), ("4DCT 20% phase", 20), ("P4^P100^P100^AVG", None), ("MIP 0%-90%", None),
-    ("Average CT 50%", None), ("CBCT 50%", None), ("Gated, 45.0%", None), ("Gated, 100.0%", None),
-    ("", None), (None, None), ("helical", None),
-])
+@pytest.mark.parametrize(
+    "desc,phase",
+    [
+        ("P4^P100^P100 Gated, 50.0%", 50),
+        ("P4^P100^P100 Gated, 0.0%", 0),
+        ("Gated, 90.0 %", 90),
+        ("T=40%", 40),
+        ("4DCT 20% phase", 20),
+        ("P4^P100^P100^AVG", None),
+        ("MIP 0%-90%", None),
+        ("Average CT 50%", None),
+        ("CBCT 50%", None),
+        ("Gated, 45.0%", None),
+        ("Gated, 100.0%", None),
+        ("", None),
+        (None, None),
+        ("helical", None),
+    ],
+)
 def test_parse_phase(desc, phase):
     assert L.parse_phase(desc) == phase
 
@@ -150,7 +228,7 @@ def test_sessions_grouped_and_chosen(tcia):
     assert L.choose_session(sessions[A], "1997-07-01").date == "19970701"
     assert L.choose_session(sessions[A], "1").date == "19970701"
     assert L.choose_session(sessions[A], "20000101") is None
-    assert L.choose_session(sessions[C_]) is None                 # 30 % missing
+    assert L.choose_session(sessions[C_]) is None  # 30 % missing
     with pytest.raises(DownloadError):
         L.choose_session(sessions[A], "sometimes")
     # a duplicated phase series: the one with the typical ImageCount wins, and it is reported
@@ -168,8 +246,8 @@ def test_full_run_layout_geometry_and_idempotence(tmp_path, tcia, capsys):
         assert f"{C_}: no complete 10-phase session" in out
         got = getimage_hits(srv)
         assert sorted(got) == sorted(uids_of(tcia, A, "19970623") + uids_of(tcia, B, "19980101"))
-        assert any(p.endswith("/getSeriesSize") for p, _, _ in srv.log)       # B has no FileSize
-        assert run(dest, srv) == 0                                           # idempotent
+        assert any(p.endswith("/getSeriesSize") for p, _, _ in srv.log)  # B has no FileSize
+        assert run(dest, srv) == 0  # idempotent
         assert len(getimage_hits(srv)) == len(got)
     for pid in (A, B):
         img = nib.load(dest / pid / f"{pid}_4d.nii.gz")
@@ -189,7 +267,7 @@ def test_full_run_layout_geometry_and_idempotence(tmp_path, tcia, capsys):
     np.testing.assert_allclose(img.affine @ [-0.5, -0.5, -0.5, 1], [*corner_ras, 1], atol=1e-6)
     # values: couch gone, body and lungs kept (HU), lungs larger at 0 % than at 50 %
     data = np.asarray(img.dataobj).astype(float)
-    assert data[:, 9:, :, :].max() <= -1000           # rows of the couch (y >= 22 of 26) -> air
+    assert data[:, 9:, :, :].max() <= -1000  # rows of the couch (y >= 22 of 26) -> air
     assert abs(np.median(data[6, 2, 2:4, :]) - BODY_HU) < 80
     lung0 = (data[..., 0] < -500).sum() - (data[..., 0] <= -1000).sum()
     lung5 = (data[..., 5] < -500).sum() - (data[..., 5] <= -1000).sum()
@@ -231,7 +309,7 @@ def test_cut_connection_resumes_without_refetching(tmp_path, tcia, capsys):
         kept = part.stat().st_size
         assert kept > 0
         assert run(dest, srv, "--patients", A) == 0
-        second = getimage_hits(srv)[len(first):]
+        second = getimage_hits(srv)[len(first) :]
         assert second[0] == victim and set(second).isdisjoint(a[:4])
         assert [r for p, q, r in srv.log if q.get("SeriesInstanceUID") == victim][-1] == f"bytes={kept}-"
     assert (dest / A / f"{A}_4d.nii.gz").exists()
@@ -265,14 +343,28 @@ def test_disk_full_while_writing_nifti(tmp_path, tcia, capsys, monkeypatch):
         monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
         n = len(getimage_hits(srv))
         assert run(dest, srv, "--patients", B) == 0
-        assert len(getimage_hits(srv)) == n                # downloads were kept
+        assert len(getimage_hits(srv)) == n  # downloads were kept
     assert L.main(["--dest", str(dest), "--verify"]) == 0
 
 
 def test_api_errors(tmp_path, capsys):
     with FakeServer({f"{API}/getSeries": Route(b"", statuses=[500, 502, 500])}) as srv:
-        assert L.main(["--dest", str(tmp_path / "d"), "--api-url", srv.url + API, "--retries", "1",
-                       "--backoff", "0", "--no-progress"]) == 2
+        assert (
+            L.main(
+                [
+                    "--dest",
+                    str(tmp_path / "d"),
+                    "--api-url",
+                    srv.url + API,
+                    "--retries",
+                    "1",
+                    "--backoff",
+                    "0",
+                    "--no-progress",
+                ]
+            )
+            == 2
+        )
         assert "HTTP 502" in capsys.readouterr().err and srv.hits(f"{API}/getSeries") == 2
     url = closed_port_url().rsplit("/", 1)[0]
     assert L.main(["--dest", str(tmp_path / "d"), "--api-url", url, "--retries", "0", "--no-progress"]) == 2
@@ -288,7 +380,7 @@ def test_remove_couch_and_resample_geometry():
     aff = np.diag([-1.2, -1.1, 2.5, 1.0])
     clean, body = L.remove_couch(vol, aff)
     assert (clean[:, 22:25, :] == L.AIR_HU).all() and (vol[:, 22:25, :] == COUCH_HU).all()
-    assert body[15, 11, 6] and (clean[9, 11, 6] == LUNG_HU)          # lungs are inside the body
+    assert body[15, 11, 6] and (clean[9, 11, 6] == LUNG_HU)  # lungs are inside the body
     assert (clean[body] == vol[body]).all() and body.sum() > 0.4 * body.size
     # resampling preserves world positions: a bright block lands where it should
     v = np.full((20, 20, 20), -1000.0, np.float32)
@@ -311,7 +403,7 @@ def test_corrupt_series_zip_deleted_and_keep_going(tmp_path, tcia, capsys):
         assert run(dest, srv, "--patients", A, B, "--keep-going") == 2
         out, err = capsys.readouterr()
         assert f"{A}: FAILED" in out and "not a valid zip" in out and "1 patient(s) failed" in err
-        assert not (dest / ".lung4d" / "raw" / A / f"{bad}.zip").exists()      # unverified: deleted
+        assert not (dest / ".lung4d" / "raw" / A / f"{bad}.zip").exists()  # unverified: deleted
         assert (dest / B / f"{B}_4d.nii.gz").exists() and not (dest / A).exists()
         assert json.loads((dest / "dataset.json").read_text())["patients"] == [B]
 

@@ -8,6 +8,7 @@ solution and "build it" cells, without papermill (fast).
   check with ``strict=True``; notebooks 01-04 build their central blocks and check them
   against the package: the functions of those cells are executed here against the package too.
 """
+
 from __future__ import annotations
 
 import ast
@@ -38,7 +39,7 @@ def _exercise_pairs(name):
     pairs = []
     for i, c in enumerate(cells):
         if c.cell_type == "code" and "exercise" in _tags(c):
-            nxt = next(d for d in cells[i + 1:] if d.cell_type == "code")
+            nxt = next(d for d in cells[i + 1 :] if d.cell_type == "code")
             pairs.append((c, nxt))
     return pairs
 
@@ -61,11 +62,19 @@ def test_every_notebook_has_two_exercises_with_collapsed_solutions(name):
     for exercise_cell, solution_cell in pairs:
         check = _check_called(exercise_cell.source)
         used.append(check)
-        assert "NotImplementedError" in exercise_cell.source, f"{name}: the exercise stub should raise NotImplementedError"
-        assert "solution" in _tags(solution_cell), f"{name}: the cell after the {check} exercise must be tagged 'solution'"
-        assert solution_cell.metadata.get("jupyter", {}).get("source_hidden") is True, f"{name}: {check} solution not collapsed"
+        assert "NotImplementedError" in exercise_cell.source, (
+            f"{name}: the exercise stub should raise NotImplementedError"
+        )
+        assert "solution" in _tags(solution_cell), (
+            f"{name}: the cell after the {check} exercise must be tagged 'solution'"
+        )
+        assert solution_cell.metadata.get("jupyter", {}).get("source_hidden") is True, (
+            f"{name}: {check} solution not collapsed"
+        )
         assert _check_called(solution_cell.source) == check
-        assert "strict=True" in solution_cell.source, f"{name}: the {check} solution should run its check with strict=True"
+        assert "strict=True" in solution_cell.source, (
+            f"{name}: the {check} solution should run its check with strict=True"
+        )
     assert used == ex.EXERCISES[name], f"{name}: exercises {used} differ from interp4d_lite.exercises.EXERCISES"
 
 
@@ -77,7 +86,7 @@ def test_notebook_stub_is_not_attempted_and_solution_passes(name, index, capsys)
     exec(compile(exercise_cell.source, f"{name}:exercise", "exec"), ns)
     out = capsys.readouterr().out
     assert f"NOT ATTEMPTED YET {check}" in out, out
-    exec(compile(solution_cell.source, f"{name}:solution", "exec"), ns)   # strict=True: raises unless it passes
+    exec(compile(solution_cell.source, f"{name}:solution", "exec"), ns)  # strict=True: raises unless it passes
     out = capsys.readouterr().out
     assert f"PASS {check}" in out, out
 
@@ -106,6 +115,7 @@ def _grid_warp(flip=True, sign=1.0, align=True, padding="border"):
         if flip:
             pos = pos.flip(-1)
         return F.grid_sample(image, pos, mode="bilinear", padding_mode=padding, align_corners=align)
+
     return fn
 
 
@@ -118,11 +128,19 @@ WRONG = [
     ("check_to_batch", lambda v: torch.as_tensor(v)[None, None], "dtype"),
     ("check_to_batch", lambda v: np.asarray(v, np.float32)[None, None], "torch tensor"),
     ("check_to_batch", lambda v: torch.as_tensor(v.T.copy(), dtype=torch.float32)[None, None], "wrong order"),
-    ("check_linear_blend", lambda a, b, t: t.view(-1, 1, 1, 1, 1) * a + (1 - t.view(-1, 1, 1, 1, 1)) * b, "t convention is reversed"),
+    (
+        "check_linear_blend",
+        lambda a, b, t: t.view(-1, 1, 1, 1, 1) * a + (1 - t.view(-1, 1, 1, 1, 1)) * b,
+        "t convention is reversed",
+    ),
     ("check_linear_blend", lambda a, b, t: (1 - t) * a + t * b, "reshape"),
     ("check_linear_blend", lambda a, b, t: 0.5 * (a + b), "ignores t"),
     ("check_minmax_per_frame", lambda f: (f - f.min()) / (f.max() - f.min()), "each frame separately"),
-    ("check_minmax_per_frame", lambda f: (f - f.min((1, 2, 3), keepdims=True)) / np.ptp(f, (1, 2, 3), keepdims=True), "constant frame"),
+    (
+        "check_minmax_per_frame",
+        lambda f: (f - f.min((1, 2, 3), keepdims=True)) / np.ptp(f, (1, 2, 3), keepdims=True),
+        "constant frame",
+    ),
     ("check_hu_to_unit", lambda h: (h + 1400) / 1600, "Clip"),
     ("check_hu_to_unit", lambda h: (h - h.min()) / (h.max() - h.min()), "fixed window"),
     ("check_warp_mm", lambda i, u, s: warp(i, u), "millimetres"),
@@ -136,20 +154,48 @@ WRONG = [
     ("check_translation_fields", lambda d, t: (-(1 - t) * d, t * d), "t convention is reversed"),
     ("check_translation_fields", lambda d, t: (-t * d,), "return 2 values"),
     ("check_charbonnier", lambda p, q, eps=1e-3: (p - q).abs().mean(), "Keep ε"),
-    ("check_charbonnier", lambda p, q, eps=1e-3: torch.sqrt((p - q) ** 2 + eps ** 2).sum(), "mean"),
-    ("check_charbonnier", lambda p, q, eps=1e-3: torch.sqrt((p - q) ** 2 + eps ** 2), "one number"),
+    ("check_charbonnier", lambda p, q, eps=1e-3: torch.sqrt((p - q) ** 2 + eps**2).sum(), "mean"),
+    ("check_charbonnier", lambda p, q, eps=1e-3: torch.sqrt((p - q) ** 2 + eps**2), "one number"),
     ("check_gradient_smoothness", lambda u: (u[:, :, 1:] - u[:, :, :-1]).pow(2).mean(), "three spatial axes"),
     ("check_gradient_smoothness", lambda u: (u[:, 1:] - u[:, :-1]).pow(2).mean(), "channel axis"),
-    ("check_gradient_smoothness", lambda u: ((u[:, :, 1:] - u[:, :, :-1]).abs().mean() + (u[:, :, :, 1:] - u[:, :, :, :-1]).abs().mean()
-                                             + (u[..., 1:] - u[..., :-1]).abs().mean()) / 3, "Square"),
-    ("check_upsample_field", lambda u, s: F.interpolate(u, size=s, mode="trilinear", align_corners=False), "voxels of the grid"),
-    ("check_upsample_field", lambda u, s: F.interpolate(u, size=s, mode="trilinear", align_corners=False)
-     * torch.tensor([3.0, 2.0, 2.0]).view(1, 3, 1, 1, 1), "Axis order"),
+    (
+        "check_gradient_smoothness",
+        lambda u: (
+            (
+                (u[:, :, 1:] - u[:, :, :-1]).abs().mean()
+                + (u[:, :, :, 1:] - u[:, :, :, :-1]).abs().mean()
+                + (u[..., 1:] - u[..., :-1]).abs().mean()
+            )
+            / 3
+        ),
+        "Square",
+    ),
+    (
+        "check_upsample_field",
+        lambda u, s: F.interpolate(u, size=s, mode="trilinear", align_corners=False),
+        "voxels of the grid",
+    ),
+    (
+        "check_upsample_field",
+        lambda u, s: (
+            F.interpolate(u, size=s, mode="trilinear", align_corners=False)
+            * torch.tensor([3.0, 2.0, 2.0]).view(1, 3, 1, 1, 1)
+        ),
+        "Axis order",
+    ),
     ("check_field_distillation", lambda s, t, w: _sq(s - t).mean(), "Weight each voxel"),
     ("check_field_distillation", lambda s, t, w: (_sq(s - t) * w).sum() / w.expand_as(s).sum(), "detach"),
     ("check_field_distillation", lambda s, t, w: (_sq(s - t.detach()) * w).sum() / s.numel(), "sum of the weights"),
-    ("check_fusion_weights", lambda f, lg: sum(lg[:, i:i + 1] * x for i, x in enumerate(f)), "Missing softmax normalisation"),
-    ("check_fusion_weights", lambda f, lg: sum(torch.softmax(lg, dim=-1)[:, i:i + 1] * x for i, x in enumerate(f)), "scale axis"),
+    (
+        "check_fusion_weights",
+        lambda f, lg: sum(lg[:, i : i + 1] * x for i, x in enumerate(f)),
+        "Missing softmax normalisation",
+    ),
+    (
+        "check_fusion_weights",
+        lambda f, lg: sum(torch.softmax(lg, dim=-1)[:, i : i + 1] * x for i, x in enumerate(f)),
+        "scale axis",
+    ),
     ("check_endpoint_error", lambda a, b: (a - b).abs().mean(), "Euclidean length"),
     ("check_endpoint_error", lambda a, b: (a - b).norm(dim=-1).mean(), "channel axis"),
     ("check_endpoint_error", lambda a, b: (a - b).norm(dim=1), "one number"),
@@ -163,7 +209,11 @@ WRONG = [
     ("check_surrogate_times", lambda n, ed, es: _st(n, ed, es), "counts frames from 1"),
     ("check_surrogate_times", lambda n, ed, es: 1 - _st(n, ed - 1, es - 1), "t convention is reversed"),
     ("check_surrogate_times", lambda n, ed, es: (np.arange(n) - (ed - 1)) / (es - ed), "NaN"),
-    ("check_lung_phase_times", lambda p, i: np.where(np.asarray(p) > i[1], np.nan, np.asarray(p) / 100.0), "relative to the two input phases"),
+    (
+        "check_lung_phase_times",
+        lambda p, i: np.where(np.asarray(p) > i[1], np.nan, np.asarray(p) / 100.0),
+        "relative to the two input phases",
+    ),
     ("check_lung_phase_times", lambda p, i: (np.asarray(p, float) - i[0]) / (i[1] - i[0]), "NaN"),
 ]
 
@@ -205,11 +255,13 @@ def test_a_crashing_answer_is_reported_not_raised(capsys):
 
 def test_inputs_are_copies():
     """An answer that modifies its inputs in place still gets the same test inputs afterwards."""
+
     def in_place(I0, I1, t):
         t = t.view(-1, 1, 1, 1, 1)
         out = (1 - t) * I0 + t * I1
         I0.zero_()
         return out
+
     assert ex.check_linear_blend(in_place, quiet=True)
 
 
@@ -225,12 +277,15 @@ def _build_functions(name) -> dict:
     return ns
 
 
-@pytest.mark.parametrize("name,functions", [
-    ("01_data_loading", ["my_warp", "my_psnr"]),
-    ("02_teacher_training", ["my_blend", "my_linear_motion", "my_teacher_better"]),
-    ("03_distillation", ["my_time_embedding", "my_film_parameters", "my_film", "my_weighted_sum", "my_fusion"]),
-    ("04_timestamp_sweeps", ["my_linear_motion_oracle", "my_epe_moving"]),
-])
+@pytest.mark.parametrize(
+    "name,functions",
+    [
+        ("01_data_loading", ["my_warp", "my_psnr"]),
+        ("02_teacher_training", ["my_blend", "my_linear_motion", "my_teacher_better"]),
+        ("03_distillation", ["my_time_embedding", "my_film_parameters", "my_film", "my_weighted_sum", "my_fusion"]),
+        ("04_timestamp_sweeps", ["my_linear_motion_oracle", "my_epe_moving"]),
+    ],
+)
 def test_build_it_cells_define_their_blocks(name, functions):
     cells = [c for c in _nb(name).cells if c.cell_type == "code" and "build-it" in _tags(c)]
     assert cells, f"{name}: no build-it cells"
@@ -266,7 +321,9 @@ def test_build_it_02_blend_linear_motion_teacher_better_equal_the_package():
     for a, b in zip(ns["my_linear_motion"](u01, u10, t), linear_motion_fields(u01, u10, t)):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
     ref = linear_motion_interpolate(I0, I1, u01, u10, t)
-    torch.testing.assert_close(ns["my_blend"](I0, I1, ref["u_t0"], ref["u_t1"], ref["mask"]), ref["image"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        ns["my_blend"](I0, I1, ref["u_t0"], ref["u_t1"], ref["mask"]), ref["image"], atol=1e-6, rtol=0
+    )
     s, tch, tgt = (torch.rand(2, 1, 8, 7, 6, generator=g) for _ in range(3))
     w = ns["my_teacher_better"](s, tch, tgt)
     torch.testing.assert_close(w, teacher_better_weights(s, tch, tgt), atol=0, rtol=0)
@@ -280,7 +337,7 @@ def test_build_it_03_film_and_fusion_equal_the_package():
     ns = _build_functions("03_distillation")
     torch.manual_seed(0)
     student = Student(StudentConfig()).eval()
-    for p in student.temporal.heads.parameters():   # larger than the near-identity init: a real test
+    for p in student.temporal.heads.parameters():  # larger than the near-identity init: a real test
         torch.nn.init.normal_(p, std=0.5)
     t = torch.linspace(0, 1, 7)
     torch.testing.assert_close(ns["my_time_embedding"](t), student.temporal.embed(t), atol=1e-6, rtol=0)
@@ -304,8 +361,12 @@ def test_build_it_04_linear_motion_oracle_equals_the_package():
     I0, I1 = torch.rand(1, 1, 8, 7, 6, generator=g), torch.rand(1, 1, 8, 7, 6, generator=g)
     u01, u10 = 2 * torch.randn(1, 3, 8, 7, 6, generator=g), 2 * torch.randn(1, 3, 8, 7, 6, generator=g)
     t = torch.tensor([0.25, 0.5, 0.75])
-    torch.testing.assert_close(ns["my_linear_motion_oracle"](I0, I1, u01, u10, t),
-                               linear_motion_interpolate(I0, I1, u01, u10, t)["image"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        ns["my_linear_motion_oracle"](I0, I1, u01, u10, t),
+        linear_motion_interpolate(I0, I1, u01, u10, t)["image"],
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 def test_build_it_04_epe_moving_equals_the_package():

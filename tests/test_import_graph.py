@@ -1,5 +1,6 @@
 """The package's import graph: no two modules import each other (at module level or
 inside a function), so each module can be read, tested and changed on its own."""
+
 from __future__ import annotations
 
 import ast

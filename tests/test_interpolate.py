@@ -1,4 +1,5 @@
 """`interpolate` keeps the input's grid: odd shapes and non-trivial affines survive."""
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -37,8 +38,29 @@ def test_4d_input_keeps_shape_affine_and_range(tmp_path, student_ckpt):
     src = tmp_path / "in4d.nii.gz"
     nib.save(nib.Nifti1Image(data, _affine()), src)
     out = tmp_path / "out.nii.gz"
-    assert main(["interpolate", "--checkpoint", str(student_ckpt), "--input", str(src), "--frames", "1", "3",
-                 "--times", "0.25", "0.5", "0.75", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                "--checkpoint",
+                str(student_ckpt),
+                "--input",
+                str(src),
+                "--frames",
+                "1",
+                "3",
+                "--times",
+                "0.25",
+                "0.5",
+                "0.75",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     img = nib.load(out)
     assert img.shape == (*SHAPE, 3)
     np.testing.assert_allclose(img.affine, _affine(), atol=1e-5)
@@ -56,7 +78,24 @@ def test_two_3d_inputs_and_n(tmp_path, student_ckpt):
         nib.save(nib.Nifti1Image(rng.random(SHAPE).astype(np.float32), _affine()), p)
         paths.append(str(p))
     out = tmp_path / "o.nii.gz"
-    assert main(["interpolate", "--checkpoint", str(student_ckpt), "--inputs", *paths, "--n", "4", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                "--checkpoint",
+                str(student_ckpt),
+                "--inputs",
+                *paths,
+                "--n",
+                "4",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     img = nib.load(out)
     assert img.shape == (*SHAPE, 4)
     np.testing.assert_allclose(img.affine, _affine(), atol=1e-5)
@@ -79,8 +118,24 @@ def test_one_3d_file_says_to_pass_two_volumes_with_inputs(tmp_path, student_ckpt
     src = tmp_path / "one3d.nii.gz"
     nib.save(nib.Nifti1Image(np.random.default_rng(2).random(SHAPE).astype(np.float32), _affine()), src)
     out = tmp_path / "o.nii.gz"
-    code = main(["interpolate", "--checkpoint", str(student_ckpt), "--input", str(src), "--frames", "0", "1",
-                 "--n", "2", "--out", str(out), "--device", "cpu"])
+    code = main(
+        [
+            "interpolate",
+            "--checkpoint",
+            str(student_ckpt),
+            "--input",
+            str(src),
+            "--frames",
+            "0",
+            "1",
+            "--n",
+            "2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and not out.exists()
     assert len(err.strip().splitlines()) == 1
@@ -95,7 +150,21 @@ def test_inputs_are_read_by_the_data_reader(tmp_path, student_ckpt, capsys):
     nib.save(nib.Nifti1Image(v, _affine()), good)
     v[0, 0, 0] = np.nan
     nib.save(nib.Nifti1Image(v, _affine()), bad)
-    code = main(["interpolate", "--checkpoint", str(student_ckpt), "--inputs", str(good), str(bad), "--n", "1",
-                 "--out", str(tmp_path / "o.nii.gz"), "--device", "cpu"])
+    code = main(
+        [
+            "interpolate",
+            "--checkpoint",
+            str(student_ckpt),
+            "--inputs",
+            str(good),
+            str(bad),
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "o.nii.gz"),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 2
     assert f"{bad}: 1 non-finite voxels (1 NaN" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The code style is checked, not argued about: `ruff check` (configured in pyproject.toml)
 finds nothing in the repository, and every public class has a docstring."""
+
 from __future__ import annotations
 
 import ast
@@ -23,9 +24,25 @@ def _ruff() -> list[str]:
 
 
 def test_ruff_check_is_clean():
-    r = subprocess.run([*_ruff(), "check", "--no-cache", "--output-format", "concise", "."], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [*_ruff(), "check", "--no-cache", "--output-format", "concise", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, f"ruff check found problems (fix them, or `make lint`):\n{r.stdout}{r.stderr}"
+
+
+def test_ruff_format_is_clean():
+    r = subprocess.run(
+        [*_ruff(), "format", "--check", "--no-cache", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, f"ruff format would change files (run `make lint FIX=1`):\n{r.stdout}{r.stderr}"
 
 
 def test_every_public_class_has_a_docstring():

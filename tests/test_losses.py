@@ -1,4 +1,5 @@
 """Losses against values computed by hand."""
+
 import math
 
 import pytest

@@ -1,4 +1,5 @@
 """Metrics on known values."""
+
 import math
 
 import numpy as np

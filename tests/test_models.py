@@ -1,5 +1,6 @@
 """Student, Teacher and RegistrationNet: shapes, gradients, determinism, the
 encode-once/decode-many contract, config round trips."""
+
 import json
 
 import pytest
@@ -23,7 +24,11 @@ KEYS = {"image", "u_t0", "u_t1", "mask", "warped0", "warped1", "features", "scal
 
 def _pair(shape, b=1, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.rand((b, 1, *shape), generator=g), torch.rand((b, 1, *shape), generator=g), torch.rand((b, 1, *shape), generator=g)
+    return (
+        torch.rand((b, 1, *shape), generator=g),
+        torch.rand((b, 1, *shape), generator=g),
+        torch.rand((b, 1, *shape), generator=g),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +137,9 @@ def test_decode_batch_of_timestamps_equals_separate_calls(student):
         assert batch[k].shape[0] == 5
         torch.testing.assert_close(batch[k], torch.cat([o[k] for o in singles]), atol=1e-5, rtol=1e-5)
     for lvl in range(3):
-        torch.testing.assert_close(batch["features"][lvl], torch.cat([o["features"][lvl] for o in singles]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            batch["features"][lvl], torch.cat([o["features"][lvl] for o in singles]), atol=1e-5, rtol=1e-5
+        )
     # decoding in chunks (the default) or all at once gives the same result
     whole = Student(StudentConfig(decode_chunk=0)).eval()
     whole.load_state_dict(student.state_dict())
@@ -197,7 +204,9 @@ def test_teacher_learns_a_shift_quickly():
     gets clearly better than the linear blend (a learning sanity check)."""
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 32)
-    blob = torch.exp(-((x.view(-1, 1, 1) ** 2 + x.view(1, -1, 1) ** 2) / 0.15 + torch.linspace(-1, 1, 16).view(1, 1, -1) ** 2 / 0.5))
+    blob = torch.exp(
+        -((x.view(-1, 1, 1) ** 2 + x.view(1, -1, 1) ** 2) / 0.15 + torch.linspace(-1, 1, 16).view(1, 1, -1) ** 2 / 0.5)
+    )
     I0 = blob[None, None]
     I1 = torch.roll(I0, 4, dims=2)
     It = torch.roll(I0, 2, dims=2)

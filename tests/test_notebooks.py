@@ -7,6 +7,7 @@ Each test checks the notebook finished without error and left the artifacts it p
 (figures, metrics JSON, checkpoints, tables, NIfTI) -- ``interp4d_lite.tutorial.ARTIFACTS``.
 Select with ``pytest -m notebook``; all together take a few minutes on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,13 @@ def run_dir() -> Path:
     if RUN_DIR.exists():
         shutil.rmtree(RUN_DIR)
     RUN_DIR.mkdir(parents=True)
-    ensure_phantom_data(RUN_DIR / "data" / "cardiac", kind="cardiac", n_patients=SMOKE_PARAMS["n_patients"],
-                        volume_shape=SMOKE_PARAMS["volume_shape"], n_frames=SMOKE_PARAMS["n_frames"])
+    ensure_phantom_data(
+        RUN_DIR / "data" / "cardiac",
+        kind="cardiac",
+        n_patients=SMOKE_PARAMS["n_patients"],
+        volume_shape=SMOKE_PARAMS["volume_shape"],
+        n_frames=SMOKE_PARAMS["n_frames"],
+    )
     return RUN_DIR
 
 

@@ -2,6 +2,7 @@
 set-up cell first (a no-op where the package is importable) and the ``parameters`` cell
 next, learning objectives at the top and exercises at the bottom (clean diffs,
 papermill-ready)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,7 +41,8 @@ def test_setup_cell_then_parameters(path: Path):
     ``parameters`` cell with every knob."""
     nb = nbformat.read(str(path), as_version=4)
     assert nb.cells[0].cell_type == "code" and nb.cells[0].source == SETUP_CELL, (
-        f"{path.name}: the first cell must be interp4d_lite.tutorial.SETUP_CELL, word for word")
+        f"{path.name}: the first cell must be interp4d_lite.tutorial.SETUP_CELL, word for word"
+    )
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert len(code) > 2, f"{path.name} has no code cells"
     tags = code[1].get("metadata", {}).get("tags", [])
@@ -76,7 +78,7 @@ def test_objectives_summary_and_exercises(path: Path):
     # worked answers, then the self-checking coding exercises: cells tagged `exercise` / `solution`)
     tags = [set(c.get("metadata", {}).get("tags", [])) for c in nb.cells]
     lesson = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and not tags[i] & {"exercise", "solution"}]
-    tail = "\n".join(c.source.lower() for c in nb.cells[lesson[-1] + 1:] if c.cell_type == "markdown")
+    tail = "\n".join(c.source.lower() for c in nb.cells[lesson[-1] + 1 :] if c.cell_type == "markdown")
     assert "summary" in tail and "exercise" in tail, f"{path.name}: should end with a summary and exercises"
     hidden = [c for c in nb.cells if c.get("metadata", {}).get("jupyter", {}).get("source_hidden")]
     assert hidden, f"{path.name}: exercises need worked answers in a collapsed (source_hidden) cell"
@@ -91,8 +93,11 @@ def test_papermill_sees_every_parameter(path: Path):
     nb = nbformat.read(str(path), as_version=4)
     cell = _parameters_cell(nb)
     names = {p.name for p in PythonTranslator.inspect(cell)}
-    assigned = {line.split("=")[0].strip() for line in cell.source.splitlines()
-                if "=" in line and not line.strip().startswith("#")}
+    assigned = {
+        line.split("=")[0].strip()
+        for line in cell.source.splitlines()
+        if "=" in line and not line.strip().startswith("#")
+    }
     assert assigned <= names, f"{path.name}: papermill cannot parse {sorted(assigned - names)} (no '=' in comments)"
 
 
@@ -117,8 +122,11 @@ def _run_setup_cell(monkeypatch, importable: bool, colab: bool) -> tuple[list, l
     pip = _Recorder()
     shell.register_magic_function(pip, magic_kind="line", magic_name="pip")
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: (None if name == "interp4d_lite" and not importable else real(name, *a)))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "interp4d_lite" and not importable else real(name, *a),
+    )
     manager = _Recorder()
     if colab:
         output = types.SimpleNamespace(enable_custom_widget_manager=lambda: manager("enable"))

@@ -1,6 +1,7 @@
 """The package as a user meets it: a quick command line that imports no torch to print
 help, ``python -m interp4d_lite``, the ``notebooks`` command that copies the notebooks out
 without clobbering edits, and the licence and citation files."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,17 @@ def test_help_of_every_command_imports_no_torch():
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout.strip().splitlines()[-1])
     commands = {k.split()[0] for k in res["help"] if k != "--help"}
-    assert {"phantom", "train-teacher", "train-baseline", "distill", "evaluate", "interpolate", "download",
-            "notebooks", "tutorial"} <= commands
+    assert {
+        "phantom",
+        "train-teacher",
+        "train-baseline",
+        "distill",
+        "evaluate",
+        "interpolate",
+        "download",
+        "notebooks",
+        "tutorial",
+    } <= commands
     assert all(code == 0 and length > 200 for code, length in res["help"].values()), res["help"]
     assert res["torch"] is False, "printing --help imported torch"
     assert res["heavy"] == [], f"printing --help imported {res['heavy']}"
@@ -51,8 +61,9 @@ def test_help_of_every_command_imports_no_torch():
 def test_python_dash_m_interp4d_lite():
     from interp4d_lite import __version__
 
-    r = subprocess.run([sys.executable, "-m", "interp4d_lite", "--version"], capture_output=True, text=True,
-                       timeout=120, cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-m", "interp4d_lite", "--version"], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
     assert r.returncode == 0 and r.stdout.strip() == f"interp4d-lite {__version__}"
 
 

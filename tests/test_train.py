@@ -1,4 +1,5 @@
 """Training loops: exact resume, loss goes down, configs round-trip, flips keep fields right."""
+
 import numpy as np
 import pytest
 import torch
@@ -30,16 +31,35 @@ class Toy(torch.utils.data.Dataset):
         t = (i + 1) / 7
         d = lambda s: torch.from_numpy(_blob(s))[None]
         u = torch.zeros(3, *SHAPE)
-        return {"I0": d(0), "I1": d(3), "It": d(3 * t * t), "t": torch.tensor(t), "u_t0": u - 3 * t * t, "u_t1": u + 3 - 3 * t * t}
+        return {
+            "I0": d(0),
+            "I1": d(3),
+            "It": d(3 * t * t),
+            "t": torch.tensor(t),
+            "u_t0": u - 3 * t * t,
+            "u_t1": u + 3 - 3 * t * t,
+        }
 
 
 def _run(tmp, steps=20, stop_at=None, resume=True):
     torch.manual_seed(0)
-    cfg = DistillConfig(steps=steps, batch_size=2, lr=3e-3, crop_shape=(8, 8, 8), progress=False, log_every=5, w_ncc=0.0)
+    cfg = DistillConfig(
+        steps=steps, batch_size=2, lr=3e-3, crop_shape=(8, 8, 8), progress=False, log_every=5, w_ncc=0.0
+    )
     model = Student(TINY)
     step_fn = lambda net, b: distill_loss(net(b["I0"], b["I1"], b["t"]), None, b, cfg)
-    return fit(kind="student", model=model, model_config=TINY.to_dict(), dataset=Toy(), step_fn=step_fn, cfg=cfg,
-               env=DistEnv(), checkpoint_path=tmp / "student.pt", resume=resume, stop_at=stop_at)
+    return fit(
+        kind="student",
+        model=model,
+        model_config=TINY.to_dict(),
+        dataset=Toy(),
+        step_fn=step_fn,
+        cfg=cfg,
+        env=DistEnv(),
+        checkpoint_path=tmp / "student.pt",
+        resume=resume,
+        stop_at=stop_at,
+    )
 
 
 def test_resume_gives_same_weights_as_straight_run(tmp_path):
@@ -87,7 +107,15 @@ def test_precision_ignored_on_cpu_with_warning(tmp_path):
     model = Student(TINY)
     step_fn = lambda net, b: distill_loss(net(b["I0"], b["I1"], b["t"]), None, b, cfg)
     with pytest.warns(UserWarning, match="only used on CUDA"):
-        fit(kind="student", model=model, model_config=TINY.to_dict(), dataset=Toy(), step_fn=step_fn, cfg=cfg, env=DistEnv())
+        fit(
+            kind="student",
+            model=model,
+            model_config=TINY.to_dict(),
+            dataset=Toy(),
+            step_fn=step_fn,
+            cfg=cfg,
+            env=DistEnv(),
+        )
 
 
 TTINY = {"encoder_channels": [4, 8, 8, 8], "decoder_channels": [8, 8, 4], "fused_channels": 4}
@@ -106,15 +134,52 @@ def test_cli_end_to_end_on_phantoms(tmp_path, capsys):
 
     data, run = tmp_path / "data", tmp_path / "run"
     write_phantom_dataset(data, kind="cardiac", n_patients=4, shape=(16, 16, 12), n_frames=8, seed=1)
-    common = ["--data", str(data), "--volume-shape", "16", "16", "12", "--steps", "4", "--out", str(run), "--no-progress", "--device", "cpu"]
+    common = [
+        "--data",
+        str(data),
+        "--volume-shape",
+        "16",
+        "16",
+        "12",
+        "--steps",
+        "4",
+        "--out",
+        str(run),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main(["train-teacher", *common, "--model-config", json.dumps(TTINY)]) == 0
     assert main(["train-baseline", *common, "--model-config", json.dumps(RTINY)]) == 0
     stiny = json.dumps({**{k: TTINY[k] for k in TTINY}, "time_hidden": 8})
     assert main(["distill", *common, "--teacher", str(run / "teacher.pt"), "--model-config", stiny]) == 0
     assert main(["distill", *common, "--distill-weight", "0", "--model-config", stiny]) == 0
-    assert main(["evaluate", "--data", str(data), "--volume-shape", "16", "16", "12", "--out", str(run / "eval"),
-                 "--baseline", str(run / "baseline.pt"), "--teacher", str(run / "teacher.pt"),
-                 "--student", str(run / "student.pt"), "--student-nokd", str(run / "student_nokd.pt"), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(data),
+                "--volume-shape",
+                "16",
+                "16",
+                "12",
+                "--out",
+                str(run / "eval"),
+                "--baseline",
+                str(run / "baseline.pt"),
+                "--teacher",
+                str(run / "teacher.pt"),
+                "--student",
+                str(run / "student.pt"),
+                "--student-nokd",
+                str(run / "student_nokd.pt"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((run / "eval" / "summary.json").read_text())
     methods = {r["method"] for r in summary}
     assert methods == {"linear_blend", "linear_motion", "teacher", "student", "student_nokd", "true_fields"}
@@ -123,6 +188,25 @@ def test_cli_end_to_end_on_phantoms(tmp_path, capsys):
     assert ck["split"]["test"] and not set(ck["split"]["test"]) & set(ck["split"]["train"])
     src = next(data.glob("*/*_4d.nii.gz"))
     out = tmp_path / "interp.nii.gz"
-    assert main(["interpolate", "--checkpoint", str(run / "student.pt"), "--input", str(src), "--frames", "0", "3",
-                 "--n", "2", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                "--checkpoint",
+                str(run / "student.pt"),
+                "--input",
+                str(src),
+                "--frames",
+                "0",
+                "3",
+                "--n",
+                "2",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert nib.load(out).shape == nib.load(src).shape[:3] + (2,)

@@ -1,5 +1,6 @@
 """The notebook widgets without a browser: set a widget's value, check that the figure
 the callback drew changed the way it should (image arrays compared directly)."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -170,8 +171,11 @@ def test_static_plots_have_colour_bars_and_labels(tmp_path):
     assert len(fig.axes) == 3 + 3 + 1
     path = viz.save_figure(fig, tmp_path, "w")
     assert path.exists() and path.stat().st_size > 1000
-    rows = [{"method": m, "t": t, "psnr": p} for m, p0 in (("student", 30), ("linear motion", 25))
-            for t, p in ((0.25, p0), (0.5, p0 - 2), (0.75, p0))]
+    rows = [
+        {"method": m, "t": t, "psnr": p}
+        for m, p0 in (("student", 30), ("linear motion", 25))
+        for t, p in ((0.25, p0), (0.5, p0 - 2), (0.75, p0))
+    ]
     fig = viz.plot_metric_vs_t(rows, "psnr", ylabel="PSNR (dB)")
     assert len(fig.axes[0].lines) == 2
 
@@ -181,10 +185,11 @@ def test_metric_vs_t_draws_each_patient_thin_and_the_mean_thick():
     mean line; no line runs through points of different patients (no saw-tooth)."""
     import pandas as pd
 
-    a = [("p1", t, 30 - 10 * (t - 0.5) ** 2) for t in (0.2, 0.4, 0.6, 0.8)]   # 4 frames
-    b = [("p2", t, 20 - 10 * (t - 0.5) ** 2) for t in (0.25, 0.5, 0.75)]       # 3 frames, other t
-    results = pd.DataFrame([{"method": "student", "patient": p, "frame": i, "t": t, "psnr": v}
-                            for i, (p, t, v) in enumerate(a + b)])
+    a = [("p1", t, 30 - 10 * (t - 0.5) ** 2) for t in (0.2, 0.4, 0.6, 0.8)]  # 4 frames
+    b = [("p2", t, 20 - 10 * (t - 0.5) ** 2) for t in (0.25, 0.5, 0.75)]  # 3 frames, other t
+    results = pd.DataFrame(
+        [{"method": "student", "patient": p, "frame": i, "t": t, "psnr": v} for i, (p, t, v) in enumerate(a + b)]
+    )
     fig = viz.plot_metric_vs_t(results, "psnr")
     lines = fig.axes[0].lines
     thin = [ln for ln in lines if ln.get_linewidth() < 1.5]

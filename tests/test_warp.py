@@ -1,4 +1,5 @@
 """Warping convention: warp(I, u)(x) = I(x + u(x)), u in voxels, channel c along axis c."""
+
 import numpy as np
 import pytest
 import torch
@@ -26,8 +27,12 @@ def test_integer_shift_moves_by_exactly_that_shift(shape, shift):
     sx, sy, sz = shift
     X, Y, Z = shape
     # out[x] = img[x + s] wherever x + s is inside the volume
-    xs, ys, zs = slice(max(0, -sx), X - max(0, sx)), slice(max(0, -sy), Y - max(0, sy)), slice(max(0, -sz), Z - max(0, sz))
-    src = img[0, 0][max(0, sx):X + min(0, sx), max(0, sy):Y + min(0, sy), max(0, sz):Z + min(0, sz)]
+    xs, ys, zs = (
+        slice(max(0, -sx), X - max(0, sx)),
+        slice(max(0, -sy), Y - max(0, sy)),
+        slice(max(0, -sz), Z - max(0, sz)),
+    )
+    src = img[0, 0][max(0, sx) : X + min(0, sx), max(0, sy) : Y + min(0, sy), max(0, sz) : Z + min(0, sz)]
     assert torch.allclose(out[xs, ys, zs], src, atol=1e-5)
 
 

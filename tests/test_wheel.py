@@ -7,6 +7,7 @@ write nothing into the repository.
 PyTorch is installed from the local CPU wheel when pip can find one without an index (as
 scripts/setup_env.sh does), and the rest with uv when it is installed (the dev extras have
 it), so the whole test takes about a minute, not a multi-GB download."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,9 @@ SKIP_SCAN = {".git", ".venv", ".pytest_cache", "__pycache__"}
 
 def _run(cmd, timeout=600, **kw) -> subprocess.CompletedProcess:
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
-    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert r.returncode == 0, (
+        f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    )
     return r
 
 
@@ -72,8 +75,9 @@ def test_wheel_in_a_fresh_venv_runs_the_quickstart_outside_the_repository(tmp_pa
 
     # 1. the wheel, built from a copy of the source tree
     src = _source_copy(tmp_path / "src")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist",
-          src])
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist", src]
+    )
     (wheel,) = (tmp_path / "dist").glob("interp4d_lite-*.whl")
     names = _run([sys.executable, "-m", "zipfile", "-l", wheel]).stdout
     assert "interp4d_lite/notebooks/00_quickstart.ipynb" in names and "data_download/" not in names
@@ -89,15 +93,38 @@ def test_wheel_in_a_fresh_venv_runs_the_quickstart_outside_the_repository(tmp_pa
     else:
         _run([sys.executable, "-m", "venv", venv])
         install = [py, "-m", "pip", "install", "-q"]
-    got = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-index", "-d",
-                          str(tmp_path / "torch"), f"torch=={TORCH_VERSION}"], capture_output=True, text=True,
-                         timeout=300)
+    got = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "-d",
+            str(tmp_path / "torch"),
+            f"torch=={TORCH_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     local = sorted((tmp_path / "torch").glob("torch-*.whl")) if got.returncode == 0 else []
     if local:
         _run([*install, local[0]])
     else:
-        _run([*install, f"torch=={TORCH_VERSION}", "--index-url", TORCH_CPU_INDEX,
-              "--extra-index-url", "https://pypi.org/simple"], timeout=1200)
+        _run(
+            [
+                *install,
+                f"torch=={TORCH_VERSION}",
+                "--index-url",
+                TORCH_CPU_INDEX,
+                "--extra-index-url",
+                "https://pypi.org/simple",
+            ],
+            timeout=1200,
+        )
     _run([*install, f"{wheel}[notebooks]"])
     cfg = (venv / "pyvenv.cfg").read_text().replace(" ", "").lower()
     assert "include-system-site-packages=false" in cfg, "the fresh venv must not see the system's site-packages"
@@ -113,8 +140,23 @@ def test_wheel_in_a_fresh_venv_runs_the_quickstart_outside_the_repository(tmp_pa
     where = _run([py, "-c", "import interp4d_lite.tutorial as t; print(t.NOTEBOOK_DIR)"], cwd=course, env=env)
     assert where.stdout.strip().startswith(str(venv)), "the tutorial runner must find the wheel's notebooks"
     params = "\n".join(f"{k}: {SMOKE_PARAMS[k]}" for k in NOTEBOOK_PARAMS["00_quickstart"])
-    _run([venv / "bin" / "papermill", "00_quickstart.ipynb", "00_quickstart.out.ipynb", "-y", params,
-          "-k", "python3", "--cwd", course, "--no-progress-bar"], cwd=course, env=env, timeout=900)
+    _run(
+        [
+            venv / "bin" / "papermill",
+            "00_quickstart.ipynb",
+            "00_quickstart.out.ipynb",
+            "-y",
+            params,
+            "-k",
+            "python3",
+            "--cwd",
+            course,
+            "--no-progress-bar",
+        ],
+        cwd=course,
+        env=env,
+        timeout=900,
+    )
     ran = time.perf_counter() - started - installed
 
     # 4. it finished, its artefacts are under the course folder, and the repository is untouched

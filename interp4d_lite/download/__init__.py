@@ -9,6 +9,7 @@ Both write the on-disk layouts of docs/ARCHITECTURE.md, so that
 Submodules: ``http`` (resumable download), ``archive`` (safe extraction),
 ``dicom`` (DICOM series -> volume + RAS affine), ``errors``.
 """
+
 from .errors import ChecksumError, DicomSeriesError, DiskFullError, DownloadError, UnsafeArchiveError
 
 __all__ = ["DownloadError", "ChecksumError", "UnsafeArchiveError", "DiskFullError", "DicomSeriesError"]

@@ -1,5 +1,6 @@
 """Pieces shared by the two command-line tools: CLI error handling, HTTP flags,
 an exclusive lock on the destination, and small helpers."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,23 +17,28 @@ from .http import HTTPSettings, is_disk_full
 
 def add_http_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("network")
-    g.add_argument("--retries", type=int, default=4,
-                   help="retries after a 5xx answer or a cut connection (default 4)")
-    g.add_argument("--backoff", type=float, default=2.0,
-                   help="first retry delay in seconds, doubled each retry (default 2)")
+    g.add_argument("--retries", type=int, default=4, help="retries after a 5xx answer or a cut connection (default 4)")
+    g.add_argument(
+        "--backoff", type=float, default=2.0, help="first retry delay in seconds, doubled each retry (default 2)"
+    )
     g.add_argument("--timeout", type=float, default=120.0, help="read timeout in seconds (default 120)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def http_settings(args) -> HTTPSettings:
-    return HTTPSettings(retries=max(0, args.retries), backoff=max(0.0, args.backoff),
-                        read_timeout=args.timeout, connect_timeout=min(30.0, args.timeout),
-                        progress=not args.no_progress)
+    return HTTPSettings(
+        retries=max(0, args.retries),
+        backoff=max(0.0, args.backoff),
+        read_timeout=args.timeout,
+        connect_timeout=min(30.0, args.timeout),
+        progress=not args.no_progress,
+    )
 
 
 def command_main(module, argv: Sequence[str] | None, prog: str) -> int:
     """A downloader's ``main``: parse ``argv`` with ``module.add_arguments`` (help from
     ``module.DESCRIPTION``), ``module.run`` it, print any expected error as one line."""
+
     def parse_and_run(args: Sequence[str] | None) -> int:
         p = argparse.ArgumentParser(prog=prog, description=module.DESCRIPTION)
         module.add_arguments(p)
@@ -49,13 +55,11 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished steps are kept, re-run the same command to resume",
-              file=sys.stderr)
+        print(f"{prog}: interrupted; finished steps are kept, re-run the same command to resume", file=sys.stderr)
         return 130
     except OSError as exc:
         if is_disk_full(exc):
-            print(f"{prog}: error: disk full ({exc}); free some space and re-run to resume",
-                  file=sys.stderr)
+            print(f"{prog}: error: disk full ({exc}); free some space and re-run to resume", file=sys.stderr)
         else:
             print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
@@ -74,8 +78,9 @@ def dest_lock(lock_path: Path):
     try:
         lock.acquire()
     except Timeout:
-        raise DownloadError(f"{lock_path}: another download is writing to this destination; "
-                            "wait for it to finish or stop it") from None
+        raise DownloadError(
+            f"{lock_path}: another download is writing to this destination; wait for it to finish or stop it"
+        ) from None
     try:
         yield
     finally:

@@ -39,6 +39,7 @@ in ``.acdc/state.json``; a later download must match one of them (the server
 builds the zip on the fly, so the bytes may differ while the content does not).
 ``--sha256`` enforces a hash you know.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,20 +55,25 @@ from .archive import list_safe_members, safe_extract, zip_content_digest
 from .errors import ChecksumError, DiskFullError, DownloadError
 from .http import HTTPSettings, atomic_write_json, download_file, read_json, sha256_file
 
-DEFAULT_URL = ("https://humanheart-project.creatis.insa-lyon.fr/database/api/v1/collection/"
-               "637218c173e9f0047faa00fb/download")
+DEFAULT_URL = (
+    "https://humanheart-project.creatis.insa-lyon.fr/database/api/v1/collection/637218c173e9f0047faa00fb/download"
+)
 PAGE_URL = "https://humanheart-project.creatis.insa-lyon.fr/database/#collection/637218c173e9f0047faa00fb"
 ENV_URL = "ACDC_URL"
 N_PATIENTS = 150
 
-CITATION = """\
+CITATION = (
+    """\
 ACDC data set - MANDATORY CITATION (required by the data providers):
   O. Bernard, A. Lalande, C. Zotti, F. Cervenansky, et al.,
   "Deep Learning Techniques for Automatic MRI Cardiac Multi-Structures Segmentation
   and Diagnosis: Is the Problem Solved?", IEEE Transactions on Medical Imaging,
   37(11):2514-2525, 2018. doi:10.1109/TMI.2018.2837502
-  Source: Human Heart Project, Creatis / University of Lyon, """ + PAGE_URL + """
+  Source: Human Heart Project, Creatis / University of Lyon, """
+    + PAGE_URL
+    + """
   Terms of use: the licence shown on that page applies; read it before using the data."""
+)
 
 PATIENT_RE = re.compile(r"^patient\d{3}$")
 
@@ -77,6 +83,7 @@ def state_dir(dest: Path) -> Path:
 
 
 # ------------------------------------------------------------------ verification
+
 
 def read_info_cfg(path: Path) -> dict:
     info = {}
@@ -142,12 +149,15 @@ def verify(dest: Path, deep: bool = False, expected: Sequence[str] | None = None
     if expected:
         missing = sorted(set(expected) - {p.name for p in pdirs})
         if missing:
-            probs.append(f"{dest}: {len(missing)} patient folder(s) missing: {', '.join(missing[:5])}"
-                         + (" ..." if len(missing) > 5 else ""))
+            probs.append(
+                f"{dest}: {len(missing)} patient folder(s) missing: {', '.join(missing[:5])}"
+                + (" ..." if len(missing) > 5 else "")
+            )
     return good, probs
 
 
 # ------------------------------------------------------------------ download
+
 
 def _find_patients(root: Path) -> dict[str, tuple[Path, str]]:
     found: dict[str, tuple[Path, str]] = {}
@@ -157,16 +167,21 @@ def _find_patients(root: Path) -> dict[str, tuple[Path, str]]:
             rel = d.relative_to(root).parts
             subset = "testing" if "testing" in rel else ("training" if "training" in rel else "unknown")
             if d.name in found:
-                raise DownloadError(f"{root}: {d.name} appears twice in the archive "
-                                    f"({found[d.name][0]} and {d})")
+                raise DownloadError(f"{root}: {d.name} appears twice in the archive ({found[d.name][0]} and {d})")
             found[d.name] = (d, subset)
             dirnames[:] = []
     return found
 
 
-def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
-          archive: Path | None = None, settings: HTTPSettings | None = None,
-          delete_archive: bool = False) -> dict:
+def fetch(
+    dest: Path,
+    url: str = DEFAULT_URL,
+    *,
+    sha256: str | None = None,
+    archive: Path | None = None,
+    settings: HTTPSettings | None = None,
+    delete_archive: bool = False,
+) -> dict:
     """Download (or take ``archive``), verify, extract and arrange ACDC in ``dest``.
     Idempotent: a complete, verified destination is left alone. Returns the state."""
     dest = Path(dest)
@@ -198,9 +213,11 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
         content = zip_content_digest(arc) if _is_zip(arc) else None
         rec = state.get("archive") or {}
         if rec.get("sha256") and digest != rec["sha256"] and not (content and content == rec.get("content_sha256")):
-            msg = (f"{arc}: SHA-256 {digest} differs from the first good download recorded in "
-                   f"{sd / 'state.json'} ({rec['sha256']}) and so does its list of contents; "
-                   "the file on the server changed or the download is corrupt.")
+            msg = (
+                f"{arc}: SHA-256 {digest} differs from the first good download recorded in "
+                f"{sd / 'state.json'} ({rec['sha256']}) and so does its list of contents; "
+                "the file on the server changed or the download is corrupt."
+            )
             if archive is None:
                 arc.unlink()
                 msg += " The new (unverified) archive was deleted; nothing else was changed."
@@ -208,29 +225,39 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
         verified_before = digest in (rec.get("sha256"), rec.get("last_sha256"))
         ext = sd / "extract"
         try:
-            list_safe_members(arc)                   # hostile archives fail before any write
+            list_safe_members(arc)  # hostile archives fail before any write
             # 2. extraction into .acdc/extract (a rename of a complete temp folder; CRC-checked)
             if not ext.exists():
                 C.say(f"Extracting {arc.name} ...")
                 safe_extract(arc, ext)
         except DownloadError as exc:
             if archive is None and not verified_before and not isinstance(exc, DiskFullError):
-                arc.unlink(missing_ok=True)          # never verified: let a re-run download it again
+                arc.unlink(missing_ok=True)  # never verified: let a re-run download it again
                 raise type(exc)(f"{exc} (the downloaded archive was deleted; re-run to download again)") from exc
             raise
         found = _find_patients(ext)
         already = {p.name for p in dest.iterdir() if p.is_dir() and PATIENT_RE.match(p.name)}
         if not found and not already:
-            raise DownloadError(f"{arc}: no patientXXX/patientXXX_4d.nii.gz inside; is this the ACDC zip? "
-                                f"(open {PAGE_URL} and pass the zip's link with --url)")
+            raise DownloadError(
+                f"{arc}: no patientXXX/patientXXX_4d.nii.gz inside; is this the ACDC zip? "
+                f"(open {PAGE_URL} and pass the zip's link with --url)"
+            )
 
         # Record the archive as good now that it extracted completely (CRC-checked).
-        state.update({
-            "dataset": "acdc", "url": url if archive is None else str(arc),
-            "archive": {"file": arc.name, "size": arc.stat().st_size, "sha256": rec.get("sha256") or digest,
-                        "content_sha256": rec.get("content_sha256") or content,
-                        "last_sha256": digest, "verified_at": C.now_iso()},
-        })
+        state.update(
+            {
+                "dataset": "acdc",
+                "url": url if archive is None else str(arc),
+                "archive": {
+                    "file": arc.name,
+                    "size": arc.stat().st_size,
+                    "sha256": rec.get("sha256") or digest,
+                    "content_sha256": rec.get("content_sha256") or content,
+                    "last_sha256": digest,
+                    "verified_at": C.now_iso(),
+                },
+            }
+        )
         subsets = dict(state.get("subsets", {}))
         for pid, (_, subset) in found.items():
             subsets[pid] = subset
@@ -243,7 +270,7 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
             target = dest / pid
             if target.exists():
                 if not check_patient(target):
-                    shutil.rmtree(src)               # the verified copy in DEST stays
+                    shutil.rmtree(src)  # the verified copy in DEST stays
                     continue
                 replaced.mkdir(exist_ok=True)
                 aside = replaced / f"{pid}-{C.now_iso().replace(':', '')}"
@@ -253,7 +280,7 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
         extras = sd / "extras"
         if extras.exists():
             shutil.rmtree(extras)
-        os.replace(ext, extras)                    # what is left: citation file, READMEs, ...
+        os.replace(ext, extras)  # what is left: citation file, READMEs, ...
 
         # 4. verify and finish
         expected = sorted(set(subsets) | set(state.get("patients") or []))
@@ -261,11 +288,16 @@ def fetch(dest: Path, url: str = DEFAULT_URL, *, sha256: str | None = None,
         if probs:
             raise DownloadError(f"ACDC in {dest}: {len(probs)} problem(s) after extraction, first: {probs[0]}")
         state.update({"patients": good, "complete": True, "completed_at": C.now_iso()})
-        atomic_write_json(dest / "dataset.json", {
-            "kind": "cardiac", "layout": "acdc", "patients": good,
-            "source": "ACDC (Bernard et al., IEEE TMI 2018, doi:10.1109/TMI.2018.2837502)",
-            "acdc_subsets": {k: subsets.get(k, "unknown") for k in good},
-        })
+        atomic_write_json(
+            dest / "dataset.json",
+            {
+                "kind": "cardiac",
+                "layout": "acdc",
+                "patients": good,
+                "source": "ACDC (Bernard et al., IEEE TMI 2018, doi:10.1109/TMI.2018.2837502)",
+                "acdc_subsets": {k: subsets.get(k, "unknown") for k in good},
+            },
+        )
         atomic_write_json(sd / "state.json", state)
         if delete_archive and archive is None:
             arc.unlink()
@@ -290,24 +322,34 @@ def _is_zip(p: Path) -> bool:
 # ------------------------------------------------------------------ CLI
 
 PROG = "interp4d-lite download acdc"
-DESCRIPTION = ("Download ACDC (cardiac cine MRI, ~7 GB) and arrange DEST/patientXXX/{patientXXX_4d.nii.gz, "
-               "Info.cfg}. Re-running resumes or does nothing.")
+DESCRIPTION = (
+    "Download ACDC (cardiac cine MRI, ~7 GB) and arrange DEST/patientXXX/{patientXXX_4d.nii.gz, "
+    "Info.cfg}. Re-running resumes or does nothing."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The command's flags (also ``interp4d-lite download acdc``)."""
     p.add_argument("--dest", required=True, type=Path, help="destination folder (the notebooks' data_root)")
-    p.add_argument("--url", default=None,
-                   help=f"archive URL (default: ${ENV_URL} or {DEFAULT_URL}); file:// is not "
-                        "supported, use --archive for a local zip")
-    p.add_argument("--archive", type=Path, default=None,
-                   help="use this already downloaded ACDC zip instead of downloading")
+    p.add_argument(
+        "--url",
+        default=None,
+        help=f"archive URL (default: ${ENV_URL} or {DEFAULT_URL}); file:// is not "
+        "supported, use --archive for a local zip",
+    )
+    p.add_argument(
+        "--archive", type=Path, default=None, help="use this already downloaded ACDC zip instead of downloading"
+    )
     p.add_argument("--sha256", default=None, help="expected SHA-256 of the archive, if you know it")
-    p.add_argument("--verify", action="store_true",
-                   help="only check DEST against the layout the loaders read (no network)")
+    p.add_argument(
+        "--verify", action="store_true", help="only check DEST against the layout the loaders read (no network)"
+    )
     p.add_argument("--deep", action="store_true", help="with --verify: also read every image's voxels")
-    p.add_argument("--delete-archive", action="store_true",
-                   help="delete the downloaded zip after a verified extraction (default: keep it)")
+    p.add_argument(
+        "--delete-archive",
+        action="store_true",
+        help="delete the downloaded zip after a verified extraction (default: keep it)",
+    )
     C.add_http_args(p)
 
 
@@ -322,12 +364,19 @@ def run(args: argparse.Namespace) -> int:
             for line in probs[:20]:
                 C.say(f"  problem: {line}")
             raise DownloadError(f"ACDC in {args.dest}: {len(probs)} problem(s); {len(good)} patient(s) fine")
-        C.say(f"ACDC in {args.dest}: {len(good)} patient(s) verified"
-              + (" (voxels read)" if args.deep else " (headers)"))
+        C.say(
+            f"ACDC in {args.dest}: {len(good)} patient(s) verified" + (" (voxels read)" if args.deep else " (headers)")
+        )
         return 0
     url = args.url or os.environ.get(ENV_URL) or DEFAULT_URL
-    fetch(args.dest, url, sha256=args.sha256, archive=args.archive, settings=C.http_settings(args),
-          delete_archive=args.delete_archive)
+    fetch(
+        args.dest,
+        url,
+        sha256=args.sha256,
+        archive=args.archive,
+        settings=C.http_settings(args),
+        delete_archive=args.delete_archive,
+    )
     C.say()
     C.say("Please cite: Bernard et al., IEEE TMI 2018, doi:10.1109/TMI.2018.2837502")
     return 0

@@ -9,6 +9,7 @@ written, so a failed or interrupted extraction never leaves a half-filled
 destination (the temporary folder is removed on failure; a crash leaves only a
 ``.extract-*`` folder that the next run deletes).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,9 @@ def list_safe_members(archive: Path) -> tuple[str, list]:
                 if stat.S_ISLNK(mode):
                     target = zf.read(info).decode("utf-8", "replace")
                     _check_link(archive, name, target, hard=False)
-                    raise UnsafeArchiveError(f"{archive}: member {name!r} is a symbolic link; "
-                                             "links are not extracted from zip archives")
+                    raise UnsafeArchiveError(
+                        f"{archive}: member {name!r} is a symbolic link; links are not extracted from zip archives"
+                    )
         return kind, infos
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
@@ -119,8 +121,9 @@ def safe_extract(archive: Path, dest: Path, *, check_space: bool = True) -> Path
     dest.parent.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(dest.parent).free if check_space else 0
     if check_space and need > free:
-        raise DiskFullError(f"{archive}: extraction needs {need / 1e9:.2f} GB but only "
-                            f"{free / 1e9:.2f} GB are free in {dest.parent}")
+        raise DiskFullError(
+            f"{archive}: extraction needs {need / 1e9:.2f} GB but only {free / 1e9:.2f} GB are free in {dest.parent}"
+        )
     for stale in dest.parent.glob(f".extract-{dest.name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".extract-{dest.name}-", dir=dest.parent))
@@ -147,8 +150,10 @@ def safe_extract(archive: Path, dest: Path, *, check_space: bool = True) -> Path
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if is_disk_full(exc):
-            raise DiskFullError(f"{archive}: disk full while extracting into {dest.parent}; "
-                                "the archive is kept, free some space and re-run") from exc
+            raise DiskFullError(
+                f"{archive}: disk full while extracting into {dest.parent}; "
+                "the archive is kept, free some space and re-run"
+            ) from exc
         if isinstance(exc, (zipfile.BadZipFile, tarfile.TarError, EOFError)):
             raise DownloadError(f"{archive}: corrupt archive ({exc})") from exc
         if isinstance(exc, tarfile.FilterError if hasattr(tarfile, "FilterError") else ()):

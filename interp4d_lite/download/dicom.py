@@ -19,6 +19,7 @@ column index), ``Y`` down the columns (the row index, last three cosines),
 * Values are ``stored * RescaleSlope + RescaleIntercept`` (HU for CT), float32,
   per slice.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -36,9 +37,9 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 class DicomVolume:
     """One DICOM series as a volume: voxels, RAS affine, spacing and what the headers said."""
 
-    array: np.ndarray                     # (X, Y, Z) float32, rescaled (HU for CT)
-    affine: np.ndarray                    # (4, 4) voxel -> RAS mm
-    spacing: tuple[float, float, float]   # mm along X, Y, Z
+    array: np.ndarray  # (X, Y, Z) float32, rescaled (HU for CT)
+    affine: np.ndarray  # (4, 4) voxel -> RAS mm
+    spacing: tuple[float, float, float]  # mm along X, Y, Z
     meta: dict = field(default_factory=dict)
 
 
@@ -51,8 +52,13 @@ def _files(source) -> list[Path]:
     return [Path(q) for q in source]
 
 
-def read_dicom_series(source: Path | str | Iterable[Path], *, expected_count: int | None = None,
-                      tolerance: float = 0.05, name: str | None = None) -> DicomVolume:
+def read_dicom_series(
+    source: Path | str | Iterable[Path],
+    *,
+    expected_count: int | None = None,
+    tolerance: float = 0.05,
+    name: str | None = None,
+) -> DicomVolume:
     """Read one DICOM series (a folder or a list of files) into a :class:`DicomVolume`.
 
     Files that are not DICOM (a LICENSE or README in a download) are ignored.
@@ -96,8 +102,9 @@ def read_dicom_series(source: Path | str | Iterable[Path], *, expected_count: in
         if not np.allclose(iop, iop0, atol=1e-4):
             raise DicomSeriesError(f"{label}: slices with different ImageOrientationPatient ({f.name})")
         if (int(ds.Rows), int(ds.Columns)) != (rows0, cols0):
-            raise DicomSeriesError(f"{label}: slices of different sizes ({f.name}: "
-                                   f"{ds.Rows}x{ds.Columns} vs {rows0}x{cols0})")
+            raise DicomSeriesError(
+                f"{label}: slices of different sizes ({f.name}: {ds.Rows}x{ds.Columns} vs {rows0}x{cols0})"
+            )
         if not np.allclose(np.asarray(req(ds, "PixelSpacing", f), dtype=float), ps0, rtol=1e-4):
             raise DicomSeriesError(f"{label}: slices with different PixelSpacing ({f.name})")
 
@@ -117,7 +124,8 @@ def read_dicom_series(source: Path | str | Iterable[Path], *, expected_count: in
         i = int(dup[0])
         raise DicomSeriesError(
             f"{label}: duplicated slice at position {d[i]:.3f} mm along the normal "
-            f"({slices[i][0].name} and {slices[i + 1][0].name}); {dup.size} duplicate(s) in total")
+            f"({slices[i][0].name} and {slices[i + 1][0].name}); {dup.size} duplicate(s) in total"
+        )
     step = float(np.median(steps))
     gaps = np.nonzero(steps > 1.5 * step)[0]
     if gaps.size:
@@ -126,10 +134,13 @@ def read_dicom_series(source: Path | str | Iterable[Path], *, expected_count: in
         raise DicomSeriesError(
             f"{label}: missing slice(s): gap of {steps[i]:.3f} mm between {d[i]:.3f} and {d[i + 1]:.3f} mm "
             f"(typical step {step:.3f} mm, about {n_missing} slice(s) missing; "
-            f"{gaps.size} gap(s) in total)")
+            f"{gaps.size} gap(s) in total)"
+        )
     if np.max(np.abs(steps - step)) > tolerance * step:
-        raise DicomSeriesError(f"{label}: non-uniform slice spacing (steps from {steps.min():.3f} to "
-                               f"{steps.max():.3f} mm); cannot build a regular volume")
+        raise DicomSeriesError(
+            f"{label}: non-uniform slice spacing (steps from {steps.min():.3f} to "
+            f"{steps.max():.3f} mm); cannot build a regular volume"
+        )
     if expected_count is not None and len(slices) != int(expected_count):
         raise DicomSeriesError(f"{label}: {len(slices)} slices found, the archive lists {expected_count}")
 
@@ -144,7 +155,7 @@ def read_dicom_series(source: Path | str | Iterable[Path], *, expected_count: in
         inter = float(getattr(ds, "RescaleIntercept", 0) or 0)
         vol[:, :, k] = (px.astype(np.float32) * slope + inter).T
 
-    sx, sy = float(ps0[1]), float(ps0[0])     # PixelSpacing = [between rows, between columns]
+    sx, sy = float(ps0[1]), float(ps0[0])  # PixelSpacing = [between rows, between columns]
     step_vec = (pos[-1] - pos[0]) / (nz - 1)
     lps = np.eye(4)
     lps[:3, 0] = row_cos * sx

@@ -2,6 +2,7 @@
 
 All derive from :class:`interp4d_lite.errors.Interp4DError`, so the CLIs print
 them as one line and exit with status 2 (docs/ARCHITECTURE.md, "Errors")."""
+
 from __future__ import annotations
 
 from ..errors import DataError, Interp4DError

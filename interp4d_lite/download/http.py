@@ -14,6 +14,7 @@
 * :func:`get_json` fetches a JSON document with the same retry policy.
 * :func:`atomic_write_json` writes state/manifest files via temp + ``os.replace``.
 """
+
 from __future__ import annotations
 
 import errno
@@ -61,6 +62,7 @@ def _session() -> requests.Session:
 
 
 # --------------------------------------------------------------------------- files
+
 
 def _write_chunk(fh, data: bytes) -> None:
     """One write; a separate function so that tests can simulate a full disk."""
@@ -110,6 +112,7 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 # --------------------------------------------------------------------------- HTTP
 
+
 def _describe(exc: BaseException) -> str:
     import requests
 
@@ -131,11 +134,12 @@ def _retryable_status(code: int) -> bool:
 
 def _sleep(settings: HTTPSettings, attempt: int) -> None:
     if settings.backoff > 0:
-        time.sleep(settings.backoff * (2 ** attempt))
+        time.sleep(settings.backoff * (2**attempt))
 
 
-def get_json(url: str, params: dict | None = None, settings: HTTPSettings | None = None,
-             session: requests.Session | None = None) -> Any:
+def get_json(
+    url: str, params: dict | None = None, settings: HTTPSettings | None = None, session: requests.Session | None = None
+) -> Any:
     """GET ``url`` and decode JSON, retrying 5xx/connection errors. An empty body is ``[]``
     (the NBIA API answers an empty 200/204 for an empty result)."""
     import requests
@@ -225,8 +229,7 @@ def download_file(
         offset = part.stat().st_size if part.exists() else 0
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         try:
-            with session.get(url, params=params, headers=headers, stream=True,
-                             timeout=settings.timeout) as r:
+            with session.get(url, params=params, headers=headers, stream=True, timeout=settings.timeout) as r:
                 if r.status_code == 416 and offset:
                     # Range not satisfiable: the .part may already hold the whole file.
                     total = None
@@ -245,8 +248,10 @@ def download_file(
                         raise _Retry()
                     raise DownloadError(last)
                 if r.status_code == 206 and _range_start(r) != offset:
-                    raise DownloadError(f"{r.url}: server answered the wrong byte range "
-                                        f"({r.headers.get('Content-Range')!r} for offset {offset})")
+                    raise DownloadError(
+                        f"{r.url}: server answered the wrong byte range "
+                        f"({r.headers.get('Content-Range')!r} for offset {offset})"
+                    )
                 mode = "ab" if r.status_code == 206 else "wb"
                 if r.status_code == 200:
                     offset = 0  # server ignored Range (or nothing to resume): start over
@@ -254,10 +259,11 @@ def download_file(
                     resumed = True
                 total = _total_from_headers(r, offset)
                 if expected_size is not None and total is not None and total != expected_size:
-                    raise ChecksumError(f"{url}: server announces {total} bytes, expected {expected_size}; "
-                                        "the file on the server changed or the URL is wrong")
-                _stream(r, part, mode, offset, total or expected_size, settings,
-                        desc or dest.name, on_progress)
+                    raise ChecksumError(
+                        f"{url}: server announces {total} bytes, expected {expected_size}; "
+                        "the file on the server changed or the URL is wrong"
+                    )
+                _stream(r, part, mode, offset, total or expected_size, settings, desc or dest.name, on_progress)
                 got = part.stat().st_size
                 if total is not None and got != total:
                     last = f"{url}: connection cut at {got} of {total} bytes"
@@ -265,8 +271,7 @@ def download_file(
                 break
         except _Retry:
             pass
-        except (requests.ConnectionError, requests.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             have = part.stat().st_size if part.exists() else 0
             last = f"cannot download {url} ({_describe(exc)}; {have} bytes kept in {part.name})"
         except OSError as exc:
@@ -274,7 +279,8 @@ def download_file(
                 have = part.stat().st_size if part.exists() else 0
                 raise DiskFullError(
                     f"{part}: disk full after {have} bytes; free some space and re-run the same "
-                    "command to resume (nothing else was changed)") from exc
+                    "command to resume (nothing else was changed)"
+                ) from exc
             raise
         if attempt >= settings.retries:
             raise DownloadError(f"{last} (gave up after {attempt + 1} attempts; re-run to resume)")
@@ -292,14 +298,14 @@ class _Retry(Exception):
     pass
 
 
-def _stream(r, part: Path, mode: str, offset: int, total: int | None, settings: HTTPSettings,
-            desc: str, on_progress) -> None:
+def _stream(
+    r, part: Path, mode: str, offset: int, total: int | None, settings: HTTPSettings, desc: str, on_progress
+) -> None:
     bar = None
     if settings.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                   desc=desc, leave=False)
+        bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, leave=False)
     try:
         with open(part, mode) as fh:
             for chunk in r.iter_content(chunk_size=CHUNK):

@@ -42,6 +42,7 @@ in order + ``phases.json``; ``DEST/dataset.json``. Download state lives in
 ``DEST/.lung4d/`` (``state.json``, ``raw/<PatientID>/<SeriesUID>.zip``; zips are
 kept unless ``--delete-raw``). Patients already converted are skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,7 @@ PHASES = list(range(0, 100, 10))
 INPUT_PHASES = [0, 50]
 AIR_HU = -1024
 BODY_THRESHOLD_HU = -500
-BYTES_PER_IMAGE_ESTIMATE = 530_000      # 512x512 int16 + header, when the API gives no size
+BYTES_PER_IMAGE_ESTIMATE = 530_000  # 512x512 int16 + header, when the API gives no size
 
 LICENCE = """\
 4D-Lung (The Cancer Imaging Archive) is published under the Creative Commons
@@ -136,7 +137,7 @@ class Session:
     patient_id: str
     study_uid: str
     date: str
-    phases: dict[int, dict] = field(default_factory=dict)    # phase % -> series record
+    phases: dict[int, dict] = field(default_factory=dict)  # phase % -> series record
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -144,8 +145,11 @@ class Session:
         return all(p in self.phases for p in PHASES)
 
     def as_json(self) -> dict:
-        return {"study_instance_uid": self.study_uid, "date": self.date,
-                "series": {str(p): self.phases[p]["SeriesInstanceUID"] for p in sorted(self.phases)}}
+        return {
+            "study_instance_uid": self.study_uid,
+            "date": self.date,
+            "series": {str(p): self.phases[p]["SeriesInstanceUID"] for p in sorted(self.phases)},
+        }
 
 
 def group_sessions(series: list[dict]) -> dict[str, list[Session]]:
@@ -166,11 +170,18 @@ def group_sessions(series: list[dict]) -> dict[str, list[Session]]:
         typical = max(set(counts), key=counts.count) if counts else 0
         for phase, cands in sorted(by_phase.items()):
             if len(cands) > 1:
-                cands = sorted(cands, key=lambda x: (_int(x.get("ImageCount"), 0) != typical,
-                                                     _int(x.get("SeriesNumber"), 1 << 30),
-                                                     str(x["SeriesInstanceUID"])))
-                sess.notes.append(f"{len(cands)} series for phase {phase}%; took "
-                                  f"{cands[0]['SeriesInstanceUID']} ({cands[0].get('SeriesDescription')!r})")
+                cands = sorted(
+                    cands,
+                    key=lambda x: (
+                        _int(x.get("ImageCount"), 0) != typical,
+                        _int(x.get("SeriesNumber"), 1 << 30),
+                        str(x["SeriesInstanceUID"]),
+                    ),
+                )
+                sess.notes.append(
+                    f"{len(cands)} series for phase {phase}%; took "
+                    f"{cands[0]['SeriesInstanceUID']} ({cands[0].get('SeriesDescription')!r})"
+                )
             sess.phases[phase] = cands[0]
         out.setdefault(pid, []).append(sess)
     for pid in out:
@@ -199,14 +210,16 @@ def choose_session(sessions: list[Session], which: str = "first") -> Session | N
 
 # ------------------------------------------------------------------ preprocessing
 
+
 def axial_axis(affine: np.ndarray) -> int:
     """The voxel axis closest to the superior-inferior world axis."""
     cols = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
     return int(np.argmax(np.abs(cols[2])))
 
 
-def remove_couch(vol: np.ndarray, affine: np.ndarray, threshold: float = BODY_THRESHOLD_HU,
-                 erode: int = 2, air: float = AIR_HU) -> tuple[np.ndarray, np.ndarray]:
+def remove_couch(
+    vol: np.ndarray, affine: np.ndarray, threshold: float = BODY_THRESHOLD_HU, erode: int = 2, air: float = AIR_HU
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep the patient's body, set everything else (couch, blanket, air) to ``air``.
 
     Returns (volume, body mask). If nothing exceeds the threshold the volume is returned unchanged."""
@@ -251,23 +264,40 @@ def grid_from(affine: np.ndarray, shape: Sequence[int], out_shape: Sequence[int]
     return affine @ m
 
 
-def resample_to_grid(vol: np.ndarray, affine: np.ndarray, ref_affine: np.ndarray,
-                     ref_shape: Sequence[int], cval: float = AIR_HU, order: int = 1) -> np.ndarray:
+def resample_to_grid(
+    vol: np.ndarray,
+    affine: np.ndarray,
+    ref_affine: np.ndarray,
+    ref_shape: Sequence[int],
+    cval: float = AIR_HU,
+    order: int = 1,
+) -> np.ndarray:
     """Resample ``vol`` (with ``affine``) onto the grid (ref_affine, ref_shape), world-coordinate
     exact; a Gaussian (sigma = (f - 1) / 2 per axis shrunk by factor f) avoids aliasing."""
     from scipy import ndimage as ndi
 
-    m = np.linalg.inv(affine) @ ref_affine           # ref voxel -> input voxel
+    m = np.linalg.inv(affine) @ ref_affine  # ref voxel -> input voxel
     f = np.abs(m[:3, :3]).max(axis=1)
     sigma = np.maximum(0.0, (f - 1.0) / 2.0)
     src = ndi.gaussian_filter(vol.astype(np.float32), sigma, mode="nearest") if np.any(sigma > 0.1) else vol
-    return ndi.affine_transform(src.astype(np.float32), m[:3, :3], offset=m[:3, 3],
-                                output_shape=tuple(int(x) for x in ref_shape), order=order,
-                                mode="constant", cval=cval).astype(np.float32)
+    return ndi.affine_transform(
+        src.astype(np.float32),
+        m[:3, :3],
+        offset=m[:3, 3],
+        output_shape=tuple(int(x) for x in ref_shape),
+        order=order,
+        mode="constant",
+        cval=cval,
+    ).astype(np.float32)
 
 
-def convert_session(phase_dirs: dict[int, Path], out_shape=(128, 128, 128), counts: dict | None = None,
-                    couch: bool = True, label: str = "") -> tuple[np.ndarray, np.ndarray, dict]:
+def convert_session(
+    phase_dirs: dict[int, Path],
+    out_shape=(128, 128, 128),
+    counts: dict | None = None,
+    couch: bool = True,
+    label: str = "",
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """DICOM folders of the ten phases -> (X, Y, Z, 10) int16 HU, affine, info."""
     ref_affine = None
     frames, info = [], {"phases": {}}
@@ -287,8 +317,10 @@ def convert_session(phase_dirs: dict[int, Path], out_shape=(128, 128, 128), coun
         else:
             c = vol.affine @ np.append((np.asarray(arr.shape) - 1) / 2.0, 1)
             if np.linalg.norm((c - ref_center)[:3]) > 0.25 * float(np.min(ref_extent)):
-                raise DownloadError(f"{label} phase {phase}%: its volume is {np.linalg.norm((c - ref_center)[:3]):.0f} mm "
-                                    "away from the 0% phase; not one 4D-CT")
+                raise DownloadError(
+                    f"{label} phase {phase}%: its volume is {np.linalg.norm((c - ref_center)[:3]):.0f} mm "
+                    "away from the 0% phase; not one 4D-CT"
+                )
         frames.append(resample_to_grid(arr, vol.affine, ref_affine, out_shape))
     data = np.stack(frames, axis=-1)
     data = np.clip(np.rint(data), -32768, 32767).astype(np.int16)
@@ -358,14 +390,16 @@ def verify(dest: Path) -> tuple[list[str], list[str]]:
 
 # ------------------------------------------------------------------ the pipeline
 
+
 def _series_size(api: str, s: dict, settings: HTTPSettings, session) -> tuple[int, str]:
     for key in ("FileSize", "TotalSizeInBytes"):
         v = _int(s.get(key))
         if v:
             return v, "api"
     try:
-        ans = get_json(f"{api}/getSeriesSize", {"SeriesInstanceUID": s["SeriesInstanceUID"]},
-                       settings=settings, session=session)
+        ans = get_json(
+            f"{api}/getSeriesSize", {"SeriesInstanceUID": s["SeriesInstanceUID"]}, settings=settings, session=session
+        )
         row = ans[0] if isinstance(ans, list) and ans else ans
         v = _int((row or {}).get("TotalSizeInBytes"))
         if v:
@@ -375,10 +409,20 @@ def _series_size(api: str, s: dict, settings: HTTPSettings, session) -> tuple[in
     return _int(s.get("ImageCount"), 0) * BYTES_PER_IMAGE_ESTIMATE, "estimate"
 
 
-def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None = None,
-          max_gb: float | None = None, session_choice: str = "first", out_shape=(128, 128, 128),
-          settings: HTTPSettings | None = None, delete_raw: bool = False, list_only: bool = False,
-          couch: bool = True, keep_going: bool = False) -> dict:
+def fetch(
+    dest: Path,
+    api: str = DEFAULT_API,
+    *,
+    patients: Sequence[str] | None = None,
+    max_gb: float | None = None,
+    session_choice: str = "first",
+    out_shape=(128, 128, 128),
+    settings: HTTPSettings | None = None,
+    delete_raw: bool = False,
+    list_only: bool = False,
+    couch: bool = True,
+    keep_going: bool = False,
+) -> dict:
     dest = Path(dest)
     api = api.rstrip("/")
     settings = settings or HTTPSettings()
@@ -391,8 +435,9 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
         state.setdefault("patients", {})
 
         C.say(f"Listing {COLLECTION} series from {api} ...")
-        series = get_json(f"{api}/getSeries", {"Collection": COLLECTION, "format": "json"},
-                          settings=settings, session=http)
+        series = get_json(
+            f"{api}/getSeries", {"Collection": COLLECTION, "format": "json"}, settings=settings, session=http
+        )
         if not isinstance(series, list) or not series:
             raise DownloadError(f"{api}/getSeries: no series listed for {COLLECTION} (API changed?)")
         sessions = group_sessions(series)
@@ -400,8 +445,10 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
         if patients:
             unknown = sorted(set(patients) - set(sessions))
             if unknown:
-                raise DownloadError(f"--patients: no 4D-CT phase series for {', '.join(unknown)} "
-                                    f"(known: {', '.join(wanted[:5])}{' ...' if len(wanted) > 5 else ''})")
+                raise DownloadError(
+                    f"--patients: no 4D-CT phase series for {', '.join(unknown)} "
+                    f"(known: {', '.join(wanted[:5])}{' ...' if len(wanted) > 5 else ''})"
+                )
             wanted = [p for p in wanted if p in set(patients)]
         plan = []
         for pid in wanted:
@@ -411,8 +458,10 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
             sess = choose_session(sessions[pid], session_choice)
             if sess is None:
                 have = ", ".join(f"{s.date or '?'}: {sorted(s.phases)}" for s in sessions[pid])
-                C.say(f"  {pid}: no complete 10-phase session matching --session {session_choice} "
-                      f"(sessions: {have}); skipped")
+                C.say(
+                    f"  {pid}: no complete 10-phase session matching --session {session_choice} "
+                    f"(sessions: {have}); skipped"
+                )
                 continue
             for note in sess.notes:
                 C.say(f"  {pid} {sess.date}: {note}")
@@ -421,26 +470,61 @@ def fetch(dest: Path, api: str = DEFAULT_API, *, patients: Sequence[str] | None 
         budget = None if max_gb is None else int(max_gb * 1e9)
         done, failed, stopped = [], [], None
         try:
-            stopped = _run_plan(plan, dest, sd, state, api, settings, http, out_shape, couch, budget,
-                                max_gb, list_only, keep_going, delete_raw, done, failed)
+            stopped = _run_plan(
+                plan,
+                dest,
+                sd,
+                state,
+                api,
+                settings,
+                http,
+                out_shape,
+                couch,
+                budget,
+                max_gb,
+                list_only,
+                keep_going,
+                delete_raw,
+                done,
+                failed,
+            )
         finally:
             if not list_only:
                 good, _ = verify(dest)
-                atomic_write_json(dest / "dataset.json", {"kind": "lung", "layout": "lung4d",
-                                                          "patients": good, "source": SOURCE})
+                atomic_write_json(
+                    dest / "dataset.json", {"kind": "lung", "layout": "lung4d", "patients": good, "source": SOURCE}
+                )
         if list_only:
             return {"plan": [s.patient_id for s in plan]}
         if stopped:
             C.say(stopped)
         C.say(f"4D-Lung in {dest}: {len(good)} patient(s) ready ({len(done)} converted in this run).")
         if failed:
-            raise DownloadError(f"{len(failed)} patient(s) failed: {', '.join(failed)} (messages above); "
-                                "the others are complete, re-run to retry")
+            raise DownloadError(
+                f"{len(failed)} patient(s) failed: {', '.join(failed)} (messages above); "
+                "the others are complete, re-run to retry"
+            )
         return {"done": done, "stopped": stopped, "patients": good}
 
 
-def _run_plan(plan, dest, sd, state, api, settings, http, out_shape, couch, budget, max_gb, list_only,
-              keep_going, delete_raw, done, failed) -> str | None:
+def _run_plan(
+    plan,
+    dest,
+    sd,
+    state,
+    api,
+    settings,
+    http,
+    out_shape,
+    couch,
+    budget,
+    max_gb,
+    list_only,
+    keep_going,
+    delete_raw,
+    done,
+    failed,
+) -> str | None:
     used = 0
     for sess in plan:
         pid = sess.patient_id
@@ -450,8 +534,7 @@ def _run_plan(plan, dest, sd, state, api, settings, http, out_shape, couch, budg
             if not probs:
                 C.say(f"  {pid}: already converted; skipped")
                 continue
-            msg = (f"{pdir}: exists but is not a complete conversion ({probs[0]}); "
-                   "move it away and re-run")
+            msg = f"{pdir}: exists but is not a complete conversion ({probs[0]}); move it away and re-run"
             if not keep_going:
                 raise DownloadError(msg)
             failed.append(pid)
@@ -467,13 +550,17 @@ def _run_plan(plan, dest, sd, state, api, settings, http, out_shape, couch, budg
             n, h = _series_size(api, s, settings, http)
             need += n
             how.add(h)
-        C.say(f"  {pid}: session {sess.date or '?'} ({sess.study_uid}), "
-              f"{need / 1e9:.2f} GB to download ({'/'.join(sorted(how)) or 'cached'})")
+        C.say(
+            f"  {pid}: session {sess.date or '?'} ({sess.study_uid}), "
+            f"{need / 1e9:.2f} GB to download ({'/'.join(sorted(how)) or 'cached'})"
+        )
         if list_only:
             continue
         if budget is not None and used + need > budget:
-            return (f"--max-gb {max_gb:g}: stopping before {pid} (needs {need / 1e9:.2f} GB, "
-                    f"{used / 1e9:.2f} GB used in this run)")
+            return (
+                f"--max-gb {max_gb:g}: stopping before {pid} (needs {need / 1e9:.2f} GB, "
+                f"{used / 1e9:.2f} GB used in this run)"
+            )
         used += need
         try:
             _do_patient(dest, sd, sess, state, api, settings, http, out_shape, couch)
@@ -502,8 +589,9 @@ def _check_zip(z: Path, label: str) -> None:
             raise DownloadError(f"{z}: member {bad} fails its CRC check")
     except (DownloadError, zipfile.BadZipFile, OSError, EOFError) as exc:
         z.unlink(missing_ok=True)
-        raise DownloadError(f"{label}: the download is not a valid zip ({exc}); it was deleted, "
-                            "re-run to download it again") from exc
+        raise DownloadError(
+            f"{label}: the download is not a valid zip ({exc}); it was deleted, re-run to download it again"
+        ) from exc
 
 
 def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, couch) -> None:
@@ -516,24 +604,34 @@ def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, 
         uid = s["SeriesInstanceUID"]
         z = raw / f"{uid}.zip"
         rec = state["series"].get(uid, {})
-        res = download_file(f"{api}/getImage", z, params={"SeriesInstanceUID": uid}, settings=settings,
-                            session=http, desc=f"{pid} {p}%")
+        res = download_file(
+            f"{api}/getImage", z, params={"SeriesInstanceUID": uid}, settings=settings, session=http, desc=f"{pid} {p}%"
+        )
         if rec.get("status") != "downloaded" or rec.get("sha256") != res["sha256"]:
-            _check_zip(z, f"{pid} phase {p}% ({uid})")      # not yet verified: test every CRC
+            _check_zip(z, f"{pid} phase {p}% ({uid})")  # not yet verified: test every CRC
         content = zip_content_digest(z)
         if rec.get("sha256") and res["sha256"] != rec["sha256"] and content != rec.get("content_sha256"):
             z.unlink()
-            raise ChecksumError(f"{pid} phase {p}% ({uid}): the download differs from the first good one "
-                                "recorded in .lung4d/state.json; the new file was deleted, nothing else changed")
-        state["series"][uid] = {"patient": pid, "phase": p, "status": "downloaded", "file": str(z.relative_to(sd)),
-                                "size": res["size"], "sha256": rec.get("sha256") or res["sha256"],
-                                "content_sha256": rec.get("content_sha256") or content,
-                                "description": s.get("SeriesDescription"), "at": C.now_iso()}
+            raise ChecksumError(
+                f"{pid} phase {p}% ({uid}): the download differs from the first good one "
+                "recorded in .lung4d/state.json; the new file was deleted, nothing else changed"
+            )
+        state["series"][uid] = {
+            "patient": pid,
+            "phase": p,
+            "status": "downloaded",
+            "file": str(z.relative_to(sd)),
+            "size": res["size"],
+            "sha256": rec.get("sha256") or res["sha256"],
+            "content_sha256": rec.get("content_sha256") or content,
+            "description": s.get("SeriesDescription"),
+            "at": C.now_iso(),
+        }
         atomic_write_json(sd / "state.json", state)
         zips[p] = z
         counts[p] = _int(s.get("ImageCount"))
     if work.exists():
-        shutil.rmtree(work)                      # derived files of an interrupted run
+        shutil.rmtree(work)  # derived files of an interrupted run
     work.mkdir(parents=True)
     try:
         dirs = {}
@@ -541,13 +639,23 @@ def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, 
             dirs[p] = safe_extract(z, work / f"{p:02d}")
         C.say(f"  {pid}: converting 10 phases -> {'x'.join(map(str, out_shape))} ...")
         data, affine, info = convert_session(dirs, out_shape, counts, couch=couch, label=pid)
-        meta = {"phases": PHASES, "input_phases": INPUT_PHASES, "units": "HU", "source": SOURCE,
-                "patient_id": pid, "session": sess.as_json(),
-                "preprocessing": {"couch_removed": couch, "body_threshold_hu": BODY_THRESHOLD_HU,
-                                  "outside_body_hu": AIR_HU, "resampled_shape": list(out_shape),
-                                  "resampling": "Gaussian anti-aliasing + trilinear onto the 0% phase FOV",
-                                  "hu_clip": "not applied here; the loader clips to [-1400, 200]",
-                                  **info}}
+        meta = {
+            "phases": PHASES,
+            "input_phases": INPUT_PHASES,
+            "units": "HU",
+            "source": SOURCE,
+            "patient_id": pid,
+            "session": sess.as_json(),
+            "preprocessing": {
+                "couch_removed": couch,
+                "body_threshold_hu": BODY_THRESHOLD_HU,
+                "outside_body_hu": AIR_HU,
+                "resampled_shape": list(out_shape),
+                "resampling": "Gaussian anti-aliasing + trilinear onto the 0% phase FOV",
+                "hu_clip": "not applied here; the loader clips to [-1400, 200]",
+                **info,
+            },
+        }
         write_patient(dest, pid, data, affine, meta)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -558,9 +666,11 @@ def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, 
 # ------------------------------------------------------------------ CLI
 
 PROG = "interp4d-lite download lung4d"
-DESCRIPTION = ("Download TCIA 4D-Lung (~170 GB of DICOM in total) through the NBIA API and write "
-               "DEST/<PatientID>/<PatientID>_4d.nii.gz (10 phases, HU) + phases.json. "
-               "Re-running resumes; converted patients are skipped.")
+DESCRIPTION = (
+    "Download TCIA 4D-Lung (~170 GB of DICOM in total) through the NBIA API and write "
+    "DEST/<PatientID>/<PatientID>_4d.nii.gz (10 phases, HU) + phases.json. "
+    "Re-running resumes; converted patients are skipped."
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -568,17 +678,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dest", required=True, type=Path, help="destination folder (the notebooks' data_root)")
     p.add_argument("--api-url", default=None, help=f"NBIA v1 API base (default: ${ENV_API} or {DEFAULT_API})")
     p.add_argument("--patients", nargs="+", default=None, help="only these PatientIDs")
-    p.add_argument("--max-gb", type=float, default=None,
-                   help="stop before this run's downloads would exceed N GB (sizes from the API)")
-    p.add_argument("--session", default="first",
-                   help="which 4D-CT session per patient: first (default), last, an index, or YYYYMMDD")
-    p.add_argument("--shape", type=int, nargs=3, default=(128, 128, 128), metavar=("X", "Y", "Z"),
-                   help="output grid (default 128 128 128, as UVI-Net)")
+    p.add_argument(
+        "--max-gb",
+        type=float,
+        default=None,
+        help="stop before this run's downloads would exceed N GB (sizes from the API)",
+    )
+    p.add_argument(
+        "--session",
+        default="first",
+        help="which 4D-CT session per patient: first (default), last, an index, or YYYYMMDD",
+    )
+    p.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=(128, 128, 128),
+        metavar=("X", "Y", "Z"),
+        help="output grid (default 128 128 128, as UVI-Net)",
+    )
     p.add_argument("--keep-couch", action="store_true", help="skip couch removal")
-    p.add_argument("--delete-raw", action="store_true",
-                   help="delete a patient's downloaded DICOM zips once its NIfTI is written")
-    p.add_argument("--keep-going", action="store_true",
-                   help="after a patient fails (e.g. a series with missing slices), go on with the others")
+    p.add_argument(
+        "--delete-raw", action="store_true", help="delete a patient's downloaded DICOM zips once its NIfTI is written"
+    )
+    p.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a patient fails (e.g. a series with missing slices), go on with the others",
+    )
     p.add_argument("--list", action="store_true", help="only list what would be downloaded")
     p.add_argument("--verify", action="store_true", help="only check DEST against the layout (no network)")
     C.add_http_args(p)
@@ -599,12 +726,24 @@ def run(args: argparse.Namespace) -> int:
     if any(n < 2 for n in args.shape):
         raise DownloadError(f"--shape {args.shape}: every size must be >= 2")
     api = args.api_url or os.environ.get(ENV_API) or DEFAULT_API
-    fetch(args.dest, api, patients=args.patients, max_gb=args.max_gb, session_choice=args.session,
-          out_shape=tuple(args.shape), settings=C.http_settings(args), delete_raw=args.delete_raw,
-          list_only=args.list, couch=not args.keep_couch, keep_going=args.keep_going)
+    fetch(
+        args.dest,
+        api,
+        patients=args.patients,
+        max_gb=args.max_gb,
+        session_choice=args.session,
+        out_shape=tuple(args.shape),
+        settings=C.http_settings(args),
+        delete_raw=args.delete_raw,
+        list_only=args.list,
+        couch=not args.keep_couch,
+        keep_going=args.keep_going,
+    )
     C.say()
-    C.say("Licence CC BY 4.0; cite doi:10.7937/K9/TCIA.2016.ELN8YGLE, doi:10.1002/mp.12059 and TCIA "
-          "(doi:10.1007/s10278-013-9622-7).")
+    C.say(
+        "Licence CC BY 4.0; cite doi:10.7937/K9/TCIA.2016.ELN8YGLE, doi:10.1002/mp.12059 and TCIA "
+        "(doi:10.1007/s10278-013-9622-7)."
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 ``build_model(kind, config_dict)`` builds any model (the training loops and
 ``train.checkpoint.load_model`` use it).
 """
+
 from .baselines import (
     LinearMotionBaseline,
     RegistrationConfig,
@@ -48,9 +49,25 @@ def count_parameters(model) -> int:
 
 
 __all__ = [
-    "warp", "Warper", "ConvBlock", "Encoder", "TimeEmbedding", "TemporalModulation",
-    "DeformationFeatureGenerator", "DeformationFusion", "Student", "StudentConfig",
-    "Teacher", "TeacherConfig", "RegistrationNet", "RegistrationConfig", "LinearMotionBaseline",
-    "linear_blend", "linear_motion_fields", "linear_motion_interpolate",
-    "MODEL_REGISTRY", "build_model", "count_parameters",
+    "warp",
+    "Warper",
+    "ConvBlock",
+    "Encoder",
+    "TimeEmbedding",
+    "TemporalModulation",
+    "DeformationFeatureGenerator",
+    "DeformationFusion",
+    "Student",
+    "StudentConfig",
+    "Teacher",
+    "TeacherConfig",
+    "RegistrationNet",
+    "RegistrationConfig",
+    "LinearMotionBaseline",
+    "linear_blend",
+    "linear_motion_fields",
+    "linear_motion_interpolate",
+    "MODEL_REGISTRY",
+    "build_model",
+    "count_parameters",
 ]

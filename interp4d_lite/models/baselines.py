@@ -13,6 +13,7 @@ rotation along an arc, spatially varying motion, where t * u_10 sampled on the
 grid of time t is not the field on that grid) it is an approximation: the gap the
 student closes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,14 @@ def linear_blend(I0: torch.Tensor, I1: torch.Tensor, t) -> dict:
     I0, I1 = expand_batch(I0, n), expand_batch(I1, n)
     mask = (1 - t).expand(n, 1, *I0.shape[2:])
     zeros = I0.new_zeros((n, 3, *I0.shape[2:]))
-    return {"image": mask * I0 + (1 - mask) * I1, "u_t0": zeros, "u_t1": zeros, "mask": mask,
-            "warped0": I0, "warped1": I1}
+    return {
+        "image": mask * I0 + (1 - mask) * I1,
+        "u_t0": zeros,
+        "u_t1": zeros,
+        "mask": mask,
+        "warped0": I0,
+        "warped1": I1,
+    }
 
 
 def linear_motion_fields(u_01: torch.Tensor, u_10: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,8 +62,14 @@ def linear_motion_interpolate(I0, I1, u_01, u_10, t) -> dict:
     t = as_timestamps(t, u_01.shape[0], u_01.device)
     mask = _t5(1 - t).to(I0.dtype).expand(n, 1, *I0.shape[2:])
     warped0, warped1 = warp(I0, u_t0), warp(I1, u_t1)
-    return {"image": mask * warped0 + (1 - mask) * warped1, "u_t0": u_t0, "u_t1": u_t1, "mask": mask,
-            "warped0": warped0, "warped1": warped1}
+    return {
+        "image": mask * warped0 + (1 - mask) * warped1,
+        "u_t0": u_t0,
+        "u_t1": u_t1,
+        "mask": mask,
+        "warped0": warped0,
+        "warped1": warped1,
+    }
 
 
 @dataclass
@@ -91,7 +104,9 @@ class RegistrationNet(nn.Module):
         for out, skip in zip(c.decoder_channels, skips):
             self.up.append(ConvBlock(ch + skip, out))
             ch = out
-        self.final = nn.Sequential(*[ConvBlock(a, b) for a, b in zip((ch,) + tuple(c.final_channels), c.final_channels)])
+        self.final = nn.Sequential(
+            *[ConvBlock(a, b) for a, b in zip((ch,) + tuple(c.final_channels), c.final_channels)]
+        )
         self.flow = flow_head(c.final_channels[-1] if c.final_channels else ch, 3, std=1e-5)
 
     def register(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:

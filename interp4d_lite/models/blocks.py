@@ -5,6 +5,7 @@ displacement field, broadcast timestamps).
 Axes follow docs/ARCHITECTURE.md: volumes ``(B, C, X, Y, Z)``, fields ``(B, 3, X, Y, Z)``
 in voxel units of the grid they live on.
 """
+
 from __future__ import annotations
 
 import torch
@@ -42,7 +43,9 @@ class Encoder(nn.Module):
         super().__init__()
         self.levels = nn.ModuleList([ConvBlock(in_channels, channels[0])])
         for c_in, c_out in zip(channels[:-1], channels[1:]):
-            self.levels.append(nn.Sequential(ConvBlock(c_in, c_out, stride=2), ConvBlock(c_out, c_out), ConvBlock(c_out, c_out)))
+            self.levels.append(
+                nn.Sequential(ConvBlock(c_in, c_out, stride=2), ConvBlock(c_out, c_out), ConvBlock(c_out, c_out))
+            )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []  # fine -> coarse: (B, c_l, X/2**l, Y/2**l, Z/2**l)

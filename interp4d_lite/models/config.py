@@ -3,6 +3,7 @@
 A checkpoint stores ``config.to_dict()`` next to the weights; ``build_model(kind,
 config_dict)`` (in ``models/__init__.py``) rebuilds the model from it.
 """
+
 from __future__ import annotations
 
 import dataclasses

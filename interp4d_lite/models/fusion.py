@@ -8,12 +8,12 @@ residual on the finest level's fields and the blend-mask logit. ``synthesize`` t
 brings fields and mask to full resolution (the only full-resolution work: one
 upsample, two warps and the blend).
 """
+
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 import torch.nn.functional as F
+from torch import nn
 
 from .blocks import crop, flow_head, resize, upsample_field
 from .warp import Warper
@@ -56,8 +56,11 @@ def synthesize(I0, I1, fields, mask_logit, weights, padded_shape, shape, warper:
     warped0, warped1 = warper(I0, u_t0), warper(I1, u_t1)
     image = mask * warped0 + (1 - mask) * warped1
     return {
-        "image": image, "u_t0": u_t0, "u_t1": u_t1, "mask": mask,
-        "warped0": warped0, "warped1": warped1,
+        "image": image,
+        "u_t0": u_t0,
+        "u_t1": u_t1,
+        "mask": mask,
+        "warped0": warped0,
+        "warped1": warped1,
         "scale_weights": crop(F.interpolate(weights, size=full, mode="nearest"), shape),
     }
-

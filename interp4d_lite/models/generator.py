@@ -10,6 +10,7 @@ convolves, applies FiLM from t (student) and predicts a residual update of
 ``(u_t0, u_t1)``. The teacher uses the same module without FiLM but with a context:
 the encoder features of the true I_t, which live on the grid of time t and need no warp.
 """
+
 from __future__ import annotations
 
 import torch
@@ -69,8 +70,13 @@ class DeformationFeatureGenerator(nn.Module):
     in voxels of that level's grid.
     """
 
-    def __init__(self, enc_channels: tuple[int, ...], feat_channels: tuple[int, ...], context: bool = False,
-                 light_refinement: bool = True):
+    def __init__(
+        self,
+        enc_channels: tuple[int, ...],
+        feat_channels: tuple[int, ...],
+        context: bool = False,
+        light_refinement: bool = True,
+    ):
         super().__init__()
         if len(enc_channels) != len(feat_channels):
             raise ValueError(f"enc_channels {enc_channels} and feat_channels {feat_channels} need the same length")
@@ -98,7 +104,11 @@ class DeformationFeatureGenerator(nn.Module):
             size = enc0[i].shape[2:]
             fields = upsample_field(fields, size)
             prev, fields = level(
-                enc0[i], enc1[i], None if ctx is None else ctx[i], prev, fields,
+                enc0[i],
+                enc1[i],
+                None if ctx is None else ctx[i],
+                prev,
+                fields,
                 None if modulation is None else modulation[i],
             )
             features.append(prev)

@@ -13,6 +13,7 @@ the linear-blend prior ``m = 1 - t`` (its logit is added to the predicted logit)
 the network only learns the correction (e.g. occlusions); the fields have no
 linear-motion prior: FiLM lets them follow any monotone or non-monotone course in t.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,8 +83,12 @@ class Student(nn.Module):
         x = pad_to_multiple(torch.cat([I0, I1]), self.multiple)  # (2B, 1, X', Y', Z')
         pyramid = self.generator.lateral(self.encoder(x)[::-1][: self.n_decoded])  # coarse -> fine, decoded levels
         return {
-            "I0": I0, "I1": I1, "shape": tuple(I0.shape[2:]), "padded_shape": tuple(x.shape[2:]),
-            "f0": [f[:b] for f in pyramid], "f1": [f[b:] for f in pyramid],
+            "I0": I0,
+            "I1": I1,
+            "shape": tuple(I0.shape[2:]),
+            "padded_shape": tuple(x.shape[2:]),
+            "f0": [f[:b] for f in pyramid],
+            "f1": [f[b:] for f in pyramid],
         }
 
     def decode(self, feats: dict, t) -> dict:
@@ -100,8 +105,14 @@ class Student(nn.Module):
         features, fields = self.generator(feats["f0"], feats["f1"], modulation=modulation, batch=n)
         delta, mask_logit, weights = self.fusion(features)
         out = synthesize(
-            feats["I0"], feats["I1"], fields[-1] + delta, mask_logit + log_prior_mask(t), weights,
-            feats["padded_shape"], feats["shape"], self.warp,
+            feats["I0"],
+            feats["I1"],
+            fields[-1] + delta,
+            mask_logit + log_prior_mask(t),
+            weights,
+            feats["padded_shape"],
+            feats["shape"],
+            self.warp,
         )
         out["features"] = features
         return out

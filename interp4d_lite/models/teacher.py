@@ -18,6 +18,7 @@ for a few hundred CPU steps barely uses its privileged frame; the refined fields
 makes the teacher worth distilling (tests/test_models.py; docs/METHOD.md, "Teacher (privileged)" and "Knowledge distillation").
 Training (``train()`` mode) never refines, so the network is trained as before.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,11 +26,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import Encoder, pad_to_multiple
+from .blocks import Encoder, as_timestamps, pad_to_multiple
 from .config import JSONConfig
 from .fusion import DeformationFusion, synthesize
 from .generator import DeformationFeatureGenerator
-from .blocks import as_timestamps
 from .student import decoded_encoder_channels, log_prior_mask
 from .warp import Warper
 
@@ -43,10 +43,10 @@ class TeacherConfig(JSONConfig):
     encoder_channels: tuple[int, ...] = (8, 16, 32, 64)
     decoder_channels: tuple[int, ...] = (32, 16, 8)  # must equal the student's for feature distillation
     fused_channels: int = 8
-    refine_steps: int = 15          # instance-optimisation steps in eval mode (0 = network only)
-    refine_lr: float = 0.2          # Adam step on the residual field, voxels
-    refine_smooth: float = 1.0      # weight of the gradient smoothness of the refined fields
-    refine_scale: int = 4           # the residual lives on a grid 1/refine_scale of the image
+    refine_steps: int = 15  # instance-optimisation steps in eval mode (0 = network only)
+    refine_lr: float = 0.2  # Adam step on the residual field, voxels
+    refine_smooth: float = 1.0  # weight of the gradient smoothness of the refined fields
+    refine_scale: int = 4  # the residual lives on a grid 1/refine_scale of the image
 
 
 class Teacher(nn.Module):
@@ -74,7 +74,9 @@ class Teacher(nn.Module):
         method is what the package trains, distils from and evaluates.
         """
         if not (I0.shape == I1.shape == It.shape) or I0.dim() != 5:
-            raise ValueError(f"I0, I1, It must share a (B, C, X, Y, Z) shape; got {tuple(I0.shape)}, {tuple(I1.shape)}, {tuple(It.shape)}")
+            raise ValueError(
+                f"I0, I1, It must share a (B, C, X, Y, Z) shape; got {tuple(I0.shape)}, {tuple(I1.shape)}, {tuple(It.shape)}"
+            )
         b = I0.shape[0]
         x = pad_to_multiple(torch.cat([I0, I1, It]), self.multiple)  # (3B, 1, X', Y', Z')
         pyramid = self.generator.lateral(self.encoder(x)[::-1][: self.n_decoded])  # coarse -> fine
@@ -82,8 +84,16 @@ class Teacher(nn.Module):
         features, fields = self.generator(f0, f1, ctx=ft)
         delta, mask_logit, weights = self.fusion(features)
         t = as_timestamps(t, b, device=I0.device)
-        out = synthesize(I0, I1, fields[-1] + delta, mask_logit + log_prior_mask(t).to(mask_logit.dtype), weights,
-                         x.shape[2:], I0.shape[2:], self.warp)
+        out = synthesize(
+            I0,
+            I1,
+            fields[-1] + delta,
+            mask_logit + log_prior_mask(t).to(mask_logit.dtype),
+            weights,
+            x.shape[2:],
+            I0.shape[2:],
+            self.warp,
+        )
         out["features"] = features
         if self.config.refine_steps > 0 and not self.training:
             out.update(self.refine(I0, I1, It, out))
@@ -93,8 +103,17 @@ class Teacher(nn.Module):
         """Instance optimisation of ``(u_t0, u_t1)`` on the privileged per-field image loss;
         returns the updated ``u_t0, u_t1, warped0, warped1, image`` (all detached)."""
         c = self.config
-        u_t0, u_t1 = register_to_frame(I0, I1, It, init=(out["u_t0"], out["u_t1"]), steps=c.refine_steps,
-                                       lr=c.refine_lr, smooth=c.refine_smooth, scale=c.refine_scale, warper=self.warp)
+        u_t0, u_t1 = register_to_frame(
+            I0,
+            I1,
+            It,
+            init=(out["u_t0"], out["u_t1"]),
+            steps=c.refine_steps,
+            lr=c.refine_lr,
+            smooth=c.refine_smooth,
+            scale=c.refine_scale,
+            warper=self.warp,
+        )
         with torch.no_grad():
             u_t0, u_t1 = u_t0.to(out["u_t0"].dtype), u_t1.to(out["u_t1"].dtype)
             w0, w1 = self.warp(I0, u_t0), self.warp(I1, u_t1)
@@ -102,8 +121,17 @@ class Teacher(nn.Module):
             return {"u_t0": u_t0, "u_t1": u_t1, "warped0": w0, "warped1": w1, "image": m * w0 + (1 - m) * w1}
 
 
-def register_to_frame(I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, init=None, steps: int = 40,
-                      lr: float = 0.2, smooth: float = 1.0, scale: int = 4, warper: Warper | None = None):
+def register_to_frame(
+    I0: torch.Tensor,
+    I1: torch.Tensor,
+    It: torch.Tensor,
+    init=None,
+    steps: int = 40,
+    lr: float = 0.2,
+    smooth: float = 1.0,
+    scale: int = 4,
+    warper: Warper | None = None,
+):
     """Register both inputs to the frame at t by instance optimisation (no network).
 
     Fits a residual on a coarse grid (1/``scale`` of the image, trilinearly upsampled) to
@@ -138,8 +166,11 @@ def register_to_frame(I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, init
             opt = torch.optim.Adam([r], lr=lr)
             for _ in range(steps):
                 v = u + resize(r, shape)
-                loss = (charbonnier(warper(I0e, v[:, :3]), Ite) + charbonnier(warper(I1e, v[:, 3:]), Ite)
-                        + smooth * (gradient_smoothness(v[:, :3]) + gradient_smoothness(v[:, 3:])))
+                loss = (
+                    charbonnier(warper(I0e, v[:, :3]), Ite)
+                    + charbonnier(warper(I1e, v[:, 3:]), Ite)
+                    + smooth * (gradient_smoothness(v[:, :3]) + gradient_smoothness(v[:, 3:]))
+                )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

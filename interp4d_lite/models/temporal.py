@@ -5,6 +5,7 @@ t -> sinusoidal embedding -> MLP -> for every decoder level (gamma, beta), appli
 and one network serves every t (the paper's "temporal modulated deformation feature
 generator").
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@
 ``u`` of shape ``(B, 3, X, Y, Z)`` where channel ``c`` moves along spatial axis ``c``
 (MONAI ``Warp`` semantics: bilinear, border padding). See docs/ARCHITECTURE.md.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -28,7 +29,9 @@ class Warper(nn.Module):
 
     def forward(self, image: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
         if image.dim() != 5 or disp.dim() != 5 or disp.shape[1] != 3:
-            raise ValueError(f"warp expects image (B,C,X,Y,Z) and disp (B,3,X,Y,Z), got {tuple(image.shape)} and {tuple(disp.shape)}")
+            raise ValueError(
+                f"warp expects image (B,C,X,Y,Z) and disp (B,3,X,Y,Z), got {tuple(image.shape)} and {tuple(disp.shape)}"
+            )
         if image.shape[2:] != disp.shape[2:]:
             raise ValueError(f"image grid {tuple(image.shape[2:])} and field grid {tuple(disp.shape[2:])} differ")
         if disp.shape[0] != image.shape[0]:

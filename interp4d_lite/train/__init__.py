@@ -8,14 +8,25 @@ Notebook use::
 
 Names are imported from their submodule on first use (the CLI parses without torch).
 """
+
 from .._lazy import lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    ".api": ["CHECKPOINT_NAMES", "ensure_checkpoint"],
-    ".checkpoint": ["load_checkpoint", "load_model", "save_checkpoint"],
-    ".config": ["BaselineTrainConfig", "DistillConfig", "TeacherTrainConfig", "TrainConfig"],
-    ".distributed": ["DistEnv", "gather_weight_hashes", "init_distributed", "weight_hash"],
-    ".evaluate": ["evaluate_methods", "format_summary", "method_table", "predict_patient", "save_table", "summarize"],
-    ".history": ["load_history", "plot_history", "save_history"],
-    ".loops": ["PairDataset", "distill_student", "fit", "resolve_patients", "train_baseline", "train_teacher"],
-})
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".api": ["CHECKPOINT_NAMES", "ensure_checkpoint"],
+        ".checkpoint": ["load_checkpoint", "load_model", "save_checkpoint"],
+        ".config": ["BaselineTrainConfig", "DistillConfig", "TeacherTrainConfig", "TrainConfig"],
+        ".distributed": ["DistEnv", "gather_weight_hashes", "init_distributed", "weight_hash"],
+        ".evaluate": [
+            "evaluate_methods",
+            "format_summary",
+            "method_table",
+            "predict_patient",
+            "save_table",
+            "summarize",
+        ],
+        ".history": ["load_history", "plot_history", "save_history"],
+        ".loops": ["PairDataset", "distill_student", "fit", "resolve_patients", "train_baseline", "train_teacher"],
+    },
+)

@@ -1,5 +1,6 @@
 """``python -m interp4d_lite.train COMMAND ...`` -- the same commands as ``interp4d-lite``;
 the entry point for ``torchrun --standalone --nproc_per_node=N -m interp4d_lite.train distill ...``."""
+
 import sys
 
 from ..cli import main

@@ -1,6 +1,7 @@
 """Notebook-friendly helpers: load a model from its checkpoint (``load_model``, from
 :mod:`.checkpoint`), or train one quickly when no checkpoint exists yet
 (``ensure_checkpoint``). Imports :mod:`.loops`; nothing imports this module back."""
+
 from __future__ import annotations
 
 import os
@@ -25,9 +26,19 @@ CHECKPOINT_NAMES = {
 }
 
 
-def ensure_checkpoint(kind: str, out_dir: str | os.PathLike, patients: Sequence | None = None, config=None, *,
-                      data_root=None, data_kind: str | None = None, volume_shape=None, teacher=None,
-                      device: str | torch.device = "auto", retrain: bool = False) -> tuple[nn.Module, list[dict]]:
+def ensure_checkpoint(
+    kind: str,
+    out_dir: str | os.PathLike,
+    patients: Sequence | None = None,
+    config=None,
+    *,
+    data_root=None,
+    data_kind: str | None = None,
+    volume_shape=None,
+    teacher=None,
+    device: str | torch.device = "auto",
+    retrain: bool = False,
+) -> tuple[nn.Module, list[dict]]:
     """Load ``out_dir/<kind>.pt`` if it holds a finished run, else train (resuming a
     partial one) and save it. ``kind``: ``"teacher"``, ``"baseline"`` (the registration
     net; wrap in ``LinearMotionBaseline``), ``"student"`` (needs ``teacher``: a model or
@@ -47,8 +58,14 @@ def ensure_checkpoint(kind: str, out_dir: str | os.PathLike, patients: Sequence 
         model, info = load_model(path, device=device, expected_kind=model_kind)
         if int(info["step"]) >= int((info.get("train_config") or {}).get("steps", 0)):
             return model, list(info.get("history") or [])
-    common = dict(data_root=data_root, kind=data_kind, volume_shape=volume_shape, out_dir=out_dir,
-                  checkpoint_name=name, resume=not retrain)
+    common = dict(
+        data_root=data_root,
+        kind=data_kind,
+        volume_shape=volume_shape,
+        out_dir=out_dir,
+        checkpoint_name=name,
+        resume=not retrain,
+    )
     if kind == "teacher":
         model, hist = train_teacher(patients, cfg, **common)
     elif kind == "baseline":

@@ -19,6 +19,7 @@ Contents (plain types and tensors only, so ``weights_only=True`` loading works):
 Writing goes to a temporary file in the same directory, then ``os.replace`` -- a crash
 mid-write never leaves a half-written checkpoint under the real name.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,7 +75,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((int(py[0]), tuple(int(v) for v in py[1].tolist()), py[2]))
     n = state["numpy"]
     np.random.set_state(
-        (n["name"], n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]), float(n["cached_gaussian"]))
+        (
+            n["name"],
+            n["keys"].numpy().astype(np.uint32),
+            int(n["pos"]),
+            int(n["has_gauss"]),
+            float(n["cached_gaussian"]),
+        )
     )
     torch.set_rng_state(state["torch"].cpu().to(torch.uint8))
     cuda = state.get("cuda") or []
@@ -172,7 +179,16 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, AttributeError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        KeyError,
+        AttributeError,
+    ) as exc:
         raise CheckpointError(f"{path}: not an interp4d_lite checkpoint ({_why_unreadable(path, exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_state" not in ckpt:
         raise CheckpointError(f"{path}: not an interp4d_lite checkpoint (no '{FORMAT}' header)")
@@ -184,8 +200,9 @@ def load_checkpoint(
     return ckpt
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "auto",
-               expected_kind: str | Sequence[str] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "auto", expected_kind: str | Sequence[str] | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint (:func:`interp4d_lite.models.build_model`),
     in eval mode, on ``device``.
 
@@ -202,8 +219,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto",
         model = build_model(kind, ck["model_config"])
         model.load_state_dict(ck["model_state"])
     except (ValueError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: weights do not fit a {kind!r} model of the stored config: "
-                              f"{str(exc).splitlines()[0][:200]}") from exc
+        raise CheckpointError(
+            f"{path}: weights do not fit a {kind!r} model of the stored config: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     model = model.to(get_device(device)).eval()
     info = {k: ck.get(k) for k in ("kind", "model_config", "train_config", "step", "history", "split", "extra")}
     info["path"] = str(path)

@@ -2,6 +2,7 @@
 ``interpolate`` of ``interp4d-lite`` (also ``python -m interp4d_lite.train`` for torchrun).
 
 Wrong arguments raise :class:`~interp4d_lite.errors.CLIError` (one line, exit 2)."""
+
 from __future__ import annotations
 
 import argparse
@@ -36,11 +37,24 @@ def _check_data(path) -> Path:
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", required=True, metavar="DIR", help="dataset root (ACDC or 4D-Lung layout; e.g. from `interp4d-lite phantom`)")
+    g.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="dataset root (ACDC or 4D-Lung layout; e.g. from `interp4d-lite phantom`)",
+    )
     g.add_argument("--kind", choices=KINDS, default=None, help="data kind (default: detected from the layout)")
-    g.add_argument("--volume-shape", type=int, nargs=3, metavar=("X", "Y", "Z"), default=None,
-                   help="crop/pad every volume to this grid (default: the data's preprocessing default)")
-    g.add_argument("--split-seed", type=int, default=0, help="seed of the patient-level train/val/test split (default 0)")
+    g.add_argument(
+        "--volume-shape",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        default=None,
+        help="crop/pad every volume to this grid (default: the data's preprocessing default)",
+    )
+    g.add_argument(
+        "--split-seed", type=int, default=0, help="seed of the patient-level train/val/test split (default 0)"
+    )
 
 
 def add_config_args(p: argparse.ArgumentParser, cfg_cls, title: str = "training") -> None:
@@ -87,8 +101,13 @@ def add_config_args(p: argparse.ArgumentParser, cfg_cls, title: str = "training"
             kw["help"] += f" (default: {shown})"
         g.add_argument(*flags, **kw)
         if "off_flag" in meta:
-            g.add_argument(meta["off_flag"], dest=f.name, action="store_const", const=meta.get("off"),
-                           help=meta.get("off_help", f"set {f.name} to {meta.get('off')!r}"))
+            g.add_argument(
+                meta["off_flag"],
+                dest=f.name,
+                action="store_const",
+                const=meta.get("off"),
+                help=meta.get("off_help", f"set {f.name} to {meta.get('off')!r}"),
+            )
 
 
 def config_from_args(args: argparse.Namespace, cfg_cls, **overrides):
@@ -119,11 +138,13 @@ def config_from_args(args: argparse.Namespace, cfg_cls, **overrides):
 def _add_train_args(p: argparse.ArgumentParser, cfg_cls) -> None:
     _add_data_args(p)
     g = p.add_argument_group("run")
-    g.add_argument("--out", default=None, metavar="DIR",
-                   help="run folder for the checkpoint and history (default runs/<command>)")
+    g.add_argument(
+        "--out", default=None, metavar="DIR", help="run folder for the checkpoint and history (default runs/<command>)"
+    )
     g.add_argument("--no-resume", action="store_true", help="start afresh even if the run folder holds a checkpoint")
-    g.add_argument("--stop-at", type=int, default=None,
-                   help="stop after this step (as an interruption would; resume later)")
+    g.add_argument(
+        "--stop-at", type=int, default=None, help="stop after this step (as an interruption would; resume later)"
+    )
     add_config_args(p, cfg_cls)
 
 
@@ -142,8 +163,15 @@ def _run_train(args, which: str) -> int:
 
     data = _check_data(args.data)
     out = Path(args.out or f"runs/{args.command}")
-    common = dict(data_root=data, kind=args.kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed,
-                  out_dir=out, resume=not args.no_resume, stop_at=args.stop_at)
+    common = dict(
+        data_root=data,
+        kind=args.kind,
+        volume_shape=_shape(args.volume_shape),
+        split_seed=args.split_seed,
+        out_dir=out,
+        resume=not args.no_resume,
+        stop_at=args.stop_at,
+    )
     if which == "teacher":
         model, hist = train_teacher(None, config_from_args(args, TeacherTrainConfig), **common)
         name = "teacher.pt"
@@ -157,7 +185,9 @@ def _run_train(args, which: str) -> int:
         teacher = None
         if cfg.distill_weight or cfg.feature_weight:
             if args.teacher is None:
-                raise CLIError("distill needs --teacher CHECKPOINT (or --distill-weight 0 --feature-weight 0 for the ablation)")
+                raise CLIError(
+                    "distill needs --teacher CHECKPOINT (or --distill-weight 0 --feature-weight 0 for the ablation)"
+                )
             if not Path(args.teacher).exists():
                 raise CLIError(f"{args.teacher}: teacher checkpoint not found")
             teacher = args.teacher
@@ -175,13 +205,18 @@ def _run_evaluate(args) -> int:
 
     data = _check_data(args.data)
     methods = {"linear_blend": "linear_blend"}
-    for flag, kind, name in ((args.baseline, "registration", "linear_motion"), (args.teacher, "teacher", "teacher"),
-                             (args.student, "student", "student"), (args.student_nokd, "student", "student_nokd")):
+    for flag, kind, name in (
+        (args.baseline, "registration", "linear_motion"),
+        (args.teacher, "teacher", "teacher"),
+        (args.student, "student", "student"),
+        (args.student_nokd, "student", "student_nokd"),
+    ):
         if flag is not None:
             model, _ = load_model(flag, device=args.device, expected_kind=kind)
             methods[name] = LinearMotionBaseline(model) if kind == "registration" else model
-    patients, _ = resolve_patients(None, data, kind=args.kind, volume_shape=_shape(args.volume_shape),
-                                   split_seed=args.split_seed, part=args.part)
+    patients, _ = resolve_patients(
+        None, data, kind=args.kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, part=args.part
+    )
     if not patients:
         raise CLIError(f"{data}: the {args.part!r} part of the split holds no patients")
     if any(getattr(p, "u_t0", None) is not None for p in patients):
@@ -200,8 +235,16 @@ def _run_interpolate(args) -> int:
         raise CLIError(f"{args.checkpoint}: checkpoint not found")
     if args.n is None and args.times is None:
         raise CLIError("give --times T [T ...] or --n N")
-    path = interpolate_files(args.checkpoint, args.out, input_4d=args.input, frames=args.frames, inputs=args.inputs,
-                             times=args.times, n=args.n, device=args.device)
+    path = interpolate_files(
+        args.checkpoint,
+        args.out,
+        input_4d=args.input,
+        frames=args.frames,
+        inputs=args.inputs,
+        times=args.times,
+        n=args.n,
+        device=args.device,
+    )
     print(f"wrote {path}")
     return 0
 
@@ -211,21 +254,34 @@ def add_commands(subparsers) -> None:
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     train_commands = [
-        ("train-teacher", "teacher", TeacherTrainConfig, "train the privileged teacher (sees I0, I1 and the true I_t)",
-         "Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: Charbonnier + local NCC of "
-         "its output (and of each warped input) against the true I_t, plus smoothness. Writes OUT/teacher.pt and "
-         "OUT/teacher_history.json; resumes from OUT/teacher.pt if present."),
-        ("train-baseline", "baseline", BaselineTrainConfig,
-         "train the linear-motion baseline's registration net on (I0, I1) pairs",
-         "Train the bidirectional registration network of the linear-motion (UVI-Net-style) baseline on (I0, I1) "
-         "pairs only -- no intermediate frames: warp(I1,u_01)~I0, warp(I0,u_10)~I1, plus smoothness. At inference "
-         "u_t0 = t u_10, u_t1 = (1-t) u_01. Writes OUT/baseline.pt."),
-        ("distill", "distill", DistillConfig,
-         "train the student (I0, I1, t) with knowledge distillation from a teacher",
-         "Train the student, which sees only I0, I1 and t: image loss against I_t + DISTILL_WEIGHT x field "
-         "distillation from the frozen teacher (weighted toward voxels where the teacher is better) + smoothness. "
-         "--distill-weight 0 is the ablation (no teacher needed). Writes OUT/student.pt (or OUT/student_nokd.pt for "
-         "the ablation)."),
+        (
+            "train-teacher",
+            "teacher",
+            TeacherTrainConfig,
+            "train the privileged teacher (sees I0, I1 and the true I_t)",
+            "Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: Charbonnier + local NCC of "
+            "its output (and of each warped input) against the true I_t, plus smoothness. Writes OUT/teacher.pt and "
+            "OUT/teacher_history.json; resumes from OUT/teacher.pt if present.",
+        ),
+        (
+            "train-baseline",
+            "baseline",
+            BaselineTrainConfig,
+            "train the linear-motion baseline's registration net on (I0, I1) pairs",
+            "Train the bidirectional registration network of the linear-motion (UVI-Net-style) baseline on (I0, I1) "
+            "pairs only -- no intermediate frames: warp(I1,u_01)~I0, warp(I0,u_10)~I1, plus smoothness. At inference "
+            "u_t0 = t u_10, u_t1 = (1-t) u_01. Writes OUT/baseline.pt.",
+        ),
+        (
+            "distill",
+            "distill",
+            DistillConfig,
+            "train the student (I0, I1, t) with knowledge distillation from a teacher",
+            "Train the student, which sees only I0, I1 and t: image loss against I_t + DISTILL_WEIGHT x field "
+            "distillation from the frozen teacher (weighted toward voxels where the teacher is better) + smoothness. "
+            "--distill-weight 0 is the ablation (no teacher needed). Writes OUT/student.pt (or OUT/student_nokd.pt for "
+            "the ablation).",
+        ),
     ]
     for name, which, cfg_cls, help_, description in train_commands:
         p = subparsers.add_parser(name, help=help_, description=description)
@@ -234,14 +290,18 @@ def add_commands(subparsers) -> None:
         if which == "distill":
             g = p.add_argument_group("distillation")
             g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
-            g.add_argument("--name", default=None,
-                           help="checkpoint file name in OUT (default student.pt / student_nokd.pt)")
+            g.add_argument(
+                "--name", default=None, help="checkpoint file name in OUT (default student.pt / student_nokd.pt)"
+            )
 
     p = subparsers.add_parser(
-        "evaluate", help="compare every method on held-out patients (PSNR, NCC, SSIM, NMSE, EPE, folding)",
+        "evaluate",
+        help="compare every method on held-out patients (PSNR, NCC, SSIM, NMSE, EPE, folding)",
         description="Evaluate linear blend and every given checkpoint (and, for phantoms, the true fields) on every "
         "intermediate frame of the test patients. Writes OUT/metrics.{json,csv} (per frame) and "
-        "OUT/summary.{json,csv} (per method: mean over frames, at mid-cycle t, and per t).", formatter_class=fmt)
+        "OUT/summary.{json,csv} (per method: mean over frames, at mid-cycle t, and per t).",
+        formatter_class=fmt,
+    )
     _add_data_args(p)
     p.add_argument("--part", choices=["train", "val", "test"], default="test", help="which part of the patient split")
     p.add_argument("--baseline", default=None, metavar="CKPT", help="registration checkpoint (train-baseline)")
@@ -254,19 +314,26 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=_run_evaluate)
 
     p = subparsers.add_parser(
-        "interpolate", help="write interpolated frames between two volumes with a student checkpoint",
+        "interpolate",
+        help="write interpolated frames between two volumes with a student checkpoint",
         description="Interpolate frames at the given timestamps between two volumes -- two frames of a 4D NIfTI "
         "(--input, --frames) or two 3D NIfTI files (--inputs) -- and write them as one 4D NIfTI on the input's own "
         "grid and affine. Each input is min-max normalised, the student runs on the native grid (padding internally "
         "to its multiple and cropping back, no resampling) and the output is mapped back to the inputs' intensity "
-        "range (interpolated linearly in t).", formatter_class=fmt)
+        "range (interpolated linearly in t).",
+        formatter_class=fmt,
+    )
     p.add_argument("--checkpoint", required=True, metavar="CKPT", help="student checkpoint (from distill)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", default=None, metavar="NII4D", help="a 4D NIfTI (X, Y, Z, T)")
     src.add_argument("--inputs", nargs=2, default=None, metavar=("NII0", "NII1"), help="two 3D NIfTI files on one grid")
-    p.add_argument("--frames", type=int, nargs=2, default=None, metavar=("I", "J"), help="0-based frame indices of --input")
+    p.add_argument(
+        "--frames", type=int, nargs=2, default=None, metavar=("I", "J"), help="0-based frame indices of --input"
+    )
     tg = p.add_mutually_exclusive_group()
-    tg.add_argument("--times", type=float, nargs="+", default=None, metavar="T", help="timestamps in [0, 1], e.g. 0.25 0.5 0.75")
+    tg.add_argument(
+        "--times", type=float, nargs="+", default=None, metavar="T", help="timestamps in [0, 1], e.g. 0.25 0.5 0.75"
+    )
     tg.add_argument("--n", type=int, default=None, help="N evenly spaced timestamps strictly between 0 and 1")
     p.add_argument("--out", required=True, metavar="NII", help="output 4D NIfTI (X, Y, Z, N)")
     p.add_argument("--device", default="auto")

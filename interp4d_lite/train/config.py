@@ -11,6 +11,7 @@ for every field, so a default is written once, here. ``metadata["flag"]`` rename
 ``"choices"`` restricts it, ``"off_flag"`` adds a flag that sets the ``"off"`` value, and
 ``cli=False`` keeps a field off the command line.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,23 +38,34 @@ class TrainConfig:
     lr_final_fraction: float = knob(0.1, "the cosine decay ends at lr x lr_final_fraction")
     weight_decay: float = knob(0.0, "Adam weight decay")
     grad_clip: float = knob(1.0, "max gradient norm; 0 = no clipping")
-    crop_shape: tuple[int, int, int] | None = knob(None, "random crop size X Y Z (default: the whole volume)",
-                                                   flag="--crop", metavar=("X", "Y", "Z"))
-    flip_axes: tuple[int, ...] = knob((), "spatial axes that may be flipped (p = 0.5 each; a flip negates the "
-                                      "matching field channel); none by default: on a CPU budget of a few hundred "
-                                      "steps, learning 8 mirrored anatomies made every network's fields ~1.7x worse "
-                                      "(docs/METHOD.md, 'What made ...')", off_flag="--no-flip", off=(),
-                                      off_help="no random flips (the default)")
+    crop_shape: tuple[int, int, int] | None = knob(
+        None, "random crop size X Y Z (default: the whole volume)", flag="--crop", metavar=("X", "Y", "Z")
+    )
+    flip_axes: tuple[int, ...] = knob(
+        (),
+        "spatial axes that may be flipped (p = 0.5 each; a flip negates the "
+        "matching field channel); none by default: on a CPU budget of a few hundred "
+        "steps, learning 8 mirrored anatomies made every network's fields ~1.7x worse "
+        "(docs/METHOD.md, 'What made ...')",
+        off_flag="--no-flip",
+        off=(),
+        off_help="no random flips (the default)",
+    )
     seed: int = knob(0, "seed of the initialisation, data order and augmentation")
     device: str = knob("auto", "auto (CUDA when available, else CPU) | cpu | cuda | cuda:N")
-    precision: str = knob("fp32", "mixed precision on CUDA (autocast; ignored with a warning on CPU)",
-                          choices=("fp32", "bf16", "fp16"))
+    precision: str = knob(
+        "fp32", "mixed precision on CUDA (autocast; ignored with a warning on CPU)", choices=("fp32", "bf16", "fp16")
+    )
     deterministic: bool = knob(False, "ask torch for deterministic kernels (slower on CUDA)")
     log_every: int = knob(10, "steps between history records")
     checkpoint_every: int = knob(0, "steps between checkpoints; 0 = only at the end (Ctrl-C also writes one)")
     progress: bool = knob(True, "tqdm progress bar (rank 0 only)")
-    model: dict = knob({}, "the model config as JSON (overrides of its defaults), e.g. "
-                       "'{\"decoder_channels\": [16, 16, 8]}'", flag="--model-config", metavar="JSON")
+    model: dict = knob(
+        {},
+        "the model config as JSON (overrides of its defaults), e.g. '{\"decoder_channels\": [16, 16, 8]}'",
+        flag="--model-config",
+        metavar="JSON",
+    )
 
     # ------------------------------------------------------------------ io
     def to_dict(self) -> dict[str, Any]:
@@ -89,11 +101,17 @@ class TeacherTrainConfig(TrainConfig):
 
     w_charbonnier: float = knob(1.0, "weight of the Charbonnier loss of the output against I_t")
     w_ncc: float = knob(0.5, "weight of the local NCC loss (window 9)")
-    w_warped: float = knob(1.0, "weight of Charbonnier(warp(I0, u_t0), I_t) + Charbonnier(warp(I1, u_t1), I_t): "
-                           "each field must explain I_t on its own (accurate fields to distil)")
+    w_warped: float = knob(
+        1.0,
+        "weight of Charbonnier(warp(I0, u_t0), I_t) + Charbonnier(warp(I1, u_t1), I_t): "
+        "each field must explain I_t on its own (accurate fields to distil)",
+    )
     w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
-    w_target: float = knob(1.0, "weight of the Charbonnier of the fields against registration targets: I0 and I1 "
-                           "registered to the true I_t by instance optimisation, once per training sample (0 = off)")
+    w_target: float = knob(
+        1.0,
+        "weight of the Charbonnier of the fields against registration targets: I0 and I1 "
+        "registered to the true I_t by instance optimisation, once per training sample (0 = off)",
+    )
     target_steps: int = knob(20, "Adam steps of that registration (models.teacher.register_to_frame)")
     target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
 
@@ -119,9 +137,15 @@ class DistillConfig(TrainConfig):
     w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
     distill_weight: float = knob(1.0, "weight (lambda) of the field distillation term; 0 = the ablation, no teacher")
     feature_weight: float = knob(0.0, "weight of decoder-feature distillation (where shapes agree)")
-    teacher_better: bool = knob(False, "distil only where the teacher's frame is better (RIFE's mask); off by "
-                                "default: in flat tissue both frames are right and the motion is not")
+    teacher_better: bool = knob(
+        False,
+        "distil only where the teacher's frame is better (RIFE's mask); off by "
+        "default: in flat tissue both frames are right and the motion is not",
+    )
     distill_refined: bool = knob(True, "distil the teacher's instance-optimised fields (off: its network's alone)")
-    cache_targets: bool = knob(True, "compute the teacher's fields once per training sample (un-augmented, then "
-                               "cropped/flipped with the sample): a step costs what a plain one does")
+    cache_targets: bool = knob(
+        True,
+        "compute the teacher's fields once per training sample (un-augmented, then "
+        "cropped/flipped with the sample): a step costs what a plain one does",
+    )
     teacher_checkpoint: str | None = knob(None, "the teacher's checkpoint, recorded for provenance", cli=False)

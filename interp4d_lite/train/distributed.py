@@ -6,6 +6,7 @@ group -- NCCL on CUDA, gloo on CPU -- and pins each process to its GPU. Without 
 variables everything runs as a single process (rank 0 of 1) and no process group is made.
 Only rank 0 writes checkpoints, histories and progress bars (:func:`is_main`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,7 @@ class DistEnv:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
-    backend: str | None = None   # "nccl" | "gloo" | None (single process)
+    backend: str | None = None  # "nccl" | "gloo" | None (single process)
 
     @property
     def distributed(self) -> bool:
@@ -110,7 +111,11 @@ def weight_hash(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, v in sorted(net.state_dict().items()):
         h.update(name.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes() if v.dtype != torch.bfloat16 else v.float().cpu().numpy().tobytes())
+        h.update(
+            v.detach().cpu().contiguous().numpy().tobytes()
+            if v.dtype != torch.bfloat16
+            else v.float().cpu().numpy().tobytes()
+        )
     return h.hexdigest()
 
 

@@ -10,6 +10,7 @@ do, which separates the linear assumption from a registration network's quality)
 :class:`~interp4d_lite.models.LinearMotionBaseline`, a ``Student`` (sees I0, I1, t) or a
 ``Teacher`` (privileged: also sees the true I_t -- an upper reference, not a competitor).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,16 @@ import torch
 from ..device import get_device
 from ..io_utils import atomic_write
 
-__all__ = ["METRICS", "predict_patient", "evaluate_methods", "summarize", "method_table", "save_table", "format_summary",
-           "mid_frames"]
+__all__ = [
+    "METRICS",
+    "predict_patient",
+    "evaluate_methods",
+    "summarize",
+    "method_table",
+    "save_table",
+    "format_summary",
+    "mid_frames",
+]
 
 #: the per-frame metrics (columns of :func:`evaluate_methods`' frame)
 METRICS = ("psnr", "ncc", "ssim", "nmse", "epe", "epe_moving", "folding")
@@ -54,7 +63,9 @@ def _method_kind(method) -> str:
 
 
 @torch.no_grad()
-def predict_patient(method, patient, device="cpu", frames: Sequence[int] | None = None, chunk: int = 4) -> dict[int, dict]:
+def predict_patient(
+    method, patient, device="cpu", frames: Sequence[int] | None = None, chunk: int = 4
+) -> dict[int, dict]:
     """``{frame: {"image", "u_t0", "u_t1"}}`` (numpy, ``(X,Y,Z)`` / ``(3,X,Y,Z)``) for the
     intermediate ``frames`` of one patient (default: all targets)."""
     from ..models import linear_blend, linear_motion_interpolate
@@ -73,7 +84,7 @@ def predict_patient(method, patient, device="cpu", frames: Sequence[int] | None 
     reg = method.reg(I0, I1) if kind == "linear_motion" else None
     out: dict[int, dict] = {}
     for k in range(0, len(frames), chunk):
-        fr = frames[k:k + chunk]
+        fr = frames[k : k + chunk]
         t = torch.tensor([float(patient.times[i]) for i in fr], dtype=torch.float32, device=device)
         n = len(fr)
         if kind == "linear_blend":
@@ -134,8 +145,15 @@ def _frame(results) -> pd.DataFrame:
     return results if isinstance(results, pd.DataFrame) else pd.DataFrame(list(results))
 
 
-def evaluate_methods(methods: dict[str, Any], patients: Sequence, device="auto", out_dir=None,
-                     dataset: str = "data", progress: bool = True, keep_predictions: bool = False) -> pd.DataFrame:
+def evaluate_methods(
+    methods: dict[str, Any],
+    patients: Sequence,
+    device="auto",
+    out_dir=None,
+    dataset: str = "data",
+    progress: bool = True,
+    keep_predictions: bool = False,
+) -> pd.DataFrame:
     """Every method on every intermediate frame of every patient.
 
     Returns a :class:`pandas.DataFrame` with one row per (method, patient, frame): columns
@@ -145,8 +163,12 @@ def evaluate_methods(methods: dict[str, Any], patients: Sequence, device="auto",
     With ``out_dir``: writes ``metrics.json/csv`` (these rows) and ``summary.json/csv``
     (:func:`summarize`)."""
     rows: list[dict] = []
-    todo = [(name, m, p) for p in patients for name, m in methods.items()
-            if not (_method_kind(m) in ("true_fields", "linear_motion_oracle") and getattr(p, "u_t0", None) is None)]
+    todo = [
+        (name, m, p)
+        for p in patients
+        for name, m in methods.items()
+        if not (_method_kind(m) in ("true_fields", "linear_motion_oracle") and getattr(p, "u_t0", None) is None)
+    ]
     it = todo
     if progress:
         from tqdm.auto import tqdm
@@ -158,8 +180,14 @@ def evaluate_methods(methods: dict[str, Any], patients: Sequence, device="auto",
             k = fr - p.i0
             tu0 = p.u_t0[k] if getattr(p, "u_t0", None) is not None else None
             tu1 = p.u_t1[k] if getattr(p, "u_t1", None) is not None else None
-            row = {"dataset": dataset, "method": name, "patient": p.patient_id, "frame": int(fr),
-                   "t": round(float(p.times[fr]), 4), **_metrics(pred, np.asarray(p.frames[fr]), tu0, tu1, p.spacing)}
+            row = {
+                "dataset": dataset,
+                "method": name,
+                "patient": p.patient_id,
+                "frame": int(fr),
+                "t": round(float(p.times[fr]), 4),
+                **_metrics(pred, np.asarray(p.frames[fr]), tu0, tu1, p.spacing),
+            }
             if keep_predictions:
                 row["prediction"] = pred["image"]
             rows.append(row)
@@ -187,19 +215,26 @@ def summarize(results) -> pd.DataFrame:
     (``all``, ``mid``, then the timestamps), methods in the order they were evaluated."""
     df = _frame(results)
     metrics = [m for m in METRICS if m in df]
-    parts = [df.assign(scope="all"), df[mid_frames(df)].assign(scope="mid"),
-             df.assign(scope=df["t"].map(lambda t: f"t={t:.2f}"))]
+    parts = [
+        df.assign(scope="all"),
+        df[mid_frames(df)].assign(scope="mid"),
+        df.assign(scope=df["t"].map(lambda t: f"t={t:.2f}")),
+    ]
     cat = pd.concat(parts, ignore_index=True)
-    out = cat.groupby(["dataset", "method", "scope"], sort=False).agg(
-        n=("frame", "size"), **{m: (m, "mean") for m in metrics}).reset_index()
+    out = (
+        cat.groupby(["dataset", "method", "scope"], sort=False)
+        .agg(n=("frame", "size"), **{m: (m, "mean") for m in metrics})
+        .reset_index()
+    )
     out = out[["dataset", "method", "scope", "n", *metrics]]
     rank = out["scope"].map({"all": 0, "mid": 1}).fillna(2)
     order = sorted(range(len(out)), key=lambda i: (out["dataset"].iat[i], rank.iat[i], out["scope"].iat[i]))
     return out.iloc[order].reset_index(drop=True)
 
 
-def method_table(results, metrics: Sequence[str] = ("psnr", "ssim", "ncc", "nmse", "epe", "folding"),
-                 by: str = "method") -> pd.DataFrame:
+def method_table(
+    results, metrics: Sequence[str] = ("psnr", "ssim", "ncc", "nmse", "epe", "folding"), by: str = "method"
+) -> pd.DataFrame:
     """The main table: per ``by`` (method), ``n`` and the mean and standard deviation
     (population, over every frame of every patient) of each metric: columns ``<metric>``
     and ``<metric>_std``, one row per method in the order they were evaluated. A metric
@@ -233,14 +268,18 @@ def save_table(table, stem: str | os.PathLike) -> tuple[Path, Path]:
 
 def format_summary(summary, scopes: Sequence[str] = ("mid", "all"), methods: Sequence[str] | None = None) -> str:
     """Plain-text table of :func:`summarize` rows for the given scopes."""
-    head = (f"{'dataset':<9} {'scope':<5} {'method':<20} {'PSNR':>7} {'NCC':>6} {'SSIM':>6} {'NMSE':>8} {'EPE':>6} "
-            f"{'EPEmov':>6} {'fold%':>6} {'n':>4}")
+    head = (
+        f"{'dataset':<9} {'scope':<5} {'method':<20} {'PSNR':>7} {'NCC':>6} {'SSIM':>6} {'NMSE':>8} {'EPE':>6} "
+        f"{'EPEmov':>6} {'fold%':>6} {'n':>4}"
+    )
     lines = [head, "-" * len(head)]
     rows = _frame(summary).to_dict("records")
     for s in scopes:
         for r in rows:
             if r["scope"] != s or (methods is not None and r["method"] not in methods):
                 continue
-            lines.append(f"{r['dataset']:<9} {s:<5} {r['method']:<20} {r['psnr']:7.2f} {r['ncc']:6.3f} {r['ssim']:6.3f} "
-                         f"{r['nmse']:8.4f} {r['epe']:6.3f} {r['epe_moving']:6.3f} {r['folding']:6.2f} {r['n']:4d}")
+            lines.append(
+                f"{r['dataset']:<9} {s:<5} {r['method']:<20} {r['psnr']:7.2f} {r['ncc']:6.3f} {r['ssim']:6.3f} "
+                f"{r['nmse']:8.4f} {r['epe']:6.3f} {r['epe_moving']:6.3f} {r['folding']:6.2f} {r['n']:4d}"
+            )
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """Loss history: a list of dicts ``{"step": int, "loss": float, <component>: float, ...}``,
 saved as JSON and plotted with :func:`plot_history`."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ def load_history(path: str | os.PathLike) -> list[dict]:
     return json.loads(Path(path).read_text())
 
 
-def plot_history(history: list[dict], keys: Iterable[str] | None = None, ax=None, title: str | None = None, logy: bool = True):
+def plot_history(
+    history: list[dict], keys: Iterable[str] | None = None, ax=None, title: str | None = None, logy: bool = True
+):
     """Plot loss curves against the optimiser step; returns the matplotlib Axes.
 
     ``keys`` defaults to every numeric entry except ``step``, ``lr`` and ``time_s``.

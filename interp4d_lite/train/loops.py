@@ -9,6 +9,7 @@ Every ``train_*`` takes either a list of :class:`~interp4d_lite.data.Patient4D`
 the training part is used, the split goes into the checkpoint), and returns
 ``(model, history)`` with ``history`` a list of dicts.
 """
+
 from __future__ import annotations
 
 import gc
@@ -97,8 +98,14 @@ class CachedTargets(torch.utils.data.Dataset):
 
 
 @torch.no_grad()
-def compute_targets(fn: Callable[[dict], tuple[torch.Tensor, torch.Tensor]], dataset, device, batch_size: int = 4,
-                    desc: str = "targets", progress: bool = True) -> torch.Tensor:
+def compute_targets(
+    fn: Callable[[dict], tuple[torch.Tensor, torch.Tensor]],
+    dataset,
+    device,
+    batch_size: int = 4,
+    desc: str = "targets",
+    progress: bool = True,
+) -> torch.Tensor:
     """``(N, 6, X, Y, Z)`` float32 CPU tensor of ``fn(batch) -> (u_t0, u_t1)`` over every item of
     ``dataset`` (un-augmented, in order, ``batch_size`` items at a time on ``device``).
     Stored as float16 when float32 would take more than 2 GB."""
@@ -170,7 +177,9 @@ def teacher_loss(out: dict, batch: dict, cfg: TeacherTrainConfig) -> tuple[torch
     if cfg.w_target and "target_u_t0" in batch:
         from ..losses import field_distillation_loss
 
-        g = field_distillation_loss((out["u_t0"].float(), out["u_t1"].float()), (batch["target_u_t0"], batch["target_u_t1"]))
+        g = field_distillation_loss(
+            (out["u_t0"].float(), out["u_t1"].float()), (batch["target_u_t0"], batch["target_u_t1"])
+        )
         loss = loss + cfg.w_target * g
         parts["target"] = _f(g)
     return loss, parts
@@ -254,7 +263,9 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     if cfg.precision not in ("bf16", "fp16"):
         raise ValueError(f"precision must be 'fp32', 'bf16' or 'fp16', not {cfg.precision!r}")
     if device.type != "cuda":
-        warnings.warn(f"precision={cfg.precision!r} is only used on CUDA; training in fp32 on {device.type}", stacklevel=3)
+        warnings.warn(
+            f"precision={cfg.precision!r} is only used on CUDA; training in fp32 on {device.type}", stacklevel=3
+        )
         return nullcontext(), None
     dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
@@ -338,8 +349,19 @@ def fit(
         if ckpt_path is None or not env.is_main:
             return
         save_checkpoint(
-            ckpt_path, kind=kind, model=model, model_config=model_config, step=step, train_config=cfg.to_dict(),
-            optimizer=opt, scheduler=sched, scaler=scaler, split=split, history=history, extra=extra, rng=get_rng_state(),
+            ckpt_path,
+            kind=kind,
+            model=model,
+            model_config=model_config,
+            step=step,
+            train_config=cfg.to_dict(),
+            optimizer=opt,
+            scheduler=sched,
+            scaler=scaler,
+            split=split,
+            history=history,
+            extra=extra,
+            rng=get_rng_state(),
         )
         save_history(history, ckpt_path.with_name(ckpt_path.stem + "_history.json"))
 
@@ -379,8 +401,14 @@ def fit(
             rec = {"loss": float(loss.detach()), **parts}
             if done % max(1, cfg.log_every) == 0 or done == cfg.steps or done == end:
                 rec = all_reduce_mean(rec, device)
-                history.append({"step": done, **{k: round(v, 6) for k, v in rec.items()}, "lr": sched.get_last_lr()[0],
-                                "time_s": round(time.perf_counter() - t0, 3)})
+                history.append(
+                    {
+                        "step": done,
+                        **{k: round(v, 6) for k, v in rec.items()},
+                        "lr": sched.get_last_lr()[0],
+                        "time_s": round(time.perf_counter() - t0, 3),
+                    }
+                )
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items()}, refresh=False)
@@ -399,8 +427,11 @@ def fit(
     if env.distributed:
         hashes = gather_weight_hashes(model)
         if env.is_main and ckpt_path is not None:
-            atomic_write_json(ckpt_path.with_name(ckpt_path.stem + "_replicas.json"),
-                              {"world_size": env.world_size, "backend": env.backend, "weight_hashes": hashes}, indent=1)
+            atomic_write_json(
+                ckpt_path.with_name(ckpt_path.stem + "_replicas.json"),
+                {"world_size": env.world_size, "backend": env.backend, "weight_hashes": hashes},
+                indent=1,
+            )
         # a DDP wrapper sits in reference cycles: only the garbage collector frees it, possibly
         # after destroy_process_group() or during interpreter shutdown, where its reducer's
         # teardown can abort the process; free it now, while the process group is alive
@@ -452,15 +483,31 @@ def train_teacher(
         def register(b):
             return register_to_frame(b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth)
 
-        ds = CachedTargets(ds, compute_targets(register, ds, env.device, desc="registration targets",
-                                               progress=cfg.progress and env.is_main))
+        ds = CachedTargets(
+            ds,
+            compute_targets(
+                register, ds, env.device, desc="registration targets", progress=cfg.progress and env.is_main
+            ),
+        )
 
     def step_fn(net, batch):
         out = net(batch["I0"], batch["I1"], batch["It"], batch["t"].float().reshape(-1))
         return teacher_loss(out, batch, cfg)
 
-    return fit(kind="teacher", model=model, model_config=mcfg, dataset=ds, step_fn=step_fn, cfg=cfg, env=env,
-               checkpoint_path=_ckpt(out_dir, checkpoint_name), resume=resume, stop_at=stop_at, split=split, desc="teacher")
+    return fit(
+        kind="teacher",
+        model=model,
+        model_config=mcfg,
+        dataset=ds,
+        step_fn=step_fn,
+        cfg=cfg,
+        env=env,
+        checkpoint_path=_ckpt(out_dir, checkpoint_name),
+        resume=resume,
+        stop_at=stop_at,
+        split=split,
+        desc="teacher",
+    )
 
 
 def train_baseline(
@@ -487,8 +534,20 @@ def train_baseline(
     def step_fn(net, batch):
         return baseline_loss(net(batch["I0"], batch["I1"]), batch, cfg)
 
-    return fit(kind="registration", model=model, model_config=mcfg, dataset=ds, step_fn=step_fn, cfg=cfg, env=env,
-               checkpoint_path=_ckpt(out_dir, checkpoint_name), resume=resume, stop_at=stop_at, split=split, desc="baseline")
+    return fit(
+        kind="registration",
+        model=model,
+        model_config=mcfg,
+        dataset=ds,
+        step_fn=step_fn,
+        cfg=cfg,
+        env=env,
+        checkpoint_path=_ckpt(out_dir, checkpoint_name),
+        resume=resume,
+        stop_at=stop_at,
+        split=split,
+        desc="baseline",
+    )
 
 
 def distill_student(
@@ -528,8 +587,16 @@ def distill_student(
     ds = TripletDataset(chosen)
     per_step_teacher = tnet is not None and (bool(cfg.feature_weight) or not cfg.cache_targets)
     if tnet is not None and cfg.distill_weight and cfg.cache_targets:
-        ds = CachedTargets(ds, compute_targets(lambda b: _teacher_fields(tnet, b, cfg.distill_refined), ds, env.device,
-                                               desc="teacher targets", progress=cfg.progress and env.is_main))
+        ds = CachedTargets(
+            ds,
+            compute_targets(
+                lambda b: _teacher_fields(tnet, b, cfg.distill_refined),
+                ds,
+                env.device,
+                desc="teacher targets",
+                progress=cfg.progress and env.is_main,
+            ),
+        )
     # the student is built after the teacher is loaded and its targets computed, from the same
     # seed on every rank
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
@@ -545,6 +612,18 @@ def distill_student(
                 tout = tnet(batch["I0"], batch["I1"], batch["It"], t)
         return distill_loss(out, tout, batch, cfg)
 
-    return fit(kind="student", model=model, model_config=mcfg, dataset=ds, step_fn=step_fn, cfg=cfg, env=env,
-               checkpoint_path=_ckpt(out_dir, checkpoint_name), resume=resume, stop_at=stop_at, split=split,
-               extra={"distill_weight": cfg.distill_weight}, desc="student" if cfg.distill_weight else "student (no KD)")
+    return fit(
+        kind="student",
+        model=model,
+        model_config=mcfg,
+        dataset=ds,
+        step_fn=step_fn,
+        cfg=cfg,
+        env=env,
+        checkpoint_path=_ckpt(out_dir, checkpoint_name),
+        resume=resume,
+        stop_at=stop_at,
+        split=split,
+        extra={"distill_weight": cfg.distill_weight},
+        desc="student" if cfg.distill_weight else "student (no KD)",
+    )

@@ -6,6 +6,7 @@ step ``s`` continues exactly as the uninterrupted run would have.
 The order within an epoch comes from :class:`torch.utils.data.DistributedSampler`
 (``set_epoch(epoch)``), which also shards the data across ranks under DDP.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ class StepSampler:
         if n_items < 1:
             raise ValueError("StepSampler: the dataset is empty")
         self.batch_size = int(batch_size)
-        self.sampler = DistributedSampler(range(n_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False)
+        self.sampler = DistributedSampler(
+            range(n_items), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False
+        )
         self.steps_per_epoch = max(1, len(self.sampler) // self.batch_size)
         self._epoch, self._order = None, None
 

@@ -9,6 +9,7 @@ Every public name of both is available here (``from interp4d_lite import viz;
 viz.plot_comparison(...)``). Nothing here computes metrics: evaluation lives in
 :mod:`interp4d_lite.train.evaluate`, whose results frame the plots draw.
 """
+
 from .plots import (
     AXIS_NAMES,
     INTENSITY_LABEL,
@@ -44,11 +45,33 @@ from .widgets import (
 )
 
 __all__ = [
-    "AXIS_NAMES", "INTENSITY_LABEL", "METHOD_COLOURS", "to_numpy", "take_slice", "slice_extent", "show_slice",
-    "save_figure", "plot_volumes", "plot_comparison", "plot_displacement_curves", "jacobian_determinant",
-    "plot_field_views", "plot_scale_weights", "plot_film", "plot_feature_maps", "plot_metric_vs_t",
-    "film_parameters", "strongest_motion_points",
-    "SliceViewer", "DeformationViewer", "InterpolationExplorer", "MethodComparison", "predictions_by_method",
-    "render_slice_view", "render_deformation_view", "render_interpolation", "render_method_comparison",
+    "AXIS_NAMES",
+    "INTENSITY_LABEL",
+    "METHOD_COLOURS",
+    "to_numpy",
+    "take_slice",
+    "slice_extent",
+    "show_slice",
+    "save_figure",
+    "plot_volumes",
+    "plot_comparison",
+    "plot_displacement_curves",
+    "jacobian_determinant",
+    "plot_field_views",
+    "plot_scale_weights",
+    "plot_film",
+    "plot_feature_maps",
+    "plot_metric_vs_t",
+    "film_parameters",
+    "strongest_motion_points",
+    "SliceViewer",
+    "DeformationViewer",
+    "InterpolationExplorer",
+    "MethodComparison",
+    "predictions_by_method",
+    "render_slice_view",
+    "render_deformation_view",
+    "render_interpolation",
+    "render_method_comparison",
     "window_level",
 ]

@@ -12,6 +12,7 @@ Nothing here computes a metric: the PSNR in :func:`plot_comparison`'s title and 
 Jacobian determinant come from :mod:`interp4d_lite.metrics`; :func:`plot_metric_vs_t`
 draws the frame of :func:`interp4d_lite.train.evaluate.evaluate_methods`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -79,15 +80,26 @@ def slice_extent(shape: Sequence[int], axis: int, spacing=None):
     return extent, f"{AXIS_NAMES[a]} ({unit})", f"{AXIS_NAMES[b]} ({unit})"
 
 
-def show_slice(ax, volume, axis: int = 2, index: int | None = None, spacing=None, cmap: str = "gray",
-               vmin: float | None = 0.0, vmax: float | None = 1.0, title: str | None = None,
-               cbar_label: str | None = INTENSITY_LABEL, colorbar: bool = True):
+def show_slice(
+    ax,
+    volume,
+    axis: int = 2,
+    index: int | None = None,
+    spacing=None,
+    cmap: str = "gray",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    title: str | None = None,
+    cbar_label: str | None = INTENSITY_LABEL,
+    colorbar: bool = True,
+):
     """Draw one slice on ``ax`` with axis labels (mm or voxels) and a colour bar; returns the AxesImage."""
     v = to_numpy(volume)
     sl = take_slice(v, axis, index)
     extent, xl, yl = slice_extent(v.shape[-3:], axis, spacing)
-    im = ax.imshow(sl.T, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, extent=extent,
-                   interpolation="nearest", aspect="equal")
+    im = ax.imshow(
+        sl.T, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest", aspect="equal"
+    )
     ax.set_xlabel(xl)
     ax.set_ylabel(yl)
     if title:
@@ -98,6 +110,7 @@ def show_slice(ax, volume, axis: int = 2, index: int | None = None, spacing=None
             cb.set_label(cbar_label, fontsize=8)
     return im
 
+
 def save_figure(fig, out_dir, name: str, dpi: int = 110) -> Path:
     """Save ``fig`` to ``out_dir/figures/<name>.png`` (the run folder keeps every figure)."""
     path = Path(out_dir) / "figures" / f"{name}.png"
@@ -107,8 +120,16 @@ def save_figure(fig, out_dir, name: str, dpi: int = 110) -> Path:
 
 
 # --------------------------------------------------------------------------- volumes side by side
-def plot_volumes(volumes: Mapping[str, object], axis: int = 2, index: int | None = None, spacing=None,
-                 title: str | None = None, vmin: float = 0.0, vmax: float = 1.0, cmap: str = "gray"):
+def plot_volumes(
+    volumes: Mapping[str, object],
+    axis: int = 2,
+    index: int | None = None,
+    spacing=None,
+    title: str | None = None,
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    cmap: str = "gray",
+):
     """One panel per named volume, the same slice of each, shared intensity scale."""
     n = len(volumes)
     fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.3), squeeze=False, constrained_layout=True)
@@ -119,9 +140,17 @@ def plot_volumes(volumes: Mapping[str, object], axis: int = 2, index: int | None
     return fig
 
 
-def plot_comparison(prediction, truth, inputs: Sequence | None = None, axis: int = 2, index: int | None = None,
-                    spacing=None, title: str | None = None, error_max: float | None = None,
-                    names: Sequence[str] = ("I0", "I1")):
+def plot_comparison(
+    prediction,
+    truth,
+    inputs: Sequence | None = None,
+    axis: int = 2,
+    index: int | None = None,
+    spacing=None,
+    title: str | None = None,
+    error_max: float | None = None,
+    names: Sequence[str] = ("I0", "I1"),
+):
     """Inputs (optional), prediction, truth and the signed error ``prediction - truth``,
     the same slice in each panel; PSNR (:func:`interp4d_lite.metrics.psnr`, whole volume)
     in the prediction's title."""
@@ -139,8 +168,18 @@ def plot_comparison(prediction, truth, inputs: Sequence | None = None, axis: int
         show_slice(ax, vol, axis, index, spacing, title=name)
     err = pred - tru
     emax = error_max if error_max is not None else max(float(np.abs(take_slice(err, axis, index)).max()), 1e-3)
-    show_slice(axes[-1], err, axis, index, spacing, cmap="RdBu_r", vmin=-emax, vmax=emax,
-               title="error (prediction - truth)", cbar_label="intensity difference")
+    show_slice(
+        axes[-1],
+        err,
+        axis,
+        index,
+        spacing,
+        cmap="RdBu_r",
+        vmin=-emax,
+        vmax=emax,
+        title="error (prediction - truth)",
+        cbar_label="intensity difference",
+    )
     if title:
         fig.suptitle(title)
     return fig
@@ -192,8 +231,16 @@ def jacobian_determinant(field) -> np.ndarray:
     return _jac(torch.as_tensor(u))[0].numpy().astype(np.float32)
 
 
-def plot_field_views(field, axis: int = 2, index: int | None = None, background=None, spacing=None,
-                     step: int = 3, title: str | None = None, grid_every: int = 2):
+def plot_field_views(
+    field,
+    axis: int = 2,
+    index: int | None = None,
+    background=None,
+    spacing=None,
+    step: int = 3,
+    title: str | None = None,
+    grid_every: int = 2,
+):
     """Four panels of a displacement field ``(3, X, Y, Z)`` (voxels) on one slice:
     in-plane arrows over the background image, the warped grid, the magnitude of the
     displacement, and the Jacobian determinant with folding (det <= 0) marked."""
@@ -220,8 +267,18 @@ def plot_field_views(field, axis: int = 2, index: int | None = None, background=
     ga = np.arange(0, shape[a], step)
     gb = np.arange(0, shape[b], step)
     A, B = np.meshgrid(ga, gb, indexing="ij")
-    q = ax.quiver(A * sp[a], B * sp[b], ua[::step, ::step], ub[::step, ::step], mag[::step, ::step],
-                  cmap="autumn", angles="xy", scale_units="xy", scale=1.0, width=0.006)
+    q = ax.quiver(
+        A * sp[a],
+        B * sp[b],
+        ua[::step, ::step],
+        ub[::step, ::step],
+        mag[::step, ::step],
+        cmap="autumn",
+        angles="xy",
+        scale_units="xy",
+        scale=1.0,
+        width=0.006,
+    )
     cb = fig.colorbar(q, ax=ax, fraction=0.046, pad=0.04) if background is None else None
     if cb is not None:
         cb.set_label(f"|u| ({unit})", fontsize=8)
@@ -246,13 +303,33 @@ def plot_field_views(field, axis: int = 2, index: int | None = None, background=
     ax.set_ylabel(yl)
     # 3. magnitude
     ax = axes[2]
-    show_slice(ax, _embed(mag, axis, shape), axis, index, spacing, cmap="magma", vmin=0.0,
-               vmax=max(float(mag.max()), 1e-6), title="|u| (3-D magnitude)", cbar_label=f"|u| ({unit})")
+    show_slice(
+        ax,
+        _embed(mag, axis, shape),
+        axis,
+        index,
+        spacing,
+        cmap="magma",
+        vmin=0.0,
+        vmax=max(float(mag.max()), 1e-6),
+        title="|u| (3-D magnitude)",
+        cbar_label=f"|u| ({unit})",
+    )
     # 4. Jacobian determinant with folding marked
     ax = axes[3]
     lim = max(0.25, float(np.abs(det - 1).max()))  # centred on 1 (volume preserved)
-    show_slice(ax, _embed(det, axis, shape), axis, index, spacing, cmap="PiYG", vmin=1 - lim, vmax=1 + lim,
-               title="Jacobian determinant", cbar_label="det(I + grad u)")
+    show_slice(
+        ax,
+        _embed(det, axis, shape),
+        axis,
+        index,
+        spacing,
+        cmap="PiYG",
+        vmin=1 - lim,
+        vmax=1 + lim,
+        title="Jacobian determinant",
+        cbar_label="det(I + grad u)",
+    )
     fold = det <= 0
     pct = 100.0 * float(fold.mean())
     if fold.any():
@@ -281,9 +358,18 @@ def plot_scale_weights(weights, axis: int = 2, index: int | None = None, spacing
     L = w.shape[0]
     fig, axes = plt.subplots(1, L + 1, figsize=(3.2 * (L + 1), 3.3), constrained_layout=True)
     for lvl in range(L):
-        show_slice(axes[lvl], w[lvl], axis, index, spacing, cmap="viridis", vmin=0.0, vmax=1.0,
-                   title=f"scale {lvl} ({'coarsest' if lvl == 0 else 'finest' if lvl == L - 1 else 'middle'})",
-                   cbar_label="fusion weight")
+        show_slice(
+            axes[lvl],
+            w[lvl],
+            axis,
+            index,
+            spacing,
+            cmap="viridis",
+            vmin=0.0,
+            vmax=1.0,
+            title=f"scale {lvl} ({'coarsest' if lvl == 0 else 'finest' if lvl == L - 1 else 'middle'})",
+            cbar_label="fusion weight",
+        )
     means = w.reshape(L, -1).mean(1)
     axes[-1].bar(np.arange(L), means, color="tab:blue")
     axes[-1].set_xticks(np.arange(L))
@@ -303,9 +389,15 @@ def plot_film(ts, gammas, betas, title: str | None = None):
     g, b = to_numpy(gammas).reshape(len(ts), -1), to_numpy(betas).reshape(len(ts), -1)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), constrained_layout=True)
     for ax, arr, name in ((axes[0], g, "scale gamma(t)"), (axes[1], b, "shift beta(t)")):
-        im = ax.imshow(arr.T, aspect="auto", origin="lower", cmap="coolwarm",
-                       extent=(ts[0], ts[-1], -0.5, arr.shape[1] - 0.5),
-                       vmin=-np.abs(arr).max(), vmax=np.abs(arr).max())
+        im = ax.imshow(
+            arr.T,
+            aspect="auto",
+            origin="lower",
+            cmap="coolwarm",
+            extent=(ts[0], ts[-1], -0.5, arr.shape[1] - 0.5),
+            vmin=-np.abs(arr).max(),
+            vmax=np.abs(arr).max(),
+        )
         ax.set_xlabel("t")
         ax.set_ylabel("feature channel")
         ax.set_title(name, fontsize=10)
@@ -325,8 +417,14 @@ def plot_film(ts, gammas, betas, title: str | None = None):
     return fig
 
 
-def plot_feature_maps(maps: Mapping[str, object], axis: int = 2, index: int | None = None, spacing=None,
-                      title: str | None = None, cbar_label: str = "feature activation (a.u.)"):
+def plot_feature_maps(
+    maps: Mapping[str, object],
+    axis: int = 2,
+    index: int | None = None,
+    spacing=None,
+    title: str | None = None,
+    cbar_label: str = "feature activation (a.u.)",
+):
     """The same feature channel (one ``(X, Y, Z)`` map per entry, e.g. per t) on a shared scale."""
     arrs = {k: to_numpy(v) for k, v in maps.items()}
     lim = max(float(np.abs(take_slice(v, axis, index)).max()) for v in arrs.values()) or 1.0
@@ -337,6 +435,7 @@ def plot_feature_maps(maps: Mapping[str, object], axis: int = 2, index: int | No
     if title:
         fig.suptitle(title)
     return fig
+
 
 def plot_metric_vs_t(results, metric: str = "psnr", ylabel: str | None = None, title: str | None = None, ax=None):
     """A metric against t, per method: each patient as its own thin line and the mean over

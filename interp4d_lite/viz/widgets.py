@@ -7,6 +7,7 @@ such as ``"t"``, ``"slice"``, ``"frame"``, ``"axis"``) whose callback is a packa
 in ``.figure`` so tests can set a widget's value and inspect the image arrays without a
 browser.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,8 +36,11 @@ def _figure_output(fig) -> dict:
     from IPython.core.pylabtools import print_figure
 
     png = print_figure(fig, fmt="png", bbox_inches="tight")
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": repr(fig)}}
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": repr(fig)},
+    }
 
 
 class _WidgetTool:
@@ -57,8 +61,9 @@ class _WidgetTool:
         self.controls["axis"].observe(self._axis_changed, names="value")
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
-        self.widget = W.VBox([W.HBox(list(self.controls.values())[:3]),
-                              W.HBox(list(self.controls.values())[3:]), self.output])
+        self.widget = W.VBox(
+            [W.HBox(list(self.controls.values())[:3]), W.HBox(list(self.controls.values())[3:]), self.output]
+        )
         # CSS classes for browser tests: the tool ("interp4d-slice-viewer") and each control
         # ("interp4d-slice-viewer-frame"), since several tools share descriptions like "slice"
         tool = "interp4d-" + "".join("-" + c.lower() if c.isupper() else c for c in type(self).__name__).lstrip("-")
@@ -129,8 +134,17 @@ def window_level(window: float, level: float) -> tuple[float, float]:
     return level - window / 2.0, level + window / 2.0
 
 
-def render_slice_view(frames, axis: int, index: int, frame: int, window: float = 1.0, level: float = 0.5,
-                      spacing=None, times=None, title: str | None = None):
+def render_slice_view(
+    frames,
+    axis: int,
+    index: int,
+    frame: int,
+    window: float = 1.0,
+    level: float = 0.5,
+    spacing=None,
+    times=None,
+    title: str | None = None,
+):
     """The slice viewer's callback: one slice of frame ``frame`` of ``frames (T, X, Y, Z)``."""
     f = to_numpy(frames)
     vmin, vmax = window_level(window, level)
@@ -138,8 +152,16 @@ def render_slice_view(frames, axis: int, index: int, frame: int, window: float =
     label = f"frame {frame}"
     if times is not None and frame < len(times) and np.isfinite(times[frame]):
         label += f" (t = {float(times[frame]):.2f})"
-    show_slice(ax, f[frame], axis, index, spacing, vmin=vmin, vmax=vmax,
-               title=f"{title + ': ' if title else ''}{label}, {AXIS_NAMES[axis]} slice {index}")
+    show_slice(
+        ax,
+        f[frame],
+        axis,
+        index,
+        spacing,
+        vmin=vmin,
+        vmax=vmax,
+        title=f"{title + ': ' if title else ''}{label}, {AXIS_NAMES[axis]} slice {index}",
+    )
     return fig
 
 
@@ -162,11 +184,19 @@ class SliceViewer(_WidgetTool):
         }
         super().__init__((X, Y, Z))
 
-
     def render(self):
         c = self.values()
-        return render_slice_view(self.frames, c["axis"], c["slice"], c["frame"], c["window"], c["level"],
-                                 self.spacing, self.times, self.title)
+        return render_slice_view(
+            self.frames,
+            c["axis"],
+            c["slice"],
+            c["frame"],
+            c["window"],
+            c["level"],
+            self.spacing,
+            self.times,
+            self.title,
+        )
 
 
 class DeformationViewer(_WidgetTool):
@@ -191,15 +221,32 @@ class DeformationViewer(_WidgetTool):
         }
         super().__init__((X, Y, Z))
 
-
     def render(self):
         c = self.values()
-        return render_deformation_view(self.fields[c["field"]], c["frame"], c["axis"], c["slice"], c["step"],
-                                       self.backgrounds, self.spacing, self.times, c["field"])
+        return render_deformation_view(
+            self.fields[c["field"]],
+            c["frame"],
+            c["axis"],
+            c["slice"],
+            c["step"],
+            self.backgrounds,
+            self.spacing,
+            self.times,
+            c["field"],
+        )
 
 
-def render_deformation_view(fields, frame: int, axis: int, index: int, step: int = 3, backgrounds=None,
-                            spacing=None, times=None, name: str = "field"):
+def render_deformation_view(
+    fields,
+    frame: int,
+    axis: int,
+    index: int,
+    step: int = 3,
+    backgrounds=None,
+    spacing=None,
+    times=None,
+    name: str = "field",
+):
     """The deformation viewer's callback (see :func:`plot_field_views`)."""
     f = to_numpy(fields)
     f = f if f.ndim == 5 else f[None]
@@ -212,14 +259,16 @@ def render_deformation_view(fields, frame: int, axis: int, index: int, step: int
     return plot_field_views(f[frame], axis, index, bg, spacing, step, title=f"{name}, frame {frame}{tt}")
 
 
-def render_interpolation(prediction, truth, t: float, t_truth: float, axis: int, index: int, spacing=None,
-                         decode_ms: float | None = None):
+def render_interpolation(
+    prediction, truth, t: float, t_truth: float, axis: int, index: int, spacing=None, decode_ms: float | None = None
+):
     """The interpolation explorer's callback: prediction at ``t``, the acquired frame nearest
     to ``t`` (at ``t_truth``) and their difference."""
     timing = f", decode {decode_ms:.0f} ms" if decode_ms is not None else ""
     note = "" if abs(t - t_truth) < 1e-3 else f" (nearest acquired frame: t = {t_truth:.2f})"
-    return plot_comparison(prediction, truth, axis=axis, index=index, spacing=spacing,
-                           title=f"student at t = {t:.2f}{timing}; truth{note}")
+    return plot_comparison(
+        prediction, truth, axis=axis, index=index, spacing=spacing, title=f"student at t = {t:.2f}{timing}; truth{note}"
+    )
 
 
 class InterpolationExplorer(_WidgetTool):
@@ -249,7 +298,6 @@ class InterpolationExplorer(_WidgetTool):
         self.last_decode_ms = None
         super().__init__((X, Y, Z))
 
-
     def predict(self, t: float) -> np.ndarray:
         import torch
 
@@ -267,8 +315,9 @@ class InterpolationExplorer(_WidgetTool):
         c = self.values()
         pred = self.predict(c["t"])
         k = self.nearest_frame(c["t"])
-        return render_interpolation(pred, self.frames[k], c["t"], float(self.times[k]), c["axis"], c["slice"],
-                                    self.spacing, self.last_decode_ms)
+        return render_interpolation(
+            pred, self.frames[k], c["t"], float(self.times[k]), c["axis"], c["slice"], self.spacing, self.last_decode_ms
+        )
 
 
 def _as_batch(x, device):
@@ -281,15 +330,31 @@ def _as_batch(x, device):
     return x.to(device=device, dtype=torch.float32)
 
 
-def render_method_comparison(predictions: Mapping[str, object], truth, times, method: str, frame: int,
-                             axis: int, index: int, spacing=None, error_max: float = 0.3):
+def render_method_comparison(
+    predictions: Mapping[str, object],
+    truth,
+    times,
+    method: str,
+    frame: int,
+    axis: int,
+    index: int,
+    spacing=None,
+    error_max: float = 0.3,
+):
     """The method comparison's callback: prediction of ``method`` for target ``frame``, truth
     and error (fixed error scale, so methods compare by eye)."""
     p = to_numpy(predictions[method])
     tr = to_numpy(truth)
     frame = int(np.clip(frame, 0, p.shape[0] - 1))
-    return plot_comparison(p[frame], tr[frame], axis=axis, index=index, spacing=spacing, error_max=error_max,
-                           title=f"{method}, target frame {frame} (t = {float(times[frame]):.2f})")
+    return plot_comparison(
+        p[frame],
+        tr[frame],
+        axis=axis,
+        index=index,
+        spacing=spacing,
+        error_max=error_max,
+        title=f"{method}, target frame {frame} (t = {float(times[frame]):.2f})",
+    )
 
 
 class MethodComparison(_WidgetTool):
@@ -312,11 +377,19 @@ class MethodComparison(_WidgetTool):
         }
         super().__init__((X, Y, Z))
 
-
     def render(self):
         c = self.values()
-        return render_method_comparison(self.predictions, self.truth, self.times, c["method"], c["frame"],
-                                        c["axis"], c["slice"], self.spacing, self.error_max)
+        return render_method_comparison(
+            self.predictions,
+            self.truth,
+            self.times,
+            c["method"],
+            c["frame"],
+            c["axis"],
+            c["slice"],
+            self.spacing,
+            self.error_max,
+        )
 
 
 def predictions_by_method(results, patient):
@@ -330,8 +403,10 @@ def predictions_by_method(results, patient):
         raise ValueError("the results hold no predictions: evaluate with keep_predictions=True")
     df = df[df["patient"] == patient.patient_id].sort_values("frame", kind="stable")
     frames = sorted(int(f) for f in df["frame"].unique())
-    preds = {str(m): np.stack([np.asarray(v, np.float32) for v in g["prediction"]])
-             for m, g in df.groupby("method", sort=False)}
+    preds = {
+        str(m): np.stack([np.asarray(v, np.float32) for v in g["prediction"]])
+        for m, g in df.groupby("method", sort=False)
+    }
     truth = np.stack([patient.frames[k] for k in frames]).astype(np.float32)
     times = np.array([float(patient.times[k]) for k in frames], np.float32)
     return preds, truth, times
