@@ -49,18 +49,7 @@ import torch  # noqa: E402
 
 from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
-from interp4d_lite.models import LinearMotionBaseline  # noqa: E402
-from interp4d_lite.train import (  # noqa: E402
-    BaselineTrainConfig,
-    DistillConfig,
-    TeacherTrainConfig,
-    distill_student,
-    evaluate_methods,
-    save_table,
-    summarize,
-    train_baseline,
-    train_teacher,
-)
+from interp4d_lite.train import evaluate_methods, fit, get_recipe, save_table, summarize  # noqa: E402
 
 SHAPES = {"cardiac": (48, 48, 16), "lung": (32, 32, 32), "linear": (48, 48, 24)}
 # The phantoms' anatomy scales with the field of view, so at 40-48 voxels instead of 128 the
@@ -136,49 +125,25 @@ def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
             return load_dir(run / "data_train", kind, shape), load_dir(run / "data_test", kind, shape)
 
         train, test = stage(f"{tag}: phantoms ({a.train_patients} train + {a.test_patients} test, {shape})", gen)
-        teacher, _ = stage(
-            f"{tag}: teacher ({a.teacher_steps} steps)",
-            lambda: train_teacher(
-                train, TeacherTrainConfig(steps=a.teacher_steps, **common), out_dir=run, resume=False
-            ),
-        )
-        reg, _ = stage(
-            f"{tag}: linear-motion baseline ({a.baseline_steps} steps)",
-            lambda: train_baseline(
-                train, BaselineTrainConfig(steps=a.baseline_steps, **common), out_dir=run, resume=False
-            ),
-        )
-        student, _ = stage(
-            f"{tag}: student, distillation on ({a.student_steps} steps)",
-            lambda: distill_student(
-                train,
-                teacher,
-                DistillConfig(steps=a.student_steps, distill_weight=a.distill_weight, **common),
-                out_dir=run,
-                resume=False,
-            ),
-        )
-        nokd, _ = stage(
-            f"{tag}: student, distillation off ({a.student_steps} steps)",
-            lambda: distill_student(
-                train,
-                None,
-                DistillConfig(steps=a.student_steps, distill_weight=0.0, feature_weight=0.0, **common),
-                out_dir=run,
-                checkpoint_name="student_nokd.pt",
-                resume=False,
-            ),
-        )
-        methods = {
-            "linear_blend": "linear_blend",
-            "linear_motion": LinearMotionBaseline(reg),
-            "linear_motion_oracle": "linear_motion_oracle",
-            "student_nokd": nokd,
-            "student": student,
-            "teacher_net": network_only(teacher),
-            "teacher": teacher,
-            "true_fields": "true_fields",
-        }
+        steps = {"teacher": a.teacher_steps, "baseline": a.baseline_steps}
+        trained = {}
+        for name in ("teacher", "baseline", "student", "student_nokd"):  # rows of the recipe table
+            recipe = get_recipe(name)
+            cfg = recipe.config_cls(steps=steps.get(name, a.student_steps), **common)
+            if name == "student":
+                cfg = cfg.replace(distill_weight=a.distill_weight)
+            trained[name], _ = stage(
+                f"{tag}: {recipe.description} ({cfg.steps} steps)",
+                lambda recipe=recipe, cfg=cfg: fit(
+                    recipe, train, cfg, teacher=trained.get("teacher"), out_dir=run, resume=False
+                ),
+            )
+        methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle"}
+        for name, model in trained.items():
+            recipe = get_recipe(name)
+            methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
+        methods["teacher_net"] = network_only(trained["teacher"])
+        methods["true_fields"] = "true_fields"
         sets = [(kind, test)]
         if kind == "lung" and not a.no_shift:
 

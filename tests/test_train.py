@@ -7,9 +7,9 @@ import torch
 torch.set_num_threads(1)  # tiny volumes: threads only add contention on a shared CPU
 
 from interp4d_lite.models import Student, StudentConfig, warp
-from interp4d_lite.train import DistillConfig, TeacherTrainConfig, fit
+from interp4d_lite.train import DistillConfig, TeacherTrainConfig, train_loop
 from interp4d_lite.train.distributed import DistEnv
-from interp4d_lite.train.loops import distill_loss
+from interp4d_lite.train.recipes import training_step
 from interp4d_lite.train.sampling import StepSampler, augment_sample
 
 TINY = StudentConfig(encoder_channels=(4, 8, 8, 8), decoder_channels=(8, 8, 4), fused_channels=4, time_hidden=8)
@@ -47,9 +47,9 @@ def _run(tmp, steps=20, stop_at=None, resume=True):
         steps=steps, batch_size=2, lr=3e-3, crop_shape=(8, 8, 8), progress=False, log_every=5, w_ncc=0.0
     )
     model = Student(TINY)
-    step_fn = lambda net, b: distill_loss(net(b["I0"], b["I1"], b["t"]), None, b, cfg)
-    return fit(
-        kind="student",
+    step_fn = lambda net, b: training_step("student", net, b, cfg)
+    return train_loop(
+        model_kind="student",
         model=model,
         model_config=TINY.to_dict(),
         dataset=Toy(),
@@ -105,10 +105,10 @@ def test_config_roundtrip():
 def test_precision_ignored_on_cpu_with_warning(tmp_path):
     cfg = DistillConfig(steps=1, batch_size=1, progress=False, precision="bf16", w_ncc=0.0)
     model = Student(TINY)
-    step_fn = lambda net, b: distill_loss(net(b["I0"], b["I1"], b["t"]), None, b, cfg)
+    step_fn = lambda net, b: training_step("student", net, b, cfg)
     with pytest.warns(UserWarning, match="only used on CUDA"):
-        fit(
-            kind="student",
+        train_loop(
+            model_kind="student",
             model=model,
             model_config=TINY.to_dict(),
             dataset=Toy(),

@@ -64,7 +64,7 @@ class Teacher(nn.Module):
         self.fusion = DeformationFusion(config.decoder_channels, config.fused_channels)
         self.warp = Warper()
 
-    def forward(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, t) -> dict:
+    def forward(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, t, refine_steps: int | None = None) -> dict:
         """Images ``(B, 1, X, Y, Z)``, ``t``: ``(B,)`` timestamps of ``It`` (a float is broadcast).
 
         Returns the interpolator dict (with ``features`` and ``scale_weights``) whose ``image``
@@ -72,6 +72,9 @@ class Teacher(nn.Module):
         ``t`` only gives the blend mask the student's prior, ``m = sigmoid(logit + logit(1 - t))``:
         t is known wherever I_t is, so the comparison with the student stays fair. This one
         method is what the package trains, distils from and evaluates.
+
+        ``refine_steps``: instance-optimisation steps in eval mode (default
+        ``config.refine_steps``; 0 = the network's fields alone). Training mode never refines.
         """
         if not (I0.shape == I1.shape == It.shape) or I0.dim() != 5:
             raise ValueError(
@@ -95,11 +98,12 @@ class Teacher(nn.Module):
             self.warp,
         )
         out["features"] = features
-        if self.config.refine_steps > 0 and not self.training:
-            out.update(self.refine(I0, I1, It, out))
+        steps = self.config.refine_steps if refine_steps is None else int(refine_steps)
+        if steps > 0 and not self.training:
+            out.update(self.refine(I0, I1, It, out, steps=steps))
         return out
 
-    def refine(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, out: dict) -> dict:
+    def refine(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, out: dict, steps: int | None = None) -> dict:
         """Instance optimisation of ``(u_t0, u_t1)`` on the privileged per-field image loss;
         returns the updated ``u_t0, u_t1, warped0, warped1, image`` (all detached)."""
         c = self.config
@@ -108,7 +112,7 @@ class Teacher(nn.Module):
             I1,
             It,
             init=(out["u_t0"], out["u_t1"]),
-            steps=c.refine_steps,
+            steps=c.refine_steps if steps is None else steps,
             lr=c.refine_lr,
             smooth=c.refine_smooth,
             scale=c.refine_scale,

@@ -14,7 +14,7 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        ".api": ["CHECKPOINT_NAMES", "ensure_checkpoint"],
+        ".api": ["ensure_checkpoint"],
         ".checkpoint": ["load_checkpoint", "load_model", "save_checkpoint"],
         ".config": ["BaselineTrainConfig", "DistillConfig", "TeacherTrainConfig", "TrainConfig"],
         ".distributed": ["DistEnv", "gather_weight_hashes", "init_distributed", "weight_hash"],
@@ -27,6 +27,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "summarize",
         ],
         ".history": ["load_history", "plot_history", "save_history"],
-        ".loops": ["PairDataset", "distill_student", "fit", "resolve_patients", "train_baseline", "train_teacher"],
+        ".datasets": ["CachedTargets", "PairDataset", "compute_targets", "resolve_patients"],
+        ".loops": ["distill_student", "fit", "train_baseline", "train_loop", "train_teacher"],
+        ".recipes": ["RECIPES", "Recipe", "Term", "get_recipe", "recipe_names", "register_recipe", "training_step"],
     },
 )

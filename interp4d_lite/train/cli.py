@@ -16,6 +16,7 @@ from typing import Any
 from ..data import KINDS
 from ..errors import CLIError
 from .config import TrainConfig
+from .recipes import RECIPES
 
 __all__ = ["add_commands", "add_config_args", "config_from_args"]
 
@@ -157,63 +158,47 @@ def _report(name, model, history, out_dir):
         print(f"{name}: {loss}; checkpoint in {out_dir}")
 
 
-def _run_train(args, which: str) -> int:
-    from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig
-    from .loops import distill_student, train_baseline, train_teacher
+def _run_train(args, recipe_name: str) -> int:
+    from .loops import fit
+    from .recipes import get_recipe
 
+    recipe = get_recipe(recipe_name)
     data = _check_data(args.data)
     out = Path(args.out or f"runs/{args.command}")
-    common = dict(
-        data_root=data,
-        kind=args.kind,
-        volume_shape=_shape(args.volume_shape),
-        split_seed=args.split_seed,
-        out_dir=out,
-        resume=not args.no_resume,
-        stop_at=args.stop_at,
-    )
-    if which == "teacher":
-        model, hist = train_teacher(None, config_from_args(args, TeacherTrainConfig), **common)
-        name = "teacher.pt"
-    elif which == "baseline":
-        model, hist = train_baseline(None, config_from_args(args, BaselineTrainConfig), **common)
-        name = "baseline.pt"
-    else:
-        cfg = config_from_args(args, DistillConfig)
-        if cfg.distill_weight < 0 or cfg.feature_weight < 0:
-            raise CLIError("--distill-weight and --feature-weight must be >= 0")
-        teacher = None
-        if cfg.distill_weight or cfg.feature_weight:
-            if args.teacher is None:
-                raise CLIError(
-                    "distill needs --teacher CHECKPOINT (or --distill-weight 0 --feature-weight 0 for the ablation)"
-                )
-            if not Path(args.teacher).exists():
-                raise CLIError(f"{args.teacher}: teacher checkpoint not found")
-            teacher = args.teacher
-        name = args.name or ("student.pt" if cfg.distill_weight else "student_nokd.pt")
-        model, hist = distill_student(None, teacher, cfg, checkpoint_name=name, **common)
+    cfg = config_from_args(args, recipe.config_cls)
+    if any(getattr(cfg, t.weight) < 0 for t in recipe.terms):
+        raise CLIError("loss weights must be >= 0")
+    teacher = None
+    if recipe.needs_teacher(cfg):
+        if args.teacher is None:
+            raise CLIError(f"{args.command} needs --teacher CHECKPOINT (or set the distillation weights to 0)")
+        if not Path(args.teacher).exists():
+            raise CLIError(f"{args.teacher}: teacher checkpoint not found")
+        teacher = args.teacher
+    elif recipe.targets == "teacher":
+        recipe = get_recipe(recipe.name + "_nokd")  # every distillation weight 0: the ablation
+    name = getattr(args, "name", None) or recipe.checkpoint
+    model, hist = fit(
+        recipe, None, cfg, teacher=teacher, data_root=data, data_kind=args.kind,
+        volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, out_dir=out, checkpoint_name=name,
+        resume=not args.no_resume, stop_at=args.stop_at,
+    )  # fmt: skip
     _report(args.command, model, hist, out / name)
     return 0
 
 
 def _run_evaluate(args) -> int:
-    from ..models import LinearMotionBaseline
     from .checkpoint import load_model
     from .evaluate import evaluate_methods, format_summary, summarize
     from .loops import resolve_patients
 
     data = _check_data(args.data)
     methods = {"linear_blend": "linear_blend"}
-    for flag, kind, name in (
-        (args.baseline, "registration", "linear_motion"),
-        (args.teacher, "teacher", "teacher"),
-        (args.student, "student", "student"),
-        (args.student_nokd, "student", "student_nokd"),
-    ):
-        if flag is not None:
-            model, _ = load_model(flag, device=args.device, expected_kind=kind)
-            methods[name] = LinearMotionBaseline(model) if kind == "registration" else model
+    for recipe in RECIPES.values():
+        path = getattr(args, recipe.name, None)
+        if path is not None:
+            model, _ = load_model(path, device=args.device, expected_kind=recipe.model_kind)
+            methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
     patients, _ = resolve_patients(
         None, data, kind=args.kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, part=args.part
     )
@@ -250,49 +235,23 @@ def _run_interpolate(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    train_commands = [
-        (
-            "train-teacher",
-            "teacher",
-            TeacherTrainConfig,
-            "train the privileged teacher (sees I0, I1 and the true I_t)",
-            "Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: Charbonnier + local NCC of "
-            "its output (and of each warped input) against the true I_t, plus smoothness. Writes OUT/teacher.pt and "
-            "OUT/teacher_history.json; resumes from OUT/teacher.pt if present.",
-        ),
-        (
-            "train-baseline",
-            "baseline",
-            BaselineTrainConfig,
-            "train the linear-motion baseline's registration net on (I0, I1) pairs",
-            "Train the bidirectional registration network of the linear-motion (UVI-Net-style) baseline on (I0, I1) "
-            "pairs only -- no intermediate frames: warp(I1,u_01)~I0, warp(I0,u_10)~I1, plus smoothness. At inference "
-            "u_t0 = t u_10, u_t1 = (1-t) u_01. Writes OUT/baseline.pt.",
-        ),
-        (
-            "distill",
-            "distill",
-            DistillConfig,
-            "train the student (I0, I1, t) with knowledge distillation from a teacher",
-            "Train the student, which sees only I0, I1 and t: image loss against I_t + DISTILL_WEIGHT x field "
-            "distillation from the frozen teacher (weighted toward voxels where the teacher is better) + smoothness. "
-            "--distill-weight 0 is the ablation (no teacher needed). Writes OUT/student.pt (or OUT/student_nokd.pt for "
-            "the ablation).",
-        ),
-    ]
-    for name, which, cfg_cls, help_, description in train_commands:
-        p = subparsers.add_parser(name, help=help_, description=description)
-        _add_train_args(p, cfg_cls)
-        p.set_defaults(func=lambda a, which=which: _run_train(a, which))
-        if which == "distill":
+    for recipe in RECIPES.values():
+        if recipe.command is None:
+            continue
+        p = subparsers.add_parser(
+            recipe.command,
+            help=f"train {recipe.description}",
+            description=f"{recipe.help or 'Train ' + recipe.description + '.'} Writes OUT/{recipe.checkpoint} and "
+            "its history; resumes from it if present.",
+        )
+        _add_train_args(p, recipe.config_cls)
+        p.set_defaults(func=lambda a, name=recipe.name: _run_train(a, name))
+        if recipe.targets == "teacher":
             g = p.add_argument_group("distillation")
             g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
-            g.add_argument(
-                "--name", default=None, help="checkpoint file name in OUT (default student.pt / student_nokd.pt)"
-            )
+            g.add_argument("--name", default=None, help="checkpoint file name in OUT (default: the recipe's)")
 
     p = subparsers.add_parser(
         "evaluate",
@@ -304,10 +263,9 @@ def add_commands(subparsers) -> None:
     )
     _add_data_args(p)
     p.add_argument("--part", choices=["train", "val", "test"], default="test", help="which part of the patient split")
-    p.add_argument("--baseline", default=None, metavar="CKPT", help="registration checkpoint (train-baseline)")
-    p.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (privileged: sees I_t)")
-    p.add_argument("--student", default=None, metavar="CKPT", help="student checkpoint (distill)")
-    p.add_argument("--student-nokd", default=None, metavar="CKPT", help="student trained without distillation")
+    for recipe in RECIPES.values():
+        flag = "--" + recipe.name.replace("_", "-")
+        p.add_argument(flag, dest=recipe.name, default=None, metavar="CKPT", help=f"checkpoint of {recipe.description}")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/evaluate)")
     p.add_argument("--dataset-name", default=None, help="name of the data set in the table (default: folder name)")
     p.add_argument("--device", default="auto")

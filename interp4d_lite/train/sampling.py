@@ -15,7 +15,7 @@ from torch.utils.data import DistributedSampler
 
 __all__ = ["StepSampler", "step_rng", "augment_sample", "collate"]
 
-IMAGE_KEYS = ("I0", "I1", "It")
+IMAGE_KEYS = ("I0", "I1", "It", "target_image")
 FIELD_KEYS = ("u_t0", "u_t1", "target_u_t0", "target_u_t1")  # true fields; cached training targets
 
 
@@ -92,3 +92,8 @@ def collate(samples: list[dict]) -> dict:
         else:
             out[k] = vals
     return out
+
+
+def to_device(batch: dict, device) -> dict:
+    """Every tensor of ``batch`` on ``device`` (non-blocking); everything else as is."""
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}

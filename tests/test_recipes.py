@@ -1,0 +1,102 @@
+"""The recipe table: one row per trainable method, losses as weighted named terms."""
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+from test_train import TINY, Toy  # noqa: E402
+
+from interp4d_lite.train import DistillConfig, TeacherTrainConfig, fit  # noqa: E402
+from interp4d_lite.train.recipes import (  # noqa: E402
+    IMAGE_TERMS,
+    RECIPES,
+    Recipe,
+    active_terms,
+    get_recipe,
+    register_recipe,
+    training_step,
+)
+
+
+def test_table_has_the_four_methods():
+    assert {"teacher", "baseline", "student", "student_nokd"} <= set(RECIPES)
+    assert get_recipe("baseline").model_kind == "registration" and get_recipe("baseline").method == "linear_motion"
+    nokd = get_recipe("student_nokd").config(DistillConfig(distill_weight=2.0, feature_weight=0.5))
+    assert nokd.distill_weight == 0.0 and nokd.feature_weight == 0.0
+    with pytest.raises(ValueError, match="unknown training recipe"):
+        get_recipe("nope")
+    with pytest.raises(TypeError, match="takes a DistillConfig"):
+        get_recipe("student").config(TeacherTrainConfig())
+
+
+def test_loss_is_the_weighted_sum_of_its_named_terms():
+    from interp4d_lite.models import Student
+
+    torch.manual_seed(0)
+    cfg = DistillConfig(w_ncc=0.25, w_warped=0.5, w_smooth=2.0, distill_weight=0.0)
+    batch = {k: torch.stack([Toy()[i][k] for i in (1, 4)]) for k in ("I0", "I1", "It", "t")}
+    loss, parts = training_step("student_nokd", Student(TINY), batch, cfg)
+    assert list(parts) == ["charb", "ncc", "warped", "smooth"]  # the table's order; distill is off
+    weights = {"charb": cfg.w_charbonnier, "ncc": cfg.w_ncc, "warped": cfg.w_warped, "smooth": cfg.w_smooth}
+    assert float(loss.detach()) == pytest.approx(sum(weights[k] * v for k, v in parts.items()), rel=1e-6)
+    # a zero weight drops its term; distillation needs targets or a teacher, which this run has not
+    names = [t.name for t in active_terms(get_recipe("student"), cfg.replace(w_ncc=0.0, distill_weight=1.0))]
+    assert names == ["charb", "warped", "smooth"]
+
+
+@pytest.fixture
+def toy_recipe():
+    """A fifth method in one place: a student trained on its own frame only (no smoothness)."""
+    recipe = register_recipe(
+        Recipe(
+            name="student_frame_only",
+            model_kind="student",
+            config_cls=DistillConfig,
+            checkpoint="student_frame_only.pt",
+            data="triplets",
+            terms=IMAGE_TERMS[:1],
+            forward=get_recipe("student_nokd").forward,
+            command="train-frame-only",
+            description="a student trained on its frame's Charbonnier alone",
+        )
+    )
+    yield recipe
+    RECIPES.pop(recipe.name)
+
+
+def test_a_new_recipe_is_one_registration(toy_recipe, tmp_path, capsys):
+    cfg = DistillConfig(steps=4, batch_size=2, progress=False, log_every=1, model=TINY.to_dict())
+    model, hist = fit("student_frame_only", config=cfg, dataset=Toy(), out_dir=tmp_path)
+    assert (tmp_path / "student_frame_only.pt").exists()
+    assert [set(h) - {"step", "lr", "time_s"} for h in hist] == [{"loss", "charb"}] * 4
+    assert hist[-1]["loss"] == hist[-1]["charb"]  # weight 1: the loss is the one term
+    # the CLI reads the same table: a training command and an evaluate flag appear
+    from interp4d_lite.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["evaluate", "--data", "x", "--student-frame-only", "c.pt"])
+    assert args.student_frame_only == "c.pt"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train-frame-only", "--help"])
+    assert "its frame's Charbonnier" in capsys.readouterr().out
+
+
+def test_teacher_better_with_cached_targets_uses_the_teachers_own_frame(tmp_path):
+    """The teacher's frame (its learned mask) is cached beside its fields, not rebuilt with 1 - t."""
+    from interp4d_lite.models import Teacher, TeacherConfig
+    from interp4d_lite.train.datasets import CachedTargets
+    from interp4d_lite.train.loops import _targets_fn
+
+    teacher = Teacher(TeacherConfig(encoder_channels=(4, 8, 8, 8), decoder_channels=(8, 8, 4), fused_channels=4))
+    teacher.eval()
+    cfg = DistillConfig(teacher_better=True, distill_refined=False)
+    fn, channels, _ = _targets_fn(get_recipe("student"), cfg, teacher)
+    batch = {k: torch.stack([Toy()[2][k]]) for k in ("I0", "I1", "It", "t")}
+    parts = fn(batch)
+    assert channels == 7 and len(parts) == 3
+    with torch.no_grad():
+        image = teacher(batch["I0"], batch["I1"], batch["It"], batch["t"], refine_steps=0)["image"]
+    torch.testing.assert_close(parts[2], image)
+    item = CachedTargets([dict(Toy()[2])], torch.cat(parts, dim=1))[0]
+    assert item["target_image"].shape == (1, *Toy()[2]["I0"].shape[1:])
