@@ -152,6 +152,16 @@ def _record(run: _Run, done: int, end: int, loss, parts: dict, cfg: TrainConfig,
     return rec
 
 
+def _save(run: _Run, path: Path, step: int, model_kind: str, model_config: dict, cfg: TrainConfig, extra) -> None:
+    """The checkpoint (atomic) and its ``_history.json``."""
+    save_checkpoint(
+        path, kind=model_kind, model=run.model, model_config=model_config, step=step, train_config=cfg.to_dict(),
+        optimizer=run.opt, scheduler=run.sched, scaler=run.scaler, split=run.split, history=run.history,
+        extra=extra, rng=get_rng_state(),
+    )  # fmt: skip
+    save_history(run.history, path.with_name(path.stem + "_history.json"))
+
+
 def _finish(run: _Run, net: nn.Module, env: DistEnv, ckpt_path: Path | None) -> None:
     """Under DDP: record the replicas' weight hashes and free the wrapper while the process
     group is alive."""
@@ -215,14 +225,8 @@ def train_loop(
     end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
 
     def save(step: int) -> None:
-        if ckpt_path is None or not env.is_main:
-            return
-        save_checkpoint(
-            ckpt_path, kind=model_kind, model=model, model_config=model_config, step=step,
-            train_config=cfg.to_dict(), optimizer=opt, scheduler=run.sched, scaler=scaler, split=run.split,
-            history=run.history, extra=extra, rng=get_rng_state(),
-        )  # fmt: skip
-        save_history(run.history, ckpt_path.with_name(ckpt_path.stem + "_history.json"))
+        if ckpt_path is not None and env.is_main:
+            _save(run, ckpt_path, step, model_kind, model_config, cfg, extra)
 
     bar = None
     if cfg.progress and env.is_main and end > run.start:
