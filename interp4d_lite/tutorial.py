@@ -353,7 +353,7 @@ def run_notebook(
     import papermill as pm
 
     # OpenMP threads that spin while waiting collapse when other processes share the
-    # cores (10x slower steps measured on a shared 2-core machine); the kernel inherits this
+    # cores (steps up to 10x slower on 2 busy cores); the kernel inherits this
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     run_dir = Path(run_dir)
     src = NOTEBOOK_DIR / f"{name}.ipynb"

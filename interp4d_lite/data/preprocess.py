@@ -67,8 +67,8 @@ def minmax_per_frame(frames: np.ndarray) -> np.ndarray:
     """``(T, X, Y, Z)`` -> each frame rescaled to [0, 1]; a constant frame becomes all zeros.
 
     Same result as MONAI ``ScaleIntensity(0, 1, channel_wise=True)`` (tested), written in
-    numpy because MONAI's per-channel loop took ~1 s for a 128x128x32x20 cine here, which
-    alone broke the 1 s load budget of benchmarks/bench_data.py."""
+    numpy because MONAI's per-channel loop alone can take the whole 1 s load budget of
+    benchmarks/bench_data.py for a 128x128x32x20 cine."""
     frames = np.asarray(frames, dtype=np.float32)
     lo = frames.min(axis=(1, 2, 3), keepdims=True)  # (T, 1, 1, 1)
     span = frames.max(axis=(1, 2, 3), keepdims=True) - lo

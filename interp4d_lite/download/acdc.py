@@ -8,10 +8,9 @@ Usage::
 Source: the Human Heart Project (Creatis, Lyon) hosts ACDC since 2023 as a
 Girder collection, https://humanheart-project.creatis.insa-lyon.fr/database/#collection/637218c173e9f0047faa00fb .
 :data:`DEFAULT_URL` is the collection's Girder ``download`` endpoint, which
-streams one zip of the whole collection (150 patients; about 7 GB, docs/METHOD.md "Data"). That exact link
-was **not verified from here** (no internet while this was written); if it
-fails, open the page above in a browser, copy the link of the zip and pass it
-with ``--url URL`` or the ``ACDC_URL`` environment variable. The site may ask
+streams one zip of the whole collection (150 patients; about 7 GB, docs/METHOD.md "Data"). The
+host may change that link; if it fails, open the page above in a browser, copy the link of the
+zip and pass it with ``--url URL`` or the ``ACDC_URL`` environment variable. The site may ask
 you to accept the licence / log in, in which case download the zip by hand
 (browser) and pass ``--archive PATH``: everything else (verification, safe
 extraction, layout) is the same.
