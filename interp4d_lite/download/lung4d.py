@@ -57,11 +57,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io_utils import atomic_write_json
 from . import _common as C
 from .archive import list_safe_members, safe_extract, zip_content_digest
 from .dicom import read_dicom_series
 from .errors import ChecksumError, DownloadError
-from .http import HTTPSettings, _session, atomic_write_json, download_file, get_json, read_json
+from .http import HTTPSettings, _session, download_file, get_json, read_json
 
 DEFAULT_API = "https://services.cancerimagingarchive.net/nbia-api/services/v1"
 ENV_API = "TCIA_API_URL"
@@ -492,7 +493,10 @@ def fetch(
             if not list_only:
                 good, _ = verify(dest)
                 atomic_write_json(
-                    dest / "dataset.json", {"kind": "lung", "layout": "lung4d", "patients": good, "source": SOURCE}
+                    dest / "dataset.json",
+                    {"kind": "lung", "layout": "lung4d", "patients": good, "source": SOURCE},
+                    indent=2,
+                    sort_keys=True,
                 )
         if list_only:
             return {"plan": [s.patient_id for s in plan]}
@@ -627,7 +631,7 @@ def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, 
             "description": s.get("SeriesDescription"),
             "at": C.now_iso(),
         }
-        atomic_write_json(sd / "state.json", state)
+        atomic_write_json(sd / "state.json", state, indent=2, sort_keys=True)
         zips[p] = z
         counts[p] = _int(s.get("ImageCount"))
     if work.exists():
@@ -660,7 +664,7 @@ def _do_patient(dest, sd, sess: Session, state, api, settings, http, out_shape, 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     state["patients"][pid] = {"status": "converted", "session": sess.as_json(), "at": C.now_iso()}
-    atomic_write_json(sd / "state.json", state)
+    atomic_write_json(sd / "state.json", state, indent=2, sort_keys=True)
 
 
 # ------------------------------------------------------------------ CLI
