@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: ``*.md`` names that are not documents of this repository, and why.
 NOT_REPO_DOCUMENTS = {
-    "summary.md": "written by the tutorial runner into a run folder (interp4d_lite/tutorial.py)",
+    "summary.md": "written by the tutorial runner into a run folder (interp4d_lite/tutorial/runner.py)",
     "MANDATORY_CITATION.md": "a file inside the downloaded ACDC archive (interp4d_lite/download/acdc.py)",
 }
 
