@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ..errors import CLIError
+from ..io_utils import check_output_path
 from . import KINDS
 
 
@@ -59,8 +60,7 @@ def run_phantom(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.patients < 1:
         raise CLIError(f"--patients must be >= 1, got {args.patients}")
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a folder")
+    check_output_path(out, suffixes=None)  # a folder, or a missing one in a writable folder
     if (out / "dataset.json").exists() and not args.force:
         raise CLIError(f"--out {out} already holds a dataset (dataset.json); pass --force to overwrite it")
     from .phantoms import write_phantom_dataset

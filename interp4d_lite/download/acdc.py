@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DataError
-from ..io_utils import atomic_write_json
+from ..io_utils import atomic_write_json, check_output_path
 from . import _common as C
 from .archive import list_safe_members, safe_extract, zip_content_digest
 from .errors import ChecksumError, DiskFullError, DownloadError
@@ -369,6 +369,7 @@ def run(args: argparse.Namespace) -> int:
             f"ACDC in {args.dest}: {len(good)} patient(s) verified" + (" (voxels read)" if args.deep else " (headers)")
         )
         return 0
+    check_output_path(args.dest, suffixes=None, what="--dest")
     url = args.url or os.environ.get(ENV_URL) or DEFAULT_URL
     fetch(
         args.dest,

@@ -9,8 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import CLIError
-from ..io_utils import atomic_write_bytes, atomic_write_json
+from ..io_utils import atomic_write_bytes, atomic_write_json, check_output_path
 from .registry import NOTEBOOK_DIR
 
 __all__ = ["COPY_MANIFEST", "copy_notebooks", "run_copy"]
@@ -30,9 +29,7 @@ def copy_notebooks(dest: str | os.PathLike, force: bool = False) -> dict[str, li
     manifest (:data:`COPY_MANIFEST`) of what was copied, so an unedited copy of an older
     version is updated while an edited one is kept. Returns the notebook names by outcome:
     ``{"copied": [...], "updated": [...], "unchanged": [...], "kept": [...]}``."""
-    dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise CLIError(f"{dest}: exists and is not a folder")
+    dest = check_output_path(dest, suffixes=None, what="")
     dest.mkdir(parents=True, exist_ok=True)
     manifest_path = dest / COPY_MANIFEST
     try:

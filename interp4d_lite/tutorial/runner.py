@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CLIError
-from ..io_utils import atomic_write, atomic_write_json, atomic_write_text
+from ..io_utils import atomic_write, atomic_write_json, atomic_write_text, check_output_path
 from .helpers import ensure_phantom_data
 from .registry import DEFAULT_DATA, NOTEBOOK_DIR, NOTEBOOK_PARAMS, NOTEBOOKS, SMOKE_PARAMS
 
@@ -229,6 +229,7 @@ def run_tutorial(args: argparse.Namespace) -> int:
     """Run the selected notebooks into ``args.run_dir``; 0 when every one finished."""
     try:
         names = select_notebooks(args.only)
+        check_output_path(args.run_dir, suffixes=None, what="--run-dir")
     except Exception as exc:
         print(f"tutorial: error: {exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ...io_utils import check_output_path
 from .. import _common as C
 from ..errors import DownloadError
 from .convert import verify
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             raise DownloadError(f"4D-Lung in {args.dest}: {len(probs)} problem(s); {len(good)} patient(s) fine")
         C.say(f"4D-Lung in {args.dest}: {len(good)} patient(s) verified")
         return 0
+    check_output_path(args.dest, suffixes=None, what="--dest")
     if any(n < 2 for n in args.shape):
         raise DownloadError(f"--shape {args.shape}: every size must be >= 2")
     api = args.api_url or os.environ.get(ENV_API) or DEFAULT_API
