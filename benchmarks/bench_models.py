@@ -1,8 +1,8 @@
-"""Benchmark the models on this machine's CPU with torch's default thread count.
+"""Benchmark the models on the CPU they run on, with torch's default thread count.
 
     python benchmarks/bench_models.py [--repeats 7] [--skip-memory] [--threads N]
 
-Prints, against the targets of issue 3:
+Prints, against its targets (``TARGETS``):
 * parameter counts of every model;
 * student inference at 128x128x32, batch 1, one t (no_grad, after warm-up; min/median);
 * a sweep of 10 timestamps from one ``encode`` (encode + one batched ``decode``);

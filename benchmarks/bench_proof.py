@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 # OpenMP threads that spin while waiting collapse when other processes share the cores
-# (observed here: 10x slower steps); passive waiting keeps 2 threads useful. Must be set
+# (steps up to 10x slower); passive waiting keeps 2 threads useful. Must be set
 # before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

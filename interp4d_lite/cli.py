@@ -3,7 +3,7 @@
 Each subcommand lives next to the code it drives and registers itself here:
 ``phantom`` in :mod:`interp4d_lite.data.cli`, the training/evaluation/interpolation
 commands in :mod:`interp4d_lite.train.cli`, ``download`` in
-:mod:`interp4d_lite.download.cli`, ``notebooks`` and ``tutorial`` in :mod:`interp4d_lite.tutorial`.
+:mod:`interp4d_lite.download.cli`, ``notebooks`` and ``tutorial`` in :mod:`interp4d_lite.tutorial.cli`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data.cli import add_commands as add_data_commands
     from .download.cli import add_commands as add_download_commands
     from .train.cli import add_commands as add_train_commands
-    from .tutorial import add_commands as add_notebook_commands
+    from .tutorial.cli import add_commands as add_notebook_commands
 
     add_data_commands(sub)
     add_train_commands(sub)

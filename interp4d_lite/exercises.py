@@ -17,7 +17,8 @@ package's own code, or the formula of docs/METHOD.md). It prints one line:
 Every check returns a :class:`CheckResult` (truthy when it passed) and never raises,
 unless ``strict=True``: then anything but a pass raises :class:`ExerciseError`.
 
-Which notebook uses which check (``EXERCISES`` lists them):
+Which notebook uses which check (``EXERCISES`` lists them; it is the ``exercises`` column of
+the one notebook table, :data:`interp4d_lite.tutorial.registry.REGISTRY`):
 
 =====================  =====================================================================
 notebook               checks
@@ -45,6 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .tutorial.registry import EXERCISES
+
 __all__ = [
     "CheckResult",
     "ExerciseError",
@@ -70,16 +73,8 @@ __all__ = [
     "check_lung_phase_times",
 ]
 
-#: The self-checking exercises of each notebook (the notebook tests check they are there).
-EXERCISES: dict[str, list[str]] = {
-    "00_quickstart": ["check_to_batch", "check_linear_blend"],
-    "01_data_loading": ["check_minmax_per_frame", "check_hu_to_unit", "check_warp_mm"],
-    "02_teacher_training": ["check_translation_fields", "check_charbonnier", "check_gradient_smoothness"],
-    "03_distillation": ["check_upsample_field", "check_field_distillation"],
-    "04_timestamp_sweeps": ["check_endpoint_error", "check_folding_percent"],
-    "05_visualizers": ["check_window_level", "check_nearest_frame"],
-    "06_real_data": ["check_surrogate_times", "check_lung_phase_times"],
-}
+# EXERCISES (imported above): the self-checking exercises of each notebook, from the notebook
+# table (the notebook tests check they are there, and that each names a check of this module)
 
 
 class ExerciseError(AssertionError):

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from .errors import CLIError, DataError
+from .io_utils import check_output_path
 
-__all__ = ["interpolate_volumes", "read_pair", "write_frames", "interpolate_files", "parse_times"]
+__all__ = ["interpolate_volumes", "check_frames", "read_pair", "write_frames", "interpolate_files", "parse_times"]
 
 
 def parse_times(times: Sequence[float] | None = None, n: int | None = None) -> list[float]:
@@ -82,22 +83,35 @@ def interpolate_volumes(
     return (lo + (hi - lo) * out).astype(np.float32)
 
 
+def check_frames(frames: Sequence[int] | None) -> tuple[int, int]:
+    """The two 0-based frame indices of ``--frames I J``, checked before the file is read:
+    two of them, not negative, and different (the range is checked against the file)."""
+    if frames is None or len(frames) != 2:
+        raise CLIError("--input needs --frames I J (two 0-based frame indices)")
+    i, j = (int(f) for f in frames)
+    if min(i, j) < 0:
+        raise CLIError(f"--frames {i} {j}: frame indices are 0-based, so they must be >= 0")
+    if i == j:
+        raise CLIError(f"--frames {i} {j}: frames I and J must differ (between a frame and itself there is no motion)")
+    return i, j
+
+
 def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequence | None = None):
-    """``(vol0, vol1, reference_image)`` from a 4D NIfTI and two 0-based frame indices,
-    or from two 3D NIfTI files (which must share shape and affine). Files are read by
-    :func:`interp4d_lite.data.io.read_nifti` (a :class:`DataError` naming the file)."""
+    """``(vol0, vol1, reference_image)`` from a 4D NIfTI and two 0-based frame indices
+    (:func:`check_frames`), or from two 3D NIfTI files (which must share shape and affine).
+    Files are read by :func:`interp4d_lite.data.io.read_nifti` (a :class:`DataError` naming
+    the file)."""
     from .data.io import read_nifti
 
     if (input_4d is None) == (inputs is None):
         raise CLIError("give either --input 4D.nii.gz --frames I J, or --inputs A.nii.gz B.nii.gz")
     if input_4d is not None:
+        frames = check_frames(frames)
         data, img = read_nifti(
             input_4d,
             ndim=4,
             hint=" (--input takes one 4D file; to interpolate between two 3D volumes pass both with --inputs A B)",
         )
-        if frames is None or len(frames) != 2:
-            raise CLIError("--input needs --frames I J (two 0-based frame indices)")
         n = data.shape[3]
         for f in frames:
             if not 0 <= int(f) < n:
@@ -140,9 +154,14 @@ def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, tim
 def interpolate_files(
     checkpoint, out, *, input_4d=None, frames=None, inputs=None, times=None, n=None, device: str = "auto"
 ) -> Path:
-    """The ``interpolate`` command: read, interpolate with the student checkpoint, write."""
+    """The ``interpolate`` command: read, interpolate with the student checkpoint, write.
+
+    The output path (:func:`interp4d_lite.io_utils.check_output_path`: a ``.nii`` or
+    ``.nii.gz`` name in an existing, writable folder), the timestamps and the frame indices
+    are checked first, before any file is read or the model is loaded."""
     from .train.checkpoint import load_model
 
+    check_output_path(out)
     ts = parse_times(times, n)
     vol0, vol1, ref = read_pair(input_4d, frames, inputs)
     model, _ = load_model(checkpoint, device=device, expected_kind="student")

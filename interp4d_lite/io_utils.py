@@ -7,6 +7,9 @@ The data goes to a temporary file in the destination's own folder (so the final
 and fsynced, then replaces the destination. A crash, a full disk or an exception mid-write
 leaves the previous version (or nothing) under the real name and no temporary file behind.
 
+:func:`check_output_path` is the other half: a command checks, before any heavy work, that
+it can write its output where it was asked to, and says in one line why not.
+
 Standard library only: importing it costs nothing (the CLI's ``--help`` uses no torch).
 """
 
@@ -16,11 +19,16 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+from .errors import CLIError
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "check_output_path"]
+
+#: What the package writes volumes as (:func:`check_output_path`'s default).
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 @contextlib.contextmanager
@@ -81,3 +89,47 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, **dumps_kwargs: Any) ->
     """``json.dumps(obj, **dumps_kwargs)`` written atomically (``indent=1`` unless given)."""
     dumps_kwargs.setdefault("indent", 1)
     return atomic_write_text(path, json.dumps(obj, **dumps_kwargs))
+
+
+def check_output_path(
+    path: str | os.PathLike, suffixes: Sequence[str] | None = NIFTI_SUFFIXES, *, what: str = "--out"
+) -> Path:
+    """Check that a command can write its output at ``path``, before it does any heavy work.
+
+    Args:
+        path: the output the user gave.
+        suffixes: the file name endings the writer supports (``.nii``, ``.nii.gz`` by default):
+            ``path`` is a file, which must end in one of them and whose folder must exist, be a
+            folder and be writable. ``None``: ``path`` is an output folder (created by the
+            command if missing), which must not be a file and whose nearest existing ancestor
+            must be a writable folder.
+        what: how the message names the path (the flag, e.g. ``"--out"`` or ``"--dest"``).
+
+    Returns:
+        ``Path(path)``.
+
+    Raises:
+        CLIError: one line naming the path and what is wrong with it.
+    """
+    p = Path(path)
+    label = f"{what} {p}" if what else str(p)
+    if suffixes is not None:
+        if not any(p.name.endswith(s) and len(p.name) > len(s) for s in suffixes):
+            got = "".join(p.suffixes) or "none"
+            raise CLIError(f"{label}: unsupported file name suffix ({got}); use {' or '.join(suffixes)}")
+        if p.is_dir():
+            raise CLIError(f"{label}: is a folder; give a file name ending in {' or '.join(suffixes)}")
+        folder = p.parent
+        if not folder.exists():
+            raise CLIError(f"{label}: the folder {folder} does not exist; create it first")
+    else:
+        if p.exists() and not p.is_dir():
+            raise CLIError(f"{label}: exists and is not a folder")
+        folder = p
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+    if not folder.is_dir():
+        raise CLIError(f"{label}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"{label}: the folder {folder} is not writable")
+    return p

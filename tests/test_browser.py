@@ -1,4 +1,4 @@
-"""End-to-end browser tests of the visualisers (issue 7).
+"""End-to-end browser tests of the visualisers.
 
 * JupyterLab: a JupyterLab server (127.0.0.1, free port, no token, the project's
   ``python3`` kernel) serves a temporary copy of ``notebooks/05_visualizers.ipynb`` with
@@ -186,9 +186,9 @@ def voila_server(run_dir):
             "--show_tracebacks=True",
             "--strip_sources=True",
             # progressive rendering: the page runs the cells over the kernel websocket. In the
-            # default (server-side) mode Voila 0.5.13 got stuck at "Executing N of 17" in 4 of
-            # about 6 runs here (voila-dashboards/voila#1428, widgets with Output), never in
-            # progressive mode; the README's dashboard command uses the same flag
+            # default (server-side) mode Voila 0.5.13 can get stuck at "Executing N of 17"
+            # (voila-dashboards/voila#1428, widgets with Output), progressive mode does not;
+            # the README's dashboard command uses the same flag
             "--progressive_rendering=True",
             # no server-side websocket pings: with tornado 6.5 Voila 0.5's kernel websocket
             # closed itself after 90 s ("WebSocket ping timeout after 90001 ms", then a page

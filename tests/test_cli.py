@@ -180,3 +180,45 @@ def test_flags_come_from_the_config_dataclasses(cmd, cfg_name):
 def test_bad_model_config_json_is_one_line(tmp_path, capsys):
     msg = _err(["train-teacher", "--data", str(tmp_path), "--model-config", "{nope"], capsys)
     assert "--model-config is not valid JSON" in msg
+
+
+def test_commands_that_write_check_their_output_first(tmp_path, capsys):
+    """phantom --out, download --dest, notebooks DEST and tutorial --run-dir: a path that is a
+    file, or lies under one, is a one-line error naming it (exit 2) before anything is written
+    or downloaded (the same check as interpolate --out: io_utils.check_output_path)."""
+    afile = tmp_path / "notes.txt"
+    afile.write_text("a file, not a folder")
+    cases = [
+        (["phantom", "--out", str(afile)], f"--out {afile}: exists and is not a folder"),
+        (["phantom", "--out", str(afile / "sub")], f"--out {afile / 'sub'}: {afile} is not a folder"),
+        (["download", "acdc", "--dest", str(afile)], f"--dest {afile}: exists and is not a folder"),
+        (["download", "lung4d", "--dest", str(afile / "d")], f"--dest {afile / 'd'}: {afile} is not a folder"),
+        (["notebooks", str(afile / "course")], f"{afile / 'course'}: {afile} is not a folder"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)
+    assert afile.read_text() == "a file, not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_tutorial_run_dir_is_checked_before_any_notebook(tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    assert main(["tutorial", "--run-dir", str(afile), "--smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"tutorial: error: --run-dir {afile}: exists and is not a folder"
+
+
+def test_check_output_path_accepts_what_the_writers_can_write(tmp_path):
+    from interp4d_lite.errors import CLIError
+    from interp4d_lite.io_utils import check_output_path
+
+    assert check_output_path(tmp_path / "a.nii") == tmp_path / "a.nii"
+    assert check_output_path(str(tmp_path / "b.nii.gz")) == tmp_path / "b.nii.gz"
+    assert check_output_path(tmp_path / "new" / "deeper", suffixes=None) == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    assert check_output_path(tmp_path / "t.csv", suffixes=(".csv",), what="--table") == tmp_path / "t.csv"
+    for bad in ("a.gz", "a.nii.zip", ".nii", "nifti"):
+        with pytest.raises(CLIError, match=r"unsupported file name suffix .*; use \.nii or \.nii\.gz"):
+            check_output_path(tmp_path / bad)

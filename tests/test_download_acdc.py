@@ -228,6 +228,13 @@ def test_verify_reports_broken_copy(tmp_path, capsys):
     assert "5 frames but Info.cfg says NbFrame: 7" in out and "patient101_4d.nii.gz: missing" in out
     assert "2 problem(s)" in err
     assert acdc.main(["--dest", str(tmp_path / "nowhere"), "--verify"]) == 2
+    # Info.cfg is read by the loaders' reader (interp4d_lite.data.io.read_info_cfg): its messages
+    cfg.write_text("ED: 1\nNbFrame: 5\n")
+    assert acdc.check_patient(dest / "patient002") == [f"{cfg}: no 'ES:' line (keys found: ED, NbFrame)"]
+    cfg.write_text("ED: 1\nES: two\nNbFrame: 5\n")
+    assert acdc.check_patient(dest / "patient002") == [f"{cfg}: ES must be a frame number, got 'two'"]
+    cfg.write_text("ED: 1\nES: 2\n")
+    assert acdc.check_patient(dest / "patient002") == [f"{cfg}: no 'NbFrame:' line"]
 
 
 def test_not_acdc_archive(tmp_path, capsys):

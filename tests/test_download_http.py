@@ -167,18 +167,28 @@ def test_disk_full_keeps_resumable_part(tmp_path, monkeypatch):
         assert out["resumed"]
 
 
-def test_atomic_json_survives_disk_full(tmp_path, monkeypatch):
-    p = tmp_path / "state.json"
-    dh.atomic_write_json(p, {"a": 1})
+def test_state_file_survives_disk_full(tmp_path, monkeypatch, capsys):
+    """The downloaders write state files with io_utils.atomic_write_json: a full disk keeps
+    the previous version and no temporary file, and the command prints it as one line."""
+    from interp4d_lite import io_utils
+    from interp4d_lite.download import _common as C
 
-    def full(fh, data):
+    p = tmp_path / "state.json"
+    io_utils.atomic_write_json(p, {"a": 1}, indent=2, sort_keys=True)
+
+    def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dh, "_write_chunk", full)
-    with pytest.raises(DiskFullError):
-        dh.atomic_write_json(p, {"a": 2})
+    monkeypatch.setattr(io_utils.os, "fsync", full)
+    with pytest.raises(OSError) as exc:
+        io_utils.atomic_write_json(p, {"a": 2}, indent=2, sort_keys=True)
+    assert dh.is_disk_full(exc.value)
     assert json.loads(p.read_text()) == {"a": 1}
     assert [q.name for q in tmp_path.iterdir()] == ["state.json"]
+    assert C.run_cli(lambda _: io_utils.atomic_write_json(p, {"a": 3}), None, "dl") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dl: error: disk full") and err.count("\n") == 1, err
+    assert json.loads(p.read_text()) == {"a": 1}
 
 
 # ------------------------------------------------------------------ archives

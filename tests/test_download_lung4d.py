@@ -17,6 +17,7 @@ from _download_server import lock_is_free as _lock_is_free
 
 import interp4d_lite.download.http as dh
 import interp4d_lite.download.lung4d as L
+import interp4d_lite.download.lung4d.convert as LC  # where convert_session looks up resample_to_grid
 from interp4d_lite.download.errors import DownloadError
 
 API = "/nbia-api/services/v1"
@@ -419,14 +420,14 @@ def test_interrupted_conversion_resumes_without_downloading(tmp_path, tcia, caps
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(L, "resample_to_grid", ctrl_c_on_third)
+    monkeypatch.setattr(LC, "resample_to_grid", ctrl_c_on_third)
     with FakeServer(tcia.routes()) as srv:
         assert run(dest, srv, "--patients", B) == 130
         assert "re-run the same command" in capsys.readouterr().err
         assert not (dest / B).exists() and not (dest / ".lung4d" / "work" / B).exists()
         assert _lock_is_free(dest / ".lung4d" / "lock")
         n = len(getimage_hits(srv))
-        monkeypatch.setattr(L, "resample_to_grid", real)
+        monkeypatch.setattr(LC, "resample_to_grid", real)
         assert run(dest, srv, "--patients", B) == 0
         assert len(getimage_hits(srv)) == n
     assert not L.check_patient(dest / B)
@@ -450,3 +451,22 @@ def test_output_loads_through_interp4d_lite(tmp_path, tcia):
     assert 0.0 <= p.frames.min() and p.frames.max() <= 1.0
     # HU clip [-1400, 200] then min-max: air (-1024) is darker than the body (40 HU)
     assert p.frames[0, 6, 2, 3] > p.frames[0, 0, 9, 3]
+
+
+def test_a_plan_runs_to_a_result(tmp_path, tcia, capsys):
+    """A run is a Plan in and a RunResult out: --list says each session's size, --max-gb
+    stops before the patient who would exceed it (sizes from the listing: no network)."""
+    from interp4d_lite.download.lung4d.fetch import _run_plan
+
+    sessions = L.select_sessions(L.group_sessions(tcia.series), [A], "first")
+    assert [(s.patient_id, s.date) for s in sessions] == [(A, "19970623")]
+    plan = L.Plan(sessions, tmp_path / "lung", max_gb=1e-4, list_only=True)
+    assert plan.state_dir == tmp_path / "lung" / ".lung4d" and plan.budget == 100_000
+    state = {"series": {}, "patients": {}}
+    assert _run_plan(plan, state, http=None) == L.RunResult(done=[], failed=[], stopped=None)
+    assert f"{A}: session 19970623 (1.1.1), 0.00 GB to download (api)" in capsys.readouterr().out
+    plan.list_only = False  # 10 series of 24 000 bytes: 240 000 > 100 000 bytes
+    res = _run_plan(plan, state, http=None)
+    assert (res.done, res.failed) == ([], [])
+    assert res.stopped == f"--max-gb 0.0001: stopping before {A} (needs 0.00 GB, 0.00 GB used in this run)"
+    assert not (tmp_path / "lung").exists() and state == {"series": {}, "patients": {}}

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from interp4d_lite import exercises as ex
 from interp4d_lite.models import warp
-from interp4d_lite.tutorial import NOTEBOOK_DIR, NOTEBOOKS
+from interp4d_lite.tutorial import EXERCISES, NOTEBOOK_DIR, NOTEBOOKS, REGISTRY
 
 
 def _nb(name):
@@ -54,6 +54,13 @@ ALL_PAIRS = [(name, i) for name in NOTEBOOKS for i in range(len(_exercise_pairs(
 
 
 # --------------------------------------------------------------------------- notebook structure
+def test_the_exercises_come_from_the_one_notebook_table():
+    assert ex.EXERCISES is EXERCISES and list(EXERCISES) == NOTEBOOKS == [nb.name for nb in REGISTRY]
+    named = [name for names in EXERCISES.values() for name in names]
+    assert len(named) == len(set(named)) == 16, named
+    assert set(named) <= set(ex.all_checks()), set(named) - set(ex.all_checks())
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_every_notebook_has_two_exercises_with_collapsed_solutions(name):
     pairs = _exercise_pairs(name)

@@ -1,4 +1,8 @@
-"""`interpolate` keeps the input's grid: odd shapes and non-trivial affines survive."""
+"""`interpolate` keeps the input's grid: odd shapes and non-trivial affines survive; a bad
+output path or frame pair is a one-line error before the model is loaded."""
+
+import os
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -168,3 +172,92 @@ def test_inputs_are_read_by_the_data_reader(tmp_path, student_ckpt, capsys):
     )
     assert code == 2
     assert f"{bad}: 1 non-finite voxels (1 NaN" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Record any attempt to load the model: every check below must come before it."""
+    import interp4d_lite.train.checkpoint as ckpt
+
+    calls = []
+
+    def load_model(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(ckpt, "load_model", load_model)
+    return calls
+
+
+def _interpolate(tmp_path, student_ckpt, out, frames=("1", "3"), n_frames=5):
+    src = tmp_path / "in4d.nii.gz"
+    if not src.exists():
+        data = np.random.default_rng(4).random((*SHAPE, n_frames)).astype(np.float32)
+        nib.save(nib.Nifti1Image(data, _affine()), src)
+    argv = ["interpolate", "--checkpoint", str(student_ckpt), "--input", str(src), "--frames", *frames]
+    return main([*argv, "--n", "2", "--out", str(out), "--device", "cpu"])
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("interp4d-lite interpolate: error: "), err
+    return err
+
+
+def test_output_path_is_checked_first(tmp_path, student_ckpt, capsys, no_model):
+    """A missing or non-folder parent, a name that is not .nii/.nii.gz, or an existing folder
+    as --out: one line naming the path (exit 2), before any file is read or the model loaded."""
+    missing = "/no/such/dir/x.nii.gz"
+    assert _interpolate(tmp_path, student_ckpt, missing) == 2
+    assert f"--out {missing}: the folder /no/such/dir does not exist" in _one_line_error(capsys)
+    assert not Path("/no/such/dir").exists()
+
+    txt = tmp_path / "result.txt"
+    assert _interpolate(tmp_path, student_ckpt, txt) == 2
+    assert f"--out {txt}: unsupported file name suffix (.txt); use .nii or .nii.gz" in _one_line_error(capsys)
+    assert not txt.exists()
+
+    afile = tmp_path / "notes"
+    afile.write_text("a file, not a folder")
+    assert _interpolate(tmp_path, student_ckpt, afile / "x.nii.gz") == 2
+    assert f"{afile} is not a folder" in _one_line_error(capsys)
+
+    folder = tmp_path / "already.nii.gz"
+    folder.mkdir()
+    assert _interpolate(tmp_path, student_ckpt, folder) == 2
+    assert f"--out {folder}: is a folder" in _one_line_error(capsys)
+    assert no_model == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write into any folder")
+def test_unwritable_output_folder(tmp_path, student_ckpt, capsys, no_model):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert _interpolate(tmp_path, student_ckpt, locked / "x.nii.gz") == 2
+        assert f"the folder {locked} is not writable" in _one_line_error(capsys)
+    finally:
+        locked.chmod(0o755)
+    assert no_model == []
+
+
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        (("5", "5"), "--frames 5 5: frames I and J must differ"),
+        (("2", "2"), "--frames 2 2: frames I and J must differ"),
+        (("-1", "2"), "--frames -1 2: frame indices are 0-based, so they must be >= 0"),
+        (("0", "5"), "frame index 5 out of range for"),
+        (("9", "0"), "frame index 9 out of range for"),
+    ],
+)
+def test_frames_are_checked_before_the_model_is_loaded(tmp_path, student_ckpt, capsys, no_model, frames, message):
+    out = tmp_path / "o.nii.gz"
+    assert _interpolate(tmp_path, student_ckpt, out, frames=frames) == 2
+    err = _one_line_error(capsys)
+    assert message in err
+    if "out of range" in message:
+        assert "in4d.nii.gz: it has 5 frames (0-based: 0..4)" in err
+    assert not out.exists() and no_model == []

@@ -1,5 +1,6 @@
 """The code style is checked, not argued about: `ruff check` (configured in pyproject.toml)
-finds nothing in the repository, and every public class has a docstring."""
+finds nothing in the repository, it reads every Python file of the package (an exclude
+pattern must not hide one), and every public class has a docstring."""
 
 from __future__ import annotations
 
@@ -32,6 +33,26 @@ def test_ruff_check_is_clean():
         timeout=120,
     )
     assert r.returncode == 0, f"ruff check found problems (fix them, or `make lint`):\n{r.stdout}{r.stderr}"
+
+
+def test_ruff_checks_every_file_of_the_package():
+    """An unanchored exclude (``"data"``) would also drop ``interp4d_lite/data/``: ruff must
+    list every ``.py`` file of the package among the files it checks."""
+    r = subprocess.run(
+        [*_ruff(), "check", "--no-cache", "--show-files", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    checked = {Path(line.strip()).resolve() for line in r.stdout.splitlines() if line.strip()}
+    package = {p.resolve() for p in (REPO / "interp4d_lite").rglob("*.py") if "__pycache__" not in p.parts}
+    assert len(package) > 40, f"found only {len(package)} package files: is this the repository?"
+    missing = sorted(str(p.relative_to(REPO.resolve())) for p in package - checked)
+    assert not missing, "package files ruff does not check (anchor the excludes in pyproject.toml):\n" + "\n".join(
+        missing
+    )
 
 
 def test_ruff_format_is_clean():

@@ -1,18 +1,47 @@
 """Phantoms, readers, preprocessing and the triplet dataset (see docs/ARCHITECTURE.md).
 
 Names are imported from their submodule on first use (the CLI parses without torch)."""
+
 from .._lazy import lazy_exports
 
 #: The kinds of data the package knows (phantoms, loaders, ``--kind`` flags).
 KINDS = ("cardiac", "lung", "linear")
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    ".dataset": ["Patient4D", "TripletDataset", "acdc_uvi_split", "detect_layout", "discover_patients",
-                 "load_patient", "load_patients", "split_patients"],
-    ".io": ["load_acdc_patient", "load_lung_patient", "read_info_cfg", "read_nifti", "read_nifti_3d",
-            "read_nifti_4d", "read_phases_json", "read_truth"],
-    ".phantoms": ["Phantom4D", "hu_to_unit", "make_cardiac_phantom", "make_linear_phantom", "make_lung_phantom",
-                  "make_phantom", "write_acdc_layout", "write_lung_layout", "write_phantom_dataset"],
-    ".preprocess": ["center_crop_or_pad", "clip_hu", "minmax_per_frame", "shift_affine"],
-})
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".dataset": [
+            "Patient4D",
+            "TripletDataset",
+            "acdc_uvi_split",
+            "detect_layout",
+            "discover_patients",
+            "load_patient",
+            "load_patients",
+            "split_patients",
+        ],
+        ".io": [
+            "load_acdc_patient",
+            "load_lung_patient",
+            "read_info_cfg",
+            "read_nifti",
+            "read_nifti_3d",
+            "read_nifti_4d",
+            "read_phases_json",
+            "read_truth",
+        ],
+        ".phantoms": [
+            "Phantom4D",
+            "hu_to_unit",
+            "make_cardiac_phantom",
+            "make_linear_phantom",
+            "make_lung_phantom",
+            "make_phantom",
+            "write_acdc_layout",
+            "write_lung_layout",
+            "write_phantom_dataset",
+        ],
+        ".preprocess": ["center_crop_or_pad", "clip_hu", "minmax_per_frame", "shift_affine"],
+    },
+)
 __all__ = ["KINDS", *__all__]

@@ -1,8 +1,11 @@
 """``interp4d-lite phantom``: write a phantom dataset in the ACDC or 4D-Lung layout.
 
+Usage::
+
     interp4d-lite phantom --kind cardiac --patients 3 --out data/phantom_acdc
     interp4d-lite phantom --kind lung --patients 2 --shape 64 64 64 --out data/phantom_lung
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,25 +13,42 @@ import time
 from pathlib import Path
 
 from ..errors import CLIError
+from ..io_utils import check_output_path
 from . import KINDS
 
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
-        "phantom", help="write a synthetic 4D dataset with true displacement fields",
+        "phantom",
+        help="write a synthetic 4D dataset with true displacement fields",
         description="Generate phantom patients (cardiac / lung / linear) with exact motion and write them in "
-                    "ACDC layout (cardiac, linear) or our 4D-Lung layout (lung), with <id>_truth.npz, "
-                    "phantom.json and OUT/dataset.json. See docs/ARCHITECTURE.md.")
+        "ACDC layout (cardiac, linear) or our 4D-Lung layout (lung), with <id>_truth.npz, "
+        "phantom.json and OUT/dataset.json. See docs/ARCHITECTURE.md.",
+    )
     p.add_argument("--kind", choices=KINDS, default="cardiac", help="phantom kind (default: cardiac)")
     p.add_argument("--patients", type=int, default=3, help="number of patients (default: 3)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
-    p.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"),
-                   help="volume shape in voxels (default: 128 128 32 cardiac/linear, 128 128 128 lung)")
-    p.add_argument("--spacing", type=float, nargs=3, metavar=("SX", "SY", "SZ"),
-                   help="voxel spacing in mm (default: 1.5 1.5 5 cardiac/linear, 2.5 2.5 2.5 lung)")
+    p.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="volume shape in voxels (default: 128 128 32 cardiac/linear, 128 128 128 lung)",
+    )
+    p.add_argument(
+        "--spacing",
+        type=float,
+        nargs=3,
+        metavar=("SX", "SY", "SZ"),
+        help="voxel spacing in mm (default: 1.5 1.5 5 cardiac/linear, 2.5 2.5 2.5 lung)",
+    )
     p.add_argument("--frames", type=int, help="frames per cycle (default: 20 cardiac, 10 lung, 6 linear)")
-    p.add_argument("--noise", type=float, default=0.01,
-                   help="Gaussian noise std on the [0, 1] scale (lung: fraction of the 1600 HU window; default 0.01)")
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.01,
+        help="Gaussian noise std on the [0, 1] scale (lung: fraction of the 1600 HU window; default 0.01)",
+    )
     p.add_argument("--amplitude", type=float, default=1.0, help="motion amplitude, 1 = typical (0..2, default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-truth", action="store_true", help="do not write the true fields (<id>_truth.npz)")
@@ -40,24 +60,35 @@ def run_phantom(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.patients < 1:
         raise CLIError(f"--patients must be >= 1, got {args.patients}")
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a folder")
+    check_output_path(out, suffixes=None)  # a folder, or a missing one in a writable folder
     if (out / "dataset.json").exists() and not args.force:
         raise CLIError(f"--out {out} already holds a dataset (dataset.json); pass --force to overwrite it")
     from .phantoms import write_phantom_dataset
 
     start = time.perf_counter()
     try:
-        manifest = write_phantom_dataset(out, kind=args.kind, n_patients=args.patients, shape=args.shape,
-                                         spacing=args.spacing, n_frames=args.frames, noise=args.noise,
-                                         amplitude=args.amplitude, seed=args.seed, truth=not args.no_truth)
-    except ValueError as exc:       # bad generator parameter (shape, spacing, frames, noise, amplitude)
+        manifest = write_phantom_dataset(
+            out,
+            kind=args.kind,
+            n_patients=args.patients,
+            shape=args.shape,
+            spacing=args.spacing,
+            n_frames=args.frames,
+            noise=args.noise,
+            amplitude=args.amplitude,
+            seed=args.seed,
+            truth=not args.no_truth,
+        )
+    except ValueError as exc:  # bad generator parameter (shape, spacing, frames, noise, amplitude)
         raise CLIError(str(exc)) from None
     seconds = time.perf_counter() - start
     shape = "x".join(str(s) for s in manifest["shape"])
     spacing = ", ".join(f"{s:g}" for s in manifest["spacing"])
-    layout = "ACDC (patientXXX/patientXXX_4d.nii.gz + Info.cfg)" if manifest["layout"] == "acdc" else \
-        "4D-Lung (<id>/<id>_4d.nii.gz in HU + phases.json)"
+    layout = (
+        "ACDC (patientXXX/patientXXX_4d.nii.gz + Info.cfg)"
+        if manifest["layout"] == "acdc"
+        else "4D-Lung (<id>/<id>_4d.nii.gz in HU + phases.json)"
+    )
     print(f"wrote {len(manifest['patients'])} {args.kind} phantom patients to {out} in {seconds:.1f} s")
     print(f"  layout:   {layout}")
     print(f"  shape:    {shape} voxels, spacing ({spacing}) mm, {manifest['n_frames']} frames")
@@ -67,8 +98,10 @@ def run_phantom(args: argparse.Namespace) -> int:
         else:
             pair = f"input phases 0% (frame {row['i0']}) and 50% (frame {row['i1']}), 0-based"
         print(f"  {row['patient']}: {pair}")
-    print(f"  truth:    {'u_t0/u_t1 in <id>_truth.npz' if not args.no_truth else 'not written'}; "
-          f"manifest {out / 'dataset.json'}")
+    print(
+        f"  truth:    {'u_t0/u_t1 in <id>_truth.npz' if not args.no_truth else 'not written'}; "
+        f"manifest {out / 'dataset.json'}"
+    )
     return 0
 
 

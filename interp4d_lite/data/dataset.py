@@ -6,6 +6,7 @@
 * :class:`TripletDataset` serves every target frame as a dict that the default
   ``torch.utils.data.DataLoader`` collation batches.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ from torch.utils.data import Dataset
 from ..errors import DataError
 from .io import Patient4D, find_4d_image, load_acdc_patient, load_lung_patient
 
-__all__ = ["Patient4D", "discover_patients", "load_patient", "load_patients", "split_patients",
-           "acdc_uvi_split", "TripletDataset", "detect_layout"]
+__all__ = [
+    "Patient4D",
+    "discover_patients",
+    "load_patient",
+    "load_patients",
+    "split_patients",
+    "acdc_uvi_split",
+    "TripletDataset",
+    "detect_layout",
+]
 
 
 def detect_layout(folder) -> str:
@@ -54,10 +63,14 @@ def discover_patients(root) -> list:
             return [root / i for i in sorted(ids)]
     found = [p for p in sorted(root.iterdir()) if _is_patient_dir(p)]
     if not found:
-        found = [p for sub in sorted(root.iterdir()) if sub.is_dir() for p in sorted(sub.iterdir()) if _is_patient_dir(p)]
+        found = [
+            p for sub in sorted(root.iterdir()) if sub.is_dir() for p in sorted(sub.iterdir()) if _is_patient_dir(p)
+        ]
     if not found:
-        raise DataError(f"{root}: no patients found (expected folders like patient001/ holding "
-                        "patient001_4d.nii.gz, or 4D-Lung folders with <id>_4d.nii.gz and phases.json)")
+        raise DataError(
+            f"{root}: no patients found (expected folders like patient001/ holding "
+            "patient001_4d.nii.gz, or 4D-Lung folders with <id>_4d.nii.gz and phases.json)"
+        )
     return found
 
 
@@ -73,7 +86,7 @@ def load_patient(path, kind=None, volume_shape=None) -> Patient4D:
         path = path.parent
     if not path.is_dir():
         raise DataError(f"{path}: patient folder not found")
-    find_4d_image(path)                                        # clear error for a folder without image
+    find_4d_image(path)  # clear error for a folder without image
     layout = "lung4d" if kind == "lung" else detect_layout(path)
     loader = load_lung_patient if layout == "lung4d" else load_acdc_patient
     return loader(path, volume_shape=volume_shape, kind=kind)
@@ -108,14 +121,14 @@ def split_patients(ids, fractions=(0.7, 0.15, 0.15), seed=0) -> dict:
         n_test = 1
     if f_val > 0 and n_val == 0 and n - n_test >= 2:
         n_val = 1
-    while n_val + n_test > n - (1 if f_train > 0 else 0) and n_val + n_test > 0:   # keep one for training
+    while n_val + n_test > n - (1 if f_train > 0 else 0) and n_val + n_test > 0:  # keep one for training
         if n_val >= n_test and n_val > 0:
             n_val -= 1
         else:
             n_test -= 1
     test = sorted(order[:n_test])
-    val = sorted(order[n_test:n_test + n_val])
-    train = sorted(order[n_test + n_val:])
+    val = sorted(order[n_test : n_test + n_val])
+    train = sorted(order[n_test + n_val :])
     return {"train": train, "val": val, "test": test}
 
 
@@ -148,14 +161,16 @@ class TripletDataset(Dataset):
         if not self.patients:
             raise DataError("TripletDataset: no patients given")
         self.transform = transform
-        self.index = []                                   # (patient number, frame index)
+        self.index = []  # (patient number, frame index)
         for n, p in enumerate(self.patients):
             frames = range(p.i0, p.i1 + 1) if include_endpoints else p.target_indices
             self.index.extend((n, i) for i in frames)
         shapes = {p.shape for p in self.patients}
         if len(shapes) > 1:
-            raise DataError(f"TripletDataset: patients have different volume shapes {sorted(shapes)}; "
-                            "load them with one volume_shape")
+            raise DataError(
+                f"TripletDataset: patients have different volume shapes {sorted(shapes)}; "
+                "load them with one volume_shape"
+            )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -164,9 +179,9 @@ class TripletDataset(Dataset):
         n, i = self.index[k]
         p = self.patients[n]
         item = {
-            "I0": torch.from_numpy(p.frames[p.i0][None].copy()),     # (1, X, Y, Z); copies, so a
-            "I1": torch.from_numpy(p.frames[p.i1][None].copy()),     # transform editing in place
-            "It": torch.from_numpy(p.frames[i][None].copy()),        # cannot alter the patient
+            "I0": torch.from_numpy(p.frames[p.i0][None].copy()),  # (1, X, Y, Z); copies, so a
+            "I1": torch.from_numpy(p.frames[p.i1][None].copy()),  # transform editing in place
+            "It": torch.from_numpy(p.frames[i][None].copy()),  # cannot alter the patient
             "t": torch.tensor(float(p.times[i]), dtype=torch.float32),
             "patient": p.patient_id,
             "frame": int(i),

@@ -8,6 +8,7 @@ read: nothing on disk is created, modified or deleted.
 ``Patient4D`` (the loaded, preprocessed patient of docs/ARCHITECTURE.md) is defined here
 beside its two loaders and re-exported by :mod:`interp4d_lite.data.dataset`.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,18 @@ from ..errors import DataError
 from .preprocess import center_crop_or_pad, clip_hu, minmax_per_frame, shift_affine
 
 __all__ = [
-    "Patient4D", "read_nifti", "read_nifti_4d", "read_nifti_3d", "read_info_cfg", "read_phases_json", "read_truth",
-    "find_4d_image", "load_acdc_patient", "load_lung_patient", "default_volume_shape", "DEFAULT_VOLUME_SHAPES",
+    "Patient4D",
+    "read_nifti",
+    "read_nifti_4d",
+    "read_nifti_3d",
+    "read_info_cfg",
+    "read_phases_json",
+    "read_truth",
+    "find_4d_image",
+    "load_acdc_patient",
+    "load_lung_patient",
+    "default_volume_shape",
+    "DEFAULT_VOLUME_SHAPES",
 ]
 
 DEFAULT_VOLUME_SHAPES = {"cardiac": (128, 128, 32), "linear": (128, 128, 32), "lung": (128, 128, 128)}
@@ -32,16 +43,17 @@ DEFAULT_VOLUME_SHAPES = {"cardiac": (128, 128, 32), "linear": (128, 128, 32), "l
 @dataclass
 class Patient4D:
     """One patient after preprocessing (docs/ARCHITECTURE.md, "Loading")."""
+
     patient_id: str
-    kind: str                 # "cardiac" | "lung" | "linear"
-    frames: np.ndarray        # (T, X, Y, Z) float32 in [0, 1]
-    affine: np.ndarray        # (4, 4) voxel -> world of the preprocessed grid
-    spacing: tuple            # (sx, sy, sz) mm
-    i0: int                   # 0-based input frame 0 (ED / 0 %)
-    i1: int                   # 0-based input frame 1 (ES / 50 %)
-    times: np.ndarray         # (T,) float32, (i - i0) / (i1 - i0) inside [i0, i1], NaN outside
-    source: Path              # the 4D file it came from
-    u_t0: np.ndarray | None = None   # (K, 3, X, Y, Z) voxels for frames i0..i1 (phantoms only)
+    kind: str  # "cardiac" | "lung" | "linear"
+    frames: np.ndarray  # (T, X, Y, Z) float32 in [0, 1]
+    affine: np.ndarray  # (4, 4) voxel -> world of the preprocessed grid
+    spacing: tuple  # (sx, sy, sz) mm
+    i0: int  # 0-based input frame 0 (ED / 0 %)
+    i1: int  # 0-based input frame 1 (ES / 50 %)
+    times: np.ndarray  # (T,) float32, (i - i0) / (i1 - i0) inside [i0, i1], NaN outside
+    source: Path  # the 4D file it came from
+    u_t0: np.ndarray | None = None  # (K, 3, X, Y, Z) voxels for frames i0..i1 (phantoms only)
     u_t1: np.ndarray | None = None
 
     @property
@@ -83,7 +95,7 @@ def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise DataError(f"{path}: is a {type(img).__name__}, not a NIfTI image")
     try:
-        data = np.asarray(img.get_fdata(dtype=np.float32))          # applies scl_slope / scl_inter
+        data = np.asarray(img.get_fdata(dtype=np.float32))  # applies scl_slope / scl_inter
     except Exception as exc:  # truncated gzip stream, short data block, ...
         raise DataError(f"{path}: truncated or corrupt image data ({type(exc).__name__}: {exc})") from None
     bad = ~np.isfinite(data)
@@ -91,7 +103,7 @@ def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
         n_nan = int(np.isnan(data).sum())
         raise DataError(f"{path}: {int(bad.sum())} non-finite voxels ({n_nan} NaN, {int(bad.sum()) - n_nan} infinite)")
     if ndim == 4:
-        if data.ndim == 5 and data.shape[3] == 1:          # (X, Y, Z, 1, T) written by some tools
+        if data.ndim == 5 and data.shape[3] == 1:  # (X, Y, Z, 1, T) written by some tools
             data = data[:, :, :, 0, :]
         if data.ndim != 4:
             what = "a 3D volume" if data.ndim == 3 else f"{data.ndim}D"
@@ -101,7 +113,9 @@ def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
             data = data[..., 0]
         if data.ndim != 3:
             extra = f" with {data.shape[3]} frames" if data.ndim == 4 else ""
-            raise DataError(f"{path}: is {data.ndim}D{extra} (shape {data.shape}); a 3D (X, Y, Z) volume is needed{hint}")
+            raise DataError(
+                f"{path}: is {data.ndim}D{extra} (shape {data.shape}); a 3D (X, Y, Z) volume is needed{hint}"
+            )
     elif ndim is not None:
         raise ValueError(f"read_nifti: ndim must be 3, 4 or None, not {ndim!r}")
     return data, img
@@ -242,7 +256,7 @@ def _finish(folder, pid, kind, frames, affine, spacing, i0, i1, times, source, v
     if not (isinstance(volume_shape, str) and volume_shape == "native"):
         if len(tuple(volume_shape)) != 3 or any(int(s) < 1 for s in volume_shape):
             raise DataError(f"volume_shape must be three positive sizes or 'native', got {volume_shape!r}")
-        frames, offset = center_crop_or_pad(frames, volume_shape)          # (T, X', Y', Z')
+        frames, offset = center_crop_or_pad(frames, volume_shape)  # (T, X', Y', Z')
         affine = shift_affine(affine, offset)
     u_t0 = u_t1 = None
     truth_path = folder / f"{pid}_truth.npz"
@@ -250,17 +264,31 @@ def _finish(folder, pid, kind, frames, affine, spacing, i0, i1, times, source, v
         truth = read_truth(truth_path)
         want = np.arange(i0, i1 + 1)
         if not np.array_equal(truth["frame_indices"], want):
-            raise DataError(f"{truth_path}: fields are for frames {truth['frame_indices'].tolist()}, "
-                            f"but the inputs are frames {i0}..{i1} (0-based)")
+            raise DataError(
+                f"{truth_path}: fields are for frames {truth['frame_indices'].tolist()}, "
+                f"but the inputs are frames {i0}..{i1} (0-based)"
+            )
         if tuple(truth["u_t0"].shape[2:]) != tuple(raw_shape):
-            raise DataError(f"{truth_path}: field grid {truth['u_t0'].shape[2:]} differs from the image grid {raw_shape}")
+            raise DataError(
+                f"{truth_path}: field grid {truth['u_t0'].shape[2:]} differs from the image grid {raw_shape}"
+            )
         u_t0, u_t1 = truth["u_t0"].astype(np.float32, copy=False), truth["u_t1"].astype(np.float32, copy=False)
         if not (isinstance(volume_shape, str) and volume_shape == "native"):
-            u_t0, _ = center_crop_or_pad(u_t0, volume_shape)              # (K, 3, X', Y', Z')
+            u_t0, _ = center_crop_or_pad(u_t0, volume_shape)  # (K, 3, X', Y', Z')
             u_t1, _ = center_crop_or_pad(u_t1, volume_shape)
-    return Patient4D(patient_id=pid, kind=kind, frames=np.ascontiguousarray(frames, dtype=np.float32),
-                     affine=affine, spacing=tuple(spacing), i0=int(i0), i1=int(i1), times=times, source=source,
-                     u_t0=u_t0, u_t1=u_t1)
+    return Patient4D(
+        patient_id=pid,
+        kind=kind,
+        frames=np.ascontiguousarray(frames, dtype=np.float32),
+        affine=affine,
+        spacing=tuple(spacing),
+        i0=int(i0),
+        i1=int(i1),
+        times=times,
+        source=source,
+        u_t0=u_t0,
+        u_t1=u_t1,
+    )
 
 
 # --------------------------------------------------------------------------- patients
@@ -272,7 +300,7 @@ def load_acdc_patient(folder, volume_shape=None, kind=None) -> Patient4D:
     image = find_4d_image(folder)
     cfg = folder / "Info.cfg"
     info = read_info_cfg(cfg)
-    frames, affine, spacing = read_nifti_4d(image)                       # (T, X, Y, Z)
+    frames, affine, spacing = read_nifti_4d(image)  # (T, X, Y, Z)
     n = frames.shape[0]
     ed, es = info["ED"], info["ES"]
     for key, value in (("ED", ed), ("ES", es)):
@@ -283,8 +311,11 @@ def load_acdc_patient(folder, volume_shape=None, kind=None) -> Patient4D:
     if es < ed:
         raise DataError(f"{cfg}: ES ({es}) comes before ED ({ed}); frames are interpolated from ED to ES")
     if "NbFrame" in info and info["NbFrame"] != n:
-        warnings.warn(f"{cfg}: NbFrame is {info['NbFrame']} but {image.name} has {n} frames; using the file",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{cfg}: NbFrame is {info['NbFrame']} but {image.name} has {n} frames; using the file",
+            UserWarning,
+            stacklevel=2,
+        )
     kind = kind or _phantom_kind(folder) or "cardiac"
     i0, i1 = ed - 1, es - 1
     frames = minmax_per_frame(frames)
@@ -310,5 +341,16 @@ def load_lung_patient(folder, volume_shape=None, kind=None) -> Patient4D:
         frames = clip_hu(frames)
     frames = minmax_per_frame(frames)
     kind = kind or _phantom_kind(folder) or "lung"
-    return _finish(folder, folder.name, kind, frames, affine, spacing, i0, i1,
-                   _times(len(phases), i0, i1, phases), image, volume_shape)
+    return _finish(
+        folder,
+        folder.name,
+        kind,
+        frames,
+        affine,
+        spacing,
+        i0,
+        i1,
+        _times(len(phases), i0, i1, phases),
+        image,
+        volume_shape,
+    )

@@ -41,6 +41,7 @@ grid centre at world (0, 0, 0).
   voxels over ``t in [0, 1]``; ``i0 = 0``, ``i1 = n_frames - 1``. The linear-motion
   assumption is exact here: ``u_t0 = -t v``, ``u_t1 = (1 - t) v``.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,9 +57,20 @@ from scipy.special import expit
 from . import KINDS
 
 __all__ = [
-    "Phantom4D", "make_cardiac_phantom", "make_lung_phantom", "make_linear_phantom", "make_phantom",
-    "write_acdc_layout", "write_lung_layout", "write_phantom_dataset", "hu_to_unit", "patient_seed",
-    "PHANTOM_KINDS", "DEFAULT_SHAPES", "HU_WINDOW", "LUNG_ANATOMIES",
+    "Phantom4D",
+    "make_cardiac_phantom",
+    "make_lung_phantom",
+    "make_linear_phantom",
+    "make_phantom",
+    "write_acdc_layout",
+    "write_lung_layout",
+    "write_phantom_dataset",
+    "hu_to_unit",
+    "patient_seed",
+    "PHANTOM_KINDS",
+    "DEFAULT_SHAPES",
+    "HU_WINDOW",
+    "LUNG_ANATOMIES",
 ]
 
 PHANTOM_KINDS = KINDS
@@ -67,22 +79,23 @@ DEFAULT_SPACING = {"cardiac": (1.5, 1.5, 5.0), "lung": (2.5, 2.5, 2.5), "linear"
 DEFAULT_FRAMES = {"cardiac": 20, "lung": 10, "linear": 6}
 MIN_FRAMES = {"cardiac": 6, "lung": 4, "linear": 3}
 HU_WINDOW = (-1400.0, 200.0)
-EDGE_WIDTH = 0.6          # logistic edge width in voxels (keeps trilinear warping >= 35 dB)
+EDGE_WIDTH = 0.6  # logistic edge width in voxels (keeps trilinear warping >= 35 dB)
 
 
 @dataclass
 class Phantom4D:
     """One synthetic patient; see docs/ARCHITECTURE.md ("Phantoms")."""
+
     kind: str
     patient_id: str
-    frames: np.ndarray        # (T, X, Y, Z) float32; [0, 1] (cardiac, linear) or HU (lung)
-    spacing: tuple            # (sx, sy, sz) mm
-    affine: np.ndarray        # (4, 4) voxel -> world (RAS)
-    i0: int                   # 0-based input frame 0 (ED / 0 %)
-    i1: int                   # 0-based input frame 1 (ES / 50 %)
-    times: np.ndarray         # (T,) t = (i - i0) / (i1 - i0) inside [i0, i1], NaN outside
-    u_t0: np.ndarray          # (K, 3, X, Y, Z) float32 voxels, frames i0..i1
-    u_t1: np.ndarray          # (K, 3, X, Y, Z) float32 voxels
+    frames: np.ndarray  # (T, X, Y, Z) float32; [0, 1] (cardiac, linear) or HU (lung)
+    spacing: tuple  # (sx, sy, sz) mm
+    affine: np.ndarray  # (4, 4) voxel -> world (RAS)
+    i0: int  # 0-based input frame 0 (ED / 0 %)
+    i1: int  # 0-based input frame 1 (ES / 50 %)
+    times: np.ndarray  # (T,) t = (i - i0) / (i1 - i0) inside [i0, i1], NaN outside
+    u_t0: np.ndarray  # (K, 3, X, Y, Z) float32 voxels, frames i0..i1
+    u_t1: np.ndarray  # (K, 3, X, Y, Z) float32 voxels
     params: dict = field(default_factory=dict)
 
     @property
@@ -120,7 +133,7 @@ class _Grid:
         idx = np.meshgrid(*[np.arange(n, dtype=np.float32) for n in self.shape], indexing="ij")
         # (3, X, Y, Z) mm coordinates of every voxel of the frame grid
         self.mm = np.stack([(idx[a] - self.centre[a]) * self.spacing[a] for a in range(3)]).astype(np.float32)
-        self.half = np.asarray(self.shape) * self.spacing / 2.0     # half field of view per axis, mm
+        self.half = np.asarray(self.shape) * self.spacing / 2.0  # half field of view per axis, mm
 
     def affine(self) -> np.ndarray:
         aff = np.diag([*self.spacing, 1.0])
@@ -222,27 +235,27 @@ class _CardiacMotion:
         dx, dy, r = self._polar(p)
         z = p[2]
         w_r, h, g_z = self._weights(r, z)
-        ang = np.deg2rad(self.twist_deg) * s * h * w_r                          # A: twist
+        ang = np.deg2rad(self.twist_deg) * s * h * w_r  # A: twist
         c, sn = np.cos(ang), np.sin(ang)
         dx, dy = c * dx - sn * dy, sn * dx + c * dy
-        r_ref = self._radial(r, s * self.alpha * g_z, inverse=False)             # B: radial
+        r_ref = self._radial(r, s * self.alpha * g_z, inverse=False)  # B: radial
         scale = r_ref / np.maximum(r, 1e-6)
         dx, dy = dx * scale, dy * scale
         w_r2 = np.where(r_ref <= self.a_ep, 1.0, np.exp(-(((r_ref - self.a_ep) / (0.6 * self.a_ep)) ** 2)))
-        z = self._longitudinal(z, 1.0 + self.ell * s * w_r2, inverse=False)     # C: longitudinal
+        z = self._longitudinal(z, 1.0 + self.ell * s * w_r2, inverse=False)  # C: longitudinal
         return np.stack([self.cx + dx, self.cy + dy, z])
 
     def inverse(self, q, s):
         """phi_s^{-1}: (3, ...) mm reference points -> frame points."""
         dx, dy, r_ref = self._polar(q)
         w_r2 = np.where(r_ref <= self.a_ep, 1.0, np.exp(-(((r_ref - self.a_ep) / (0.6 * self.a_ep)) ** 2)))
-        z = self._longitudinal(q[2], 1.0 + self.ell * s * w_r2, inverse=True)   # C^-1 (r unchanged by C)
+        z = self._longitudinal(q[2], 1.0 + self.ell * s * w_r2, inverse=True)  # C^-1 (r unchanged by C)
         _, _, g_z = self._weights(r_ref, z)
-        r = self._radial(r_ref, s * self.alpha * g_z, inverse=True)             # B^-1 (z unchanged by B)
+        r = self._radial(r_ref, s * self.alpha * g_z, inverse=True)  # B^-1 (z unchanged by B)
         scale = r / np.maximum(r_ref, 1e-6)
         dx, dy = dx * scale, dy * scale
         w_r, h, _ = self._weights(r, z)
-        ang = -np.deg2rad(self.twist_deg) * s * h * w_r                         # A^-1 (r, z unchanged by A)
+        ang = -np.deg2rad(self.twist_deg) * s * h * w_r  # A^-1 (r, z unchanged by A)
         c, sn = np.cos(ang), np.sin(ang)
         dx, dy = c * dx - sn * dy, sn * dx + c * dy
         return np.stack([self.cx + dx, self.cy + dy, z])
@@ -252,7 +265,7 @@ class _CardiacMotion:
         outside keep the ring area: r_ref^2 = r^2 + (R0^2 - b^2) (wall thickens, decays as 1/r)."""
         R0 = self.a_en
         b = R0 * (1.0 - q)
-        c = R0 ** 2 - b ** 2
+        c = R0**2 - b**2
         if not inverse:
             return np.where(r < b, r * R0 / b, np.sqrt(r * r + c))
         return np.where(r < R0, r * b / R0, np.sqrt(np.maximum(r * r - c, 0.0)))
@@ -268,25 +281,35 @@ class _CardiacMotion:
         return np.where(z <= za, z, np.where(z <= zb, za + (z - za) / k, z - D))
 
 
-def make_cardiac_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames=20, noise=0.01,
-                         amplitude=1.0, seed=0, patient_id="patient001") -> Phantom4D:
+def make_cardiac_phantom(
+    shape=(128, 128, 32),
+    spacing=(1.5, 1.5, 5.0),
+    n_frames=20,
+    noise=0.01,
+    amplitude=1.0,
+    seed=0,
+    patient_id="patient001",
+) -> Phantom4D:
     """A beating left ventricle from ED (frame 0) to ES and back; see the module docstring."""
     shape, spacing, n_frames, grid = _check_common("cardiac", shape, spacing, n_frames, noise, amplitude)
     rng = np.random.default_rng(seed)
-    R = float(min(grid.half[0], grid.half[1]))          # in-plane half field of view, mm
+    R = float(min(grid.half[0], grid.half[1]))  # in-plane half field of view, mm
     Hz = float(grid.half[2])
     a_en = _jitter(rng, 0.24 * R)
     geo = dict(
-        cx=float(rng.uniform(-0.04, 0.04) * R), cy=float(rng.uniform(-0.04, 0.04) * R),
-        a_en=a_en, a_ep=a_en + _jitter(rng, 0.10 * R),
-        z_base=float(0.45 * Hz), z_apex=float(0.45 * Hz - _jitter(rng, 1.15 * Hz, 0.05)),
-        alpha=_jitter(rng, 0.30) * amplitude,            # endocardial radius shrinks ~30 % at ES
-        ell=_jitter(rng, 0.12) * amplitude,              # ~12 % base-apex shortening
-        twist_deg=_jitter(rng, 10.0) * amplitude,        # apex +10 deg, base -4 deg at ES
+        cx=float(rng.uniform(-0.04, 0.04) * R),
+        cy=float(rng.uniform(-0.04, 0.04) * R),
+        a_en=a_en,
+        a_ep=a_en + _jitter(rng, 0.10 * R),
+        z_base=float(0.45 * Hz),
+        z_apex=float(0.45 * Hz - _jitter(rng, 1.15 * Hz, 0.05)),
+        alpha=_jitter(rng, 0.30) * amplitude,  # endocardial radius shrinks ~30 % at ES
+        ell=_jitter(rng, 0.12) * amplitude,  # ~12 % base-apex shortening
+        twist_deg=_jitter(rng, 10.0) * amplitude,  # apex +10 deg, base -4 deg at ES
     )
     es_frac = float(rng.uniform(0.35, 0.40))
     i_es = max(2, int(round(es_frac * n_frames)))
-    es_frac = i_es / n_frames                           # ES exactly on a frame
+    es_frac = i_es / n_frames  # ES exactly on a frame
     p_eject = _jitter(rng, 2.2)
     motion = _CardiacMotion(geo)
     L_en = geo["z_base"] - geo["z_apex"] - (geo["a_ep"] - geo["a_en"])
@@ -304,10 +327,10 @@ def make_cardiac_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames
         endo = _soft(_ellipsoid_inside(ref_mm, centre_en, (geo["a_en"], geo["a_en"], L_en), sp)) * base
         epi = _soft(_ellipsoid_inside(ref_mm, centre_en, (geo["a_ep"], geo["a_ep"], L_ep), sp)) * base
         inside = _soft(_ellipsoid_inside(ref_mm, (0.0, 0.0, 0.0), (body[0], body[1], np.inf), sp))
-        tex = _sample(tex_tissue, vox)                         # one texture sample per frame (speed)
-        img = inside * (0.45 + tex)                            # textured tissue, air outside the body
-        img = img + epi * (0.15 + 0.6 * tex - img)             # myocardium (dark, fainter texture)
-        img = img + endo * (0.80 + 0.8 * tex - img)            # bright, textured blood pool
+        tex = _sample(tex_tissue, vox)  # one texture sample per frame (speed)
+        img = inside * (0.45 + tex)  # textured tissue, air outside the body
+        img = img + epi * (0.15 + 0.6 * tex - img)  # myocardium (dark, fainter texture)
+        img = img + endo * (0.80 + 0.8 * tex - img)  # bright, textured blood pool
         return img.astype(np.float32)
 
     tau = np.arange(n_frames) / n_frames
@@ -316,15 +339,25 @@ def make_cardiac_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames
     u_t0 = np.empty((i_es + 1, 3, *shape), np.float32)
     u_t1 = np.empty((i_es + 1, 3, *shape), np.float32)
     for i in range(n_frames):
-        ref = motion.forward(grid.mm, s_all[i]) if s_all[i] > 0 else grid.mm   # (3, X, Y, Z) mm
+        ref = motion.forward(grid.mm, s_all[i]) if s_all[i] > 0 else grid.mm  # (3, X, Y, Z) mm
         frames[i] = render(ref)
         if i <= i_es:
             u_t0[i] = grid.field(ref)
             u_t1[i] = grid.field(motion.inverse(ref, 1.0))  # phi_ES^{-1}(phi_t(x)), s(ES) = 1
-    params = dict(kind="cardiac", patient_id=patient_id, shape=list(shape), spacing=list(spacing),
-                  n_frames=n_frames, noise=float(noise), amplitude=float(amplitude), seed=int(seed),
-                  es_frac=es_frac, p_eject=p_eject, contraction=[float(v) for v in s_all],
-                  geometry_mm={k: float(v) for k, v in geo.items()})
+    params = dict(
+        kind="cardiac",
+        patient_id=patient_id,
+        shape=list(shape),
+        spacing=list(spacing),
+        n_frames=n_frames,
+        noise=float(noise),
+        amplitude=float(amplitude),
+        seed=int(seed),
+        es_frac=es_frac,
+        p_eject=p_eject,
+        contraction=[float(v) for v in s_all],
+        geometry_mm={k: float(v) for k, v in geo.items()},
+    )
     return _finish("cardiac", patient_id, frames, grid, 0, i_es, u_t0, u_t1, noise, rng, params)
 
 
@@ -357,9 +390,9 @@ class _LungMotion:
 
     def forward(self, p, b, a):
         x, y, z = p
-        y = y + self.ap * a * self._w_x(x) * self._profile(z)        # AP (anterior wall sinks at exhale)
-        c = self.si * b * self._w_xy(x, y)                           # SI shift at/below the diaphragm, mm
-        z = z - c * self._profile(z)                                 # came from lower down (inhale)
+        y = y + self.ap * a * self._w_x(x) * self._profile(z)  # AP (anterior wall sinks at exhale)
+        c = self.si * b * self._w_xy(x, y)  # SI shift at/below the diaphragm, mm
+        z = z - c * self._profile(z)  # came from lower down (inhale)
         return np.stack([x, y, z])
 
     def inverse(self, q, b, a):
@@ -377,15 +410,43 @@ class _LungMotion:
 #: larger tumour, coarser parenchyma texture, a different breathing exponent and less
 #: anterior-posterior motion). Factors of the body half-axes / field of view.
 LUNG_ANATOMIES = {
-    "a": dict(body=(0.88, 0.62), lung_x=0.45, r_lung=(0.36, 0.72), z_top=0.70, z_dia=-0.45, dome=0.22,
-              tumour=0.08, texture=1.5, n_exp=2.5, ap=1.0),
-    "b": dict(body=(0.94, 0.52), lung_x=0.50, r_lung=(0.40, 0.80), z_top=0.80, z_dia=-0.30, dome=0.32,
-              tumour=0.12, texture=2.2, n_exp=3.0, ap=0.6),
+    "a": dict(
+        body=(0.88, 0.62),
+        lung_x=0.45,
+        r_lung=(0.36, 0.72),
+        z_top=0.70,
+        z_dia=-0.45,
+        dome=0.22,
+        tumour=0.08,
+        texture=1.5,
+        n_exp=2.5,
+        ap=1.0,
+    ),
+    "b": dict(
+        body=(0.94, 0.52),
+        lung_x=0.50,
+        r_lung=(0.40, 0.80),
+        z_top=0.80,
+        z_dia=-0.30,
+        dome=0.32,
+        tumour=0.12,
+        texture=2.2,
+        n_exp=3.0,
+        ap=0.6,
+    ),
 }
 
 
-def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=10, noise=0.01,
-                      amplitude=1.0, seed=0, patient_id="lung001", anatomy: str = "a") -> Phantom4D:
+def make_lung_phantom(
+    shape=(128, 128, 128),
+    spacing=(2.5, 2.5, 2.5),
+    n_frames=10,
+    noise=0.01,
+    amplitude=1.0,
+    seed=0,
+    patient_id="lung001",
+    anatomy: str = "a",
+) -> Phantom4D:
     """A breathing thorax, phases 0 %..90 %, frames in HU; see the module docstring.
     ``noise`` is a fraction of the HU window (0.01 -> 16 HU); ``anatomy``: a key of
     :data:`LUNG_ANATOMIES` ("b" is a second family, for tests away from the training data)."""
@@ -397,25 +458,32 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
         raise ValueError(f"lung phantom: n_frames must be even (phase 50 % is frame n/2), got {n_frames}")
     rng = np.random.default_rng(seed)
     Hx, Hy, Hz = (float(h) for h in grid.half)
-    bx, by = an["body"][0] * Hx, an["body"][1] * Hy        # body ellipse (mm)
+    bx, by = an["body"][0] * Hx, an["body"][1] * Hy  # body ellipse (mm)
     geo = dict(
-        x_lung=an["lung_x"] * bx, y_lung=0.02 * by, r_lung_x=_jitter(rng, an["r_lung"][0] * bx, 0.05),
+        x_lung=an["lung_x"] * bx,
+        y_lung=0.02 * by,
+        r_lung_x=_jitter(rng, an["r_lung"][0] * bx, 0.05),
         r_lung_y=_jitter(rng, an["r_lung"][1] * by, 0.05),
-        z_top=an["z_top"] * Hz, z_dia=an["z_dia"] * Hz, dome=_jitter(rng, an["dome"] * Hz, 0.1),
-        si=_jitter(rng, min(15.0, 0.12 * 2 * Hz)) * amplitude,   # diaphragm excursion, mm
+        z_top=an["z_top"] * Hz,
+        z_dia=an["z_dia"] * Hz,
+        dome=_jitter(rng, an["dome"] * Hz, 0.1),
+        si=_jitter(rng, min(15.0, 0.12 * 2 * Hz)) * amplitude,  # diaphragm excursion, mm
         ap=_jitter(rng, min(2.5, 0.025 * 2 * Hy)) * amplitude * an["ap"],  # anterior-posterior, mm
     )
     n_exp = _jitter(rng, an["n_exp"])
     lag = _jitter(rng, 0.08)
     motion = _LungMotion(geo)
     sp = grid.spacing
-    tex_body = _texture(rng, shape, an["texture"], 20.0)                          # HU
-    tex_paren = _texture(rng, shape, an["texture"], 60.0)   # parenchyma: small vessels, septa (visible motion)
+    tex_body = _texture(rng, shape, an["texture"], 20.0)  # HU
+    tex_paren = _texture(rng, shape, an["texture"], 60.0)  # parenchyma: small vessels, septa (visible motion)
     vessel_noise = _texture(rng, shape, an["texture"], 1.0)
-    vessels = (650.0 * expit((vessel_noise - 1.4) / 0.35)).astype(np.float32)    # bright branching blobs
+    vessels = (650.0 * expit((vessel_noise - 1.4) / 0.35)).astype(np.float32)  # bright branching blobs
     side = 1.0 if rng.uniform() < 0.5 else -1.0
-    tumour = (side * geo["x_lung"], geo["y_lung"] + 0.15 * geo["r_lung_y"],
-              geo["z_dia"] + geo["dome"] + 0.25 * (geo["z_top"] - geo["z_dia"]))
+    tumour = (
+        side * geo["x_lung"],
+        geo["y_lung"] + 0.15 * geo["r_lung_y"],
+        geo["z_dia"] + geo["dome"] + 0.25 * (geo["z_top"] - geo["z_dia"]),
+    )
     r_tumour = _jitter(rng, an["tumour"] * min(Hx, Hz))
 
     def render(ref_mm):
@@ -424,8 +492,14 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
         body = _soft(_ellipsoid_inside(ref_mm, (0.0, 0.0, 0.0), (bx, by, np.inf), sp))
         lungs = np.zeros(x.shape, np.float64)
         for sgn in (-1.0, 1.0):
-            ell = _soft(_ellipsoid_inside(ref_mm, (sgn * geo["x_lung"], geo["y_lung"], geo["z_dia"]),
-                                          (geo["r_lung_x"], geo["r_lung_y"], geo["z_top"] - geo["z_dia"]), sp))
+            ell = _soft(
+                _ellipsoid_inside(
+                    ref_mm,
+                    (sgn * geo["x_lung"], geo["y_lung"], geo["z_dia"]),
+                    (geo["r_lung_x"], geo["r_lung_y"], geo["z_top"] - geo["z_dia"]),
+                    sp,
+                )
+            )
             # diaphragm dome under each lung: the lung ends above z_d(x, y)
             rr = ((x - sgn * geo["x_lung"]) / geo["r_lung_x"]) ** 2 + ((y - geo["y_lung"]) / geo["r_lung_y"]) ** 2
             z_d = geo["z_dia"] + geo["dome"] * np.exp(-1.5 * rr)
@@ -433,10 +507,10 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
         spine = _soft(_ellipsoid_inside(ref_mm, (0.0, -0.75 * by, 0.0), (0.12 * bx, 0.14 * by, np.inf), sp))
         tum = _soft(_ellipsoid_inside(ref_mm, tumour, (r_tumour,) * 3, sp))
         soft_tissue = 40.0 + _sample(tex_body, vox)
-        hu = -1000.0 + body * (soft_tissue + 1000.0)                     # air outside, soft tissue in body
+        hu = -1000.0 + body * (soft_tissue + 1000.0)  # air outside, soft tissue in body
         lung_hu = -850.0 + _sample(tex_paren, vox) + _sample(vessels, vox)
         hu = hu + lungs * (lung_hu - hu)
-        hu = hu + tum * (20.0 + 0.5 * _sample(tex_body, vox) - hu)       # tumour moves with the lung
+        hu = hu + tum * (20.0 + 0.5 * _sample(tex_body, vox) - hu)  # tumour moves with the lung
         hu = hu + spine * (350.0 - hu)
         return hu.astype(np.float32)
 
@@ -452,19 +526,51 @@ def make_lung_phantom(shape=(128, 128, 128), spacing=(2.5, 2.5, 2.5), n_frames=1
         if i <= i1:
             u_t0[i] = grid.field(ref)
             u_t1[i] = grid.field(motion.inverse(ref, b_all[i1], a_all[i1]))
-    params = dict(kind="lung", anatomy=anatomy, patient_id=patient_id, shape=list(shape), spacing=list(spacing),
-                  n_frames=n_frames, noise=float(noise), amplitude=float(amplitude), seed=int(seed),
-                  phases=[int(round(100 * k / n_frames)) for k in range(n_frames)], cos_exponent_n=n_exp,
-                  ap_lag=lag, si_amount=[float(v) for v in b_all], ap_amount=[float(v) for v in a_all],
-                  tumour_mm=[float(v) for v in tumour], tumour_radius_mm=float(r_tumour),
-                  geometry_mm={k: float(v) for k, v in geo.items()})
-    return _finish("lung", patient_id, frames, grid, 0, i1, u_t0, u_t1, noise * (HU_WINDOW[1] - HU_WINDOW[0]),
-                   rng, params, clip=None)
+    params = dict(
+        kind="lung",
+        anatomy=anatomy,
+        patient_id=patient_id,
+        shape=list(shape),
+        spacing=list(spacing),
+        n_frames=n_frames,
+        noise=float(noise),
+        amplitude=float(amplitude),
+        seed=int(seed),
+        phases=[int(round(100 * k / n_frames)) for k in range(n_frames)],
+        cos_exponent_n=n_exp,
+        ap_lag=lag,
+        si_amount=[float(v) for v in b_all],
+        ap_amount=[float(v) for v in a_all],
+        tumour_mm=[float(v) for v in tumour],
+        tumour_radius_mm=float(r_tumour),
+        geometry_mm={k: float(v) for k, v in geo.items()},
+    )
+    return _finish(
+        "lung",
+        patient_id,
+        frames,
+        grid,
+        0,
+        i1,
+        u_t0,
+        u_t1,
+        noise * (HU_WINDOW[1] - HU_WINDOW[0]),
+        rng,
+        params,
+        clip=None,
+    )
 
 
 # --------------------------------------------------------------------------- linear
-def make_linear_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames=6, noise=0.01,
-                        amplitude=1.0, seed=0, patient_id="patient001") -> Phantom4D:
+def make_linear_phantom(
+    shape=(128, 128, 32),
+    spacing=(1.5, 1.5, 5.0),
+    n_frames=6,
+    noise=0.01,
+    amplitude=1.0,
+    seed=0,
+    patient_id="patient001",
+) -> Phantom4D:
     """Uniform translation by ``t * v``, ``v = amplitude * (3, 2, 1)`` voxels: the control case."""
     shape, spacing, n_frames, grid = _check_common("linear", shape, spacing, n_frames, noise, amplitude)
     rng = np.random.default_rng(seed)
@@ -488,13 +594,21 @@ def make_linear_phantom(shape=(128, 128, 32), spacing=(1.5, 1.5, 5.0), n_frames=
     u_t0 = np.empty((n_frames, 3, *shape), np.float32)
     u_t1 = np.empty((n_frames, 3, *shape), np.float32)
     for i in range(n_frames):
-        ref = grid.mm - (t[i] * v_mm).reshape(3, 1, 1, 1)       # content moves by +t v
+        ref = grid.mm - (t[i] * v_mm).reshape(3, 1, 1, 1)  # content moves by +t v
         frames[i] = render(ref)
         u_t0[i] = (-t[i] * v_vox).reshape(3, 1, 1, 1)
         u_t1[i] = ((1.0 - t[i]) * v_vox).reshape(3, 1, 1, 1)
-    params = dict(kind="linear", patient_id=patient_id, shape=list(shape), spacing=list(spacing),
-                  n_frames=n_frames, noise=float(noise), amplitude=float(amplitude), seed=int(seed),
-                  velocity_voxels=[float(v) for v in v_vox])
+    params = dict(
+        kind="linear",
+        patient_id=patient_id,
+        shape=list(shape),
+        spacing=list(spacing),
+        n_frames=n_frames,
+        noise=float(noise),
+        amplitude=float(amplitude),
+        seed=int(seed),
+        velocity_voxels=[float(v) for v in v_vox],
+    )
     return _finish("linear", patient_id, frames, grid, i0, i1, u_t0, u_t1, noise, rng, params)
 
 
@@ -503,22 +617,39 @@ def _finish(kind, patient_id, frames, grid, i0, i1, u_t0, u_t1, noise_std, rng, 
         frames += rng.normal(0.0, noise_std, size=frames.shape).astype(np.float32)
         if clip is not None:
             np.clip(frames, *clip, out=frames)
-    return Phantom4D(kind=kind, patient_id=patient_id, frames=frames, spacing=tuple(float(s) for s in grid.spacing),
-                     affine=grid.affine(), i0=int(i0), i1=int(i1), times=_times(frames.shape[0], i0, i1),
-                     u_t0=u_t0, u_t1=u_t1, params=params)
+    return Phantom4D(
+        kind=kind,
+        patient_id=patient_id,
+        frames=frames,
+        spacing=tuple(float(s) for s in grid.spacing),
+        affine=grid.affine(),
+        i0=int(i0),
+        i1=int(i1),
+        times=_times(frames.shape[0], i0, i1),
+        u_t0=u_t0,
+        u_t1=u_t1,
+        params=params,
+    )
 
 
 _MAKERS = {"cardiac": make_cardiac_phantom, "lung": make_lung_phantom, "linear": make_linear_phantom}
 
 
-def make_phantom(kind: str, shape=None, spacing=None, n_frames=None, noise=0.01, amplitude=1.0, seed=0,
-                 patient_id=None, **options) -> Phantom4D:
+def make_phantom(
+    kind: str, shape=None, spacing=None, n_frames=None, noise=0.01, amplitude=1.0, seed=0, patient_id=None, **options
+) -> Phantom4D:
     """Dispatch to ``make_<kind>_phantom``; ``None`` arguments take that kind's defaults
     (``DEFAULT_SHAPES``, ``DEFAULT_SPACING``, ``DEFAULT_FRAMES``)."""
     if kind not in _MAKERS:
         raise ValueError(f"unknown phantom kind {kind!r}; choose one of {', '.join(PHANTOM_KINDS)}")
-    kw = dict(shape=shape or DEFAULT_SHAPES[kind], spacing=spacing or DEFAULT_SPACING[kind],
-              n_frames=n_frames or DEFAULT_FRAMES[kind], noise=noise, amplitude=amplitude, seed=seed)
+    kw = dict(
+        shape=shape or DEFAULT_SHAPES[kind],
+        spacing=spacing or DEFAULT_SPACING[kind],
+        n_frames=n_frames or DEFAULT_FRAMES[kind],
+        noise=noise,
+        amplitude=amplitude,
+        seed=seed,
+    )
     if patient_id is not None:
         kw["patient_id"] = patient_id
     return _MAKERS[kind](**kw, **options)  # options: kind-specific, e.g. anatomy="b" for the lung
@@ -526,7 +657,7 @@ def make_phantom(kind: str, shape=None, spacing=None, n_frames=None, noise=0.01,
 
 # --------------------------------------------------------------------------- writers
 def _save_4d(path: Path, frames: np.ndarray, affine: np.ndarray, dtype=np.int16, scale: float = 1.0):
-    data = np.moveaxis(frames, 0, -1) * scale                              # (T,X,Y,Z) -> (X,Y,Z,T)
+    data = np.moveaxis(frames, 0, -1) * scale  # (T,X,Y,Z) -> (X,Y,Z,T)
     img = nib.Nifti1Image(np.round(data).astype(dtype) if dtype == np.int16 else data.astype(dtype), affine)
     img.header.set_xyzt_units("mm", "sec")
     img.header.set_qform(affine, code=1)
@@ -536,8 +667,13 @@ def _save_4d(path: Path, frames: np.ndarray, affine: np.ndarray, dtype=np.int16,
 
 def _save_truth(folder: Path, ph: Phantom4D):
     idx = np.arange(ph.i0, ph.i1 + 1)
-    np.savez(folder / f"{ph.patient_id}_truth.npz", u_t0=ph.u_t0.astype(np.float32), u_t1=ph.u_t1.astype(np.float32),
-             frame_indices=idx, times=ph.times[idx])
+    np.savez(
+        folder / f"{ph.patient_id}_truth.npz",
+        u_t0=ph.u_t0.astype(np.float32),
+        u_t1=ph.u_t1.astype(np.float32),
+        frame_indices=idx,
+        times=ph.times[idx],
+    )
     (folder / "phantom.json").write_text(json.dumps(ph.params, indent=1))
 
 
@@ -549,7 +685,8 @@ def write_acdc_layout(root, phantom: Phantom4D, truth: bool = True) -> Path:
     _save_4d(folder / f"{phantom.patient_id}_4d.nii.gz", phantom.unit_frames(), phantom.affine, scale=1000.0)
     (folder / "Info.cfg").write_text(
         f"ED: {phantom.i0 + 1}\nES: {phantom.i1 + 1}\nGroup: PHANTOM\nHeight: 170.0\n"
-        f"NbFrame: {phantom.n_frames}\nWeight: 70.0\n")
+        f"NbFrame: {phantom.n_frames}\nWeight: 70.0\n"
+    )
     if truth:
         _save_truth(folder, phantom)
     return folder
@@ -563,16 +700,36 @@ def write_lung_layout(root, phantom: Phantom4D, truth: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _save_4d(folder / f"{phantom.patient_id}_4d.nii.gz", phantom.frames, phantom.affine)
     phases = phantom.params["phases"]
-    (folder / "phases.json").write_text(json.dumps(
-        {"phases": phases, "input_phases": [phases[phantom.i0], phases[phantom.i1]], "units": "HU",
-         "source": "interp4d_lite lung phantom"}, indent=1))
+    (folder / "phases.json").write_text(
+        json.dumps(
+            {
+                "phases": phases,
+                "input_phases": [phases[phantom.i0], phases[phantom.i1]],
+                "units": "HU",
+                "source": "interp4d_lite lung phantom",
+            },
+            indent=1,
+        )
+    )
     if truth:
         _save_truth(folder, phantom)
     return folder
 
 
-def write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=None, spacing=None, n_frames=None,
-                          noise=0.01, amplitude=1.0, seed=0, truth=True, verbose=False, **options) -> dict:
+def write_phantom_dataset(
+    root,
+    kind="cardiac",
+    n_patients=3,
+    shape=None,
+    spacing=None,
+    n_frames=None,
+    noise=0.01,
+    amplitude=1.0,
+    seed=0,
+    truth=True,
+    verbose=False,
+    **options,
+) -> dict:
     """Generate ``n_patients`` phantoms (patient ``k`` uses ``patient_seed(seed, k)``) and write
     them in the layout of their kind (cardiac/linear: ACDC, lung: our 4D-Lung layout), plus
     ``root/dataset.json`` listing the patients. Existing files of the same names are overwritten;
@@ -587,15 +744,34 @@ def write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=None, spacin
     ids, summary = [], []
     for k in range(int(n_patients)):
         pid = f"lung{k + 1:03d}" if kind == "lung" else f"patient{k + 1:03d}"
-        ph = make_phantom(kind, shape=shape, spacing=spacing, n_frames=n_frames, noise=noise,
-                          amplitude=amplitude, seed=patient_seed(seed, k), patient_id=pid, **options)
+        ph = make_phantom(
+            kind,
+            shape=shape,
+            spacing=spacing,
+            n_frames=n_frames,
+            noise=noise,
+            amplitude=amplitude,
+            seed=patient_seed(seed, k),
+            patient_id=pid,
+            **options,
+        )
         (write_lung_layout if kind == "lung" else write_acdc_layout)(root, ph, truth=truth)
         ids.append(pid)
         summary.append({"patient": pid, "i0": ph.i0, "i1": ph.i1, "n_frames": ph.n_frames})
         if verbose:
             print(f"  {pid}: {ph.n_frames} frames, i0={ph.i0} i1={ph.i1} (0-based)", flush=True)
-    manifest = {"kind": kind, "layout": "lung4d" if kind == "lung" else "acdc", "patients": ids,
-                "shape": list(ph.shape), "spacing": list(ph.spacing), "n_frames": ph.n_frames,
-                "seed": int(seed), "noise": float(noise), "amplitude": float(amplitude), **options, "frames": summary}
+    manifest = {
+        "kind": kind,
+        "layout": "lung4d" if kind == "lung" else "acdc",
+        "patients": ids,
+        "shape": list(ph.shape),
+        "spacing": list(ph.spacing),
+        "n_frames": ph.n_frames,
+        "seed": int(seed),
+        "noise": float(noise),
+        "amplitude": float(amplitude),
+        **options,
+        "frames": summary,
+    }
     (root / "dataset.json").write_text(json.dumps(manifest, indent=1))
     return {**manifest, "seconds": time.perf_counter() - start}

@@ -8,6 +8,7 @@ of the new grid, which :func:`shift_affine` turns into the new affine and which 
 true fields of phantoms are cropped with (displacements in voxels are unchanged by a
 translation of the grid).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -31,7 +32,7 @@ def crop_offset(in_shape, out_shape) -> np.ndarray:
     offset = []
     for a in range(3):
         n_in, n_out = int(in_shape[a]), int(out_shape[a])
-        ramp = np.arange(1, n_in + 1, dtype=np.float32).reshape(1, n_in, 1, 1)   # 1-based, 0 = padding
+        ramp = np.arange(1, n_in + 1, dtype=np.float32).reshape(1, n_in, 1, 1)  # 1-based, 0 = padding
         out = convert_to_numpy(ResizeWithPadOrCrop((n_out, 1, 1))(ramp)).reshape(-1)
         first = int(np.flatnonzero(out)[0])
         offset.append(int(out[first]) - 1 - first)
@@ -50,7 +51,7 @@ def center_crop_or_pad(array: np.ndarray, volume_shape):
     if tuple(spatial) == volume_shape:
         return array, offset
     lead = array.shape[:-3]
-    flat = array.reshape(-1, *spatial)                                   # (C', X, Y, Z): MONAI is channel-first
+    flat = array.reshape(-1, *spatial)  # (C', X, Y, Z): MONAI is channel-first
     out = convert_to_numpy(ResizeWithPadOrCrop(volume_shape, mode="constant")(flat))
     return out.reshape(*lead, *volume_shape).astype(array.dtype, copy=False), offset
 
@@ -66,10 +67,10 @@ def minmax_per_frame(frames: np.ndarray) -> np.ndarray:
     """``(T, X, Y, Z)`` -> each frame rescaled to [0, 1]; a constant frame becomes all zeros.
 
     Same result as MONAI ``ScaleIntensity(0, 1, channel_wise=True)`` (tested), written in
-    numpy because MONAI's per-channel loop took ~1 s for a 128x128x32x20 cine here, which
-    alone broke the 1 s load budget of benchmarks/bench_data.py."""
+    numpy because MONAI's per-channel loop alone can take the whole 1 s load budget of
+    benchmarks/bench_data.py for a 128x128x32x20 cine."""
     frames = np.asarray(frames, dtype=np.float32)
-    lo = frames.min(axis=(1, 2, 3), keepdims=True)                     # (T, 1, 1, 1)
+    lo = frames.min(axis=(1, 2, 3), keepdims=True)  # (T, 1, 1, 1)
     span = frames.max(axis=(1, 2, 3), keepdims=True) - lo
     return ((frames - lo) / np.where(span > 0, span, 1.0)).astype(np.float32, copy=False)
 

@@ -1,4 +1,4 @@
-"""Download tools for the real data sets of the tutorial (issue 6).
+"""Download tools for the real data sets of the tutorial.
 
 * ``interp4d-lite download acdc --dest DIR``    ACDC cardiac cine MRI (NIfTI, ~7 GB)
 * ``interp4d-lite download lung4d --dest DIR``  TCIA 4D-Lung (DICOM -> NIfTI, ~170 GB raw)

@@ -8,10 +8,9 @@ Usage::
 Source: the Human Heart Project (Creatis, Lyon) hosts ACDC since 2023 as a
 Girder collection, https://humanheart-project.creatis.insa-lyon.fr/database/#collection/637218c173e9f0047faa00fb .
 :data:`DEFAULT_URL` is the collection's Girder ``download`` endpoint, which
-streams one zip of the whole collection (150 patients; about 7 GB, docs/METHOD.md "Data"). That exact link
-was **not verified from here** (no internet while this was written); if it
-fails, open the page above in a browser, copy the link of the zip and pass it
-with ``--url URL`` or the ``ACDC_URL`` environment variable. The site may ask
+streams one zip of the whole collection (150 patients; about 7 GB, docs/METHOD.md "Data"). The
+host may change that link; if it fails, open the page above in a browser, copy the link of the
+zip and pass it with ``--url URL`` or the ``ACDC_URL`` environment variable. The site may ask
 you to accept the licence / log in, in which case download the zip by hand
 (browser) and pass ``--archive PATH``: everything else (verification, safe
 extraction, layout) is the same.
@@ -50,10 +49,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import DataError
+from ..io_utils import atomic_write_json, check_output_path
 from . import _common as C
 from .archive import list_safe_members, safe_extract, zip_content_digest
 from .errors import ChecksumError, DiskFullError, DownloadError
-from .http import HTTPSettings, atomic_write_json, download_file, read_json, sha256_file
+from .http import HTTPSettings, download_file, read_json, sha256_file
 
 DEFAULT_URL = (
     "https://humanheart-project.creatis.insa-lyon.fr/database/api/v1/collection/637218c173e9f0047faa00fb/download"
@@ -85,19 +86,13 @@ def state_dir(dest: Path) -> Path:
 # ------------------------------------------------------------------ verification
 
 
-def read_info_cfg(path: Path) -> dict:
-    info = {}
-    for line in Path(path).read_text(errors="replace").splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            info[k.strip()] = v.strip()
-    return info
-
-
 def check_patient(pdir: Path, deep: bool = False) -> list[str]:
-    """Problems of one ACDC patient folder (empty list: fine)."""
+    """Problems of one ACDC patient folder (empty list: fine). ``Info.cfg`` is read by the
+    loaders' own reader, :func:`interp4d_lite.data.io.read_info_cfg`."""
     import nibabel as nib
     import numpy as np
+
+    from ..data.io import read_info_cfg
 
     name = pdir.name
     img_path, cfg = pdir / f"{name}_4d.nii.gz", pdir / "Info.cfg"
@@ -110,9 +105,13 @@ def check_patient(pdir: Path, deep: bool = False) -> list[str]:
         return probs
     try:
         info = read_info_cfg(cfg)
-        ed, es, nb = int(float(info["ED"])), int(float(info["ES"])), int(float(info["NbFrame"]))
-    except (KeyError, ValueError, OSError) as exc:
-        return [f"{cfg}: unreadable or lacks ED/ES/NbFrame ({exc})"]
+    except DataError as exc:  # no ED/ES line, a line that is not 'key: value', a frame that is not a number
+        return [str(exc)]
+    except OSError as exc:
+        return [f"{cfg}: unreadable ({exc})"]
+    if "NbFrame" not in info:
+        return [f"{cfg}: no 'NbFrame:' line"]
+    ed, es, nb = info["ED"], info["ES"], info["NbFrame"]
     try:
         img = nib.load(str(img_path))
         shape = img.shape
@@ -262,7 +261,7 @@ def fetch(
         for pid, (_, subset) in found.items():
             subsets[pid] = subset
         state["subsets"] = subsets
-        atomic_write_json(sd / "state.json", state)
+        atomic_write_json(sd / "state.json", state, indent=2, sort_keys=True)
 
         # 3. arrange: move every patient folder up to DEST/patientXXX
         replaced = sd / "replaced"
@@ -297,8 +296,10 @@ def fetch(
                 "source": "ACDC (Bernard et al., IEEE TMI 2018, doi:10.1109/TMI.2018.2837502)",
                 "acdc_subsets": {k: subsets.get(k, "unknown") for k in good},
             },
+            indent=2,
+            sort_keys=True,
         )
-        atomic_write_json(sd / "state.json", state)
+        atomic_write_json(sd / "state.json", state, indent=2, sort_keys=True)
         if delete_archive and archive is None:
             arc.unlink()
             C.say(f"Deleted the archive {arc} (--delete-archive).")
@@ -368,6 +369,7 @@ def run(args: argparse.Namespace) -> int:
             f"ACDC in {args.dest}: {len(good)} patient(s) verified" + (" (voxels read)" if args.deep else " (headers)")
         )
         return 0
+    check_output_path(args.dest, suffixes=None, what="--dest")
     url = args.url or os.environ.get(ENV_URL) or DEFAULT_URL
     fetch(
         args.dest,

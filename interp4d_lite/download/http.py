@@ -12,7 +12,8 @@
 * 5xx answers, 429 and connection errors are retried ``retries`` times with
   exponential backoff (``backoff * 2**k`` seconds); other 4xx fail at once.
 * :func:`get_json` fetches a JSON document with the same retry policy.
-* :func:`atomic_write_json` writes state/manifest files via temp + ``os.replace``.
+
+State and manifest files are written with :func:`interp4d_lite.io_utils.atomic_write_json`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..io_utils import atomic_write
 from .errors import ChecksumError, DiskFullError, DownloadError
 
 if TYPE_CHECKING:  # requests (the [download] extra) is imported where it is used, not to parse the CLI
@@ -82,22 +82,6 @@ def sha256_file(path: Path, chunk: int = CHUNK) -> str:
                 break
             h.update(b)
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with :func:`interp4d_lite.io_utils.atomic_write`; a full
-    disk becomes :class:`DiskFullError` (the previous version is kept)."""
-    try:
-        with atomic_write(path, "wb") as fh:
-            _write_chunk(fh, data)
-    except OSError as exc:
-        if is_disk_full(exc):
-            raise DiskFullError(f"{path}: disk full while writing; the previous version is unchanged") from exc
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_json(path: Path, default: Any = None) -> Any:

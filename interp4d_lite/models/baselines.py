@@ -123,6 +123,17 @@ class RegistrationNet(nn.Module):
         return crop(self.flow(self.final(x)), shape)
 
     def forward(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
+        """Register ``I0`` and ``I1`` in both directions (one batch of both orders).
+
+        Args:
+            I0: the frame at t = 0, ``(B, 1, X, Y, Z)``, normalised intensity in [0, 1] (any X, Y, Z).
+            I1: the frame at t = 1, same shape as ``I0``.
+
+        Returns:
+            ``{"u_01", "u_10"}``, each ``(B, 3, X, Y, Z)`` in voxels: ``u_01`` on the grid of ``I0`` into
+            ``I1`` (``warp(I1, u_01) ~ I0``), ``u_10`` on the grid of ``I1`` into ``I0``
+            (``warp(I0, u_10) ~ I1``).
+        """
         b = I0.shape[0]
         u = self.register(torch.cat([I0, I1]), torch.cat([I1, I0]))  # (2B, 3, X, Y, Z)
         return {"u_01": u[:b], "u_10": u[b:]}

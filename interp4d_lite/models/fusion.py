@@ -31,6 +31,18 @@ class DeformationFusion(nn.Module):
         self.head = flow_head(fused_channels, 7)  # one 3x3x3 conv: fields residual (6) + mask logit (1)
 
     def forward(self, features: list[torch.Tensor]):
+        """Fuse the decoder's deformation features of every scale with per-voxel weights.
+
+        Args:
+            features: L deformation features, coarse -> fine, ``(N, C_l, x_l, y_l, z_l)``
+                (:class:`~interp4d_lite.models.generator.DeformationFeatureGenerator`).
+
+        Returns:
+            ``(delta_fields, mask_logit, weights)`` on the grid ``(x, y, z)`` of the finest feature:
+            ``delta_fields`` ``(N, 6, x, y, z)`` a residual on the finest level's ``[u_t0, u_t1]``, in
+            voxels of that grid; ``mask_logit`` ``(N, 1, x, y, z)`` the blend-mask logit (before the
+            prior); ``weights`` ``(N, L, x, y, z)`` the softmax weights over the L scales (sum 1 over L).
+        """
         size = features[-1].shape[2:]
         projected = [resize(p(f), size) for p, f in zip(self.project, features)]  # L x (N, C, ...)
         weights = torch.softmax(self.score(torch.cat(projected, dim=1)), dim=1)  # (N, L, ...)

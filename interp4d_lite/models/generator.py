@@ -38,6 +38,24 @@ class DeformationLevel(nn.Module):
         self.warp = Warper()  # one per level: MONAI caches the reference grid per shape
 
     def forward(self, f0, f1, ctx, prev, fields, modulation=None):
+        """Update the fields of one decoder level and return its deformation feature.
+
+        Args:
+            f0: lateral encoder features of ``I0`` at this level, ``(B, C, x, y, z)`` with B == N,
+                or B == 1 for one pair shared by N timestamps.
+            f1: the same of ``I1``.
+            ctx: the teacher's lateral features of the true ``I_t``, ``(B, C, x, y, z)`` on the grid of
+                time t (not warped); None for the student.
+            prev: the previous (coarser) level's deformation feature ``(N, C_prev, x', y', z')``;
+                None at the coarsest level, whose fields are still zero (nothing is warped there).
+            fields: the current ``[u_t0, u_t1]``, ``(N, 6, x, y, z)`` in voxels of this level's grid.
+            modulation: FiLM ``(gamma, beta)`` of this level, each ``(N, C, 1, 1, 1)``
+                (:class:`~interp4d_lite.models.temporal.TemporalModulation`); None for the teacher.
+
+        Returns:
+            ``(h, fields)``: the deformation feature ``h`` ``(N, C, x, y, z)`` and the updated fields
+            ``(N, 6, x, y, z)`` in voxels of this level's grid (the input fields plus a residual).
+        """
         n = fields.shape[0]
         size = f0.shape[2:]
         if prev is not None:  # at the coarsest level the fields are still zero: nothing to warp

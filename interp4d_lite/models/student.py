@@ -118,6 +118,30 @@ class Student(nn.Module):
         return out
 
     def forward(self, I0: torch.Tensor, I1: torch.Tensor, t) -> dict:
+        """Interpolate the frames at ``t`` between ``I0`` and ``I1`` (:meth:`encode`, then :meth:`decode`).
+
+        Args:
+            I0: the frame at t = 0, ``(B, 1, X, Y, Z)``, normalised intensity in [0, 1]. Any X, Y, Z:
+                the network pads to its pyramid's multiple and crops its outputs back.
+            I1: the frame at t = 1, same shape as ``I0``.
+            t: timestamps in [0, 1], ``(N,)`` with N == B, or N timestamps of one pair (B == 1);
+                a float is used for every item.
+
+        Returns:
+            The interpolator dict (docs/ARCHITECTURE.md), ``M = max(B, N)`` items, every map on
+            the input grid:
+
+            ``image``: ``(M, 1, X, Y, Z)`` the frame at ``t``, normalised intensity.
+            ``u_t0``, ``u_t1``: ``(M, 3, X, Y, Z)`` displacements in voxels from the grid of time ``t``
+            into ``I0`` and ``I1`` (``warp(I0, u_t0) ~ I_t``; channel ``c`` along axis ``c``).
+            ``mask``: ``(M, 1, X, Y, Z)`` blend weight of ``warped0`` in [0, 1]
+            (``image = mask * warped0 + (1 - mask) * warped1``).
+            ``warped0``, ``warped1``: ``(M, 1, X, Y, Z)`` the inputs warped to time ``t``.
+            ``scale_weights``: ``(M, L, X, Y, Z)`` the fusion's per-voxel weights over the L decoded
+            scales (they sum to 1 over L).
+            ``features``: L deformation features, coarse -> fine, ``(M, C_l, X_l, Y_l, Z_l)`` on the
+            padded grid at 1/8, 1/4, 1/2 resolution (by default), for feature distillation.
+        """
         return self.decode(self.encode(I0, I1), t)
 
 

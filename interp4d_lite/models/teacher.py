@@ -65,16 +65,26 @@ class Teacher(nn.Module):
         self.warp = Warper()
 
     def forward(self, I0: torch.Tensor, I1: torch.Tensor, It: torch.Tensor, t, refine_steps: int | None = None) -> dict:
-        """Images ``(B, 1, X, Y, Z)``, ``t``: ``(B,)`` timestamps of ``It`` (a float is broadcast).
+        """Reconstruct the frame ``It`` at ``t`` from ``I0``, ``I1`` and ``It`` itself (privileged).
 
-        Returns the interpolator dict (with ``features`` and ``scale_weights``) whose ``image``
-        reconstructs ``It``. The fields do not depend on ``t`` (the teacher sees I_t itself);
-        ``t`` only gives the blend mask the student's prior, ``m = sigmoid(logit + logit(1 - t))``:
-        t is known wherever I_t is, so the comparison with the student stays fair. This one
-        method is what the package trains, distils from and evaluates.
+        The fields do not depend on ``t`` (the teacher sees I_t itself); ``t`` only gives the
+        blend mask the student's prior, ``m = sigmoid(logit + logit(1 - t))``: t is known
+        wherever I_t is, so the comparison with the student stays fair. In eval mode with
+        refinement steps the fields are refined by instance optimisation (:meth:`refine`).
+        This one method is what the package trains, distils from and evaluates.
 
-        ``refine_steps``: instance-optimisation steps in eval mode (default
-        ``config.refine_steps``; 0 = the network's fields alone). Training mode never refines.
+        Args:
+            I0: the frame at t = 0, ``(B, 1, X, Y, Z)``, normalised intensity in [0, 1] (any X, Y, Z).
+            I1: the frame at t = 1, same shape as ``I0``.
+            It: the true frame at ``t``, same shape as ``I0``.
+            t: the timestamps of ``It`` in [0, 1], ``(B,)`` (a float is used for every item).
+            refine_steps: instance-optimisation steps in eval mode (default ``config.refine_steps``;
+                0 = the network's fields alone). Training mode never refines.
+
+        Returns:
+            The interpolator dict of :meth:`Student.forward` with ``M = B`` items (the same keys
+            and shapes), whose ``image`` reconstructs ``It``; refined fields, warps and image are
+            detached.
         """
         if not (I0.shape == I1.shape == It.shape) or I0.dim() != 5:
             raise ValueError(

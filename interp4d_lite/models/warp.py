@@ -28,6 +28,16 @@ class Warper(nn.Module):
             self._warp = _MonaiWarp(mode=mode, padding_mode=padding_mode)
 
     def forward(self, image: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+        """Backward-warp ``image`` by ``disp``: ``out(x) = image(x + disp(x))``.
+
+        Args:
+            image: ``(B, C, X, Y, Z)``, any intensity (a batch of 1 is shared by every field).
+            disp: displacements ``(B, 3, X, Y, Z)`` in voxels, channel ``c`` along axis ``c``.
+
+        Returns:
+            ``(B, C, X, Y, Z)``, ``image``'s dtype; samples outside the grid follow ``padding_mode``
+            (``"border"``: the nearest edge value).
+        """
         if image.dim() != 5 or disp.dim() != 5 or disp.shape[1] != 3:
             raise ValueError(
                 f"warp expects image (B,C,X,Y,Z) and disp (B,3,X,Y,Z), got {tuple(image.shape)} and {tuple(disp.shape)}"
@@ -49,8 +59,19 @@ _DEFAULT = {}
 
 
 def warp(image, disp, mode: str = "bilinear", padding_mode: str = "border"):
-    """Functional form of :class:`Warper`; accepts torch tensors, or numpy arrays of
-    one volume (``image (X, Y, Z)``, ``disp (3, X, Y, Z)``), returning the same kind."""
+    """Backward-warp ``image`` by ``disp`` (functional :class:`Warper`): ``out(x) = image(x + disp(x))``.
+
+    Args:
+        image: ``(B, C, X, Y, Z)`` tensor, or one volume ``(X, Y, Z)`` as a numpy array; any intensity.
+        disp: displacements in voxels, channel ``c`` along axis ``c``: ``(B, 3, X, Y, Z)`` tensor, or
+            ``(3, X, Y, Z)`` numpy array with a numpy ``image``.
+        mode: interpolation, ``"bilinear"`` (trilinear in 3D) or ``"nearest"``.
+        padding_mode: values outside the grid: ``"border"`` (nearest edge value), ``"zeros"``, ``"reflection"``.
+
+    Returns:
+        The warped image, the kind and shape of ``image`` (``(B, C, X, Y, Z)`` tensor or ``(X, Y, Z)``
+        float32 numpy array).
+    """
     key = (mode, padding_mode)
     if key not in _DEFAULT:
         _DEFAULT[key] = Warper(mode, padding_mode)

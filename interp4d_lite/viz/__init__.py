@@ -7,15 +7,17 @@
 
 Every public name of both is available here (``from interp4d_lite import viz;
 viz.plot_comparison(...)``). Nothing here computes metrics: evaluation lives in
-:mod:`interp4d_lite.train.evaluate`, whose results frame the plots draw.
+:mod:`interp4d_lite.train.evaluate`, whose results frame the plots draw, and
+``viz.jacobian_determinant`` is :func:`interp4d_lite.metrics.jacobian_determinant` itself
+(imported, with torch, on first use).
 """
 
+from .._lazy import lazy_exports
 from .plots import (
     AXIS_NAMES,
     INTENSITY_LABEL,
     METHOD_COLOURS,
     film_parameters,
-    jacobian_determinant,
     plot_comparison,
     plot_displacement_curves,
     plot_feature_maps,
@@ -43,6 +45,8 @@ from .widgets import (
     render_slice_view,
     window_level,
 )
+
+__getattr__, __dir__, _ = lazy_exports(__name__, {"..metrics": ["jacobian_determinant"]})
 
 __all__ = [
     "AXIS_NAMES",

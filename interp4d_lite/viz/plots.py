@@ -217,20 +217,6 @@ def plot_displacement_curves(times, u_t0, points: Sequence[Sequence[int]], spaci
 
 
 # --------------------------------------------------------------------------- deformation fields
-def jacobian_determinant(field) -> np.ndarray:
-    """det(I + grad u) of a displacement field ``(3, X, Y, Z)`` in voxels, as numpy
-    ``(X, Y, Z)``: :func:`interp4d_lite.metrics.jacobian_determinant` (values <= 0 mark
-    folding; their share is ``metrics.folding_percent``)."""
-    import torch
-
-    from ..metrics import jacobian_determinant as _jac
-
-    u = to_numpy(field)
-    if u.ndim == 4:
-        u = u[None]
-    return _jac(torch.as_tensor(u))[0].numpy().astype(np.float32)
-
-
 def plot_field_views(
     field,
     axis: int = 2,
@@ -243,7 +229,10 @@ def plot_field_views(
 ):
     """Four panels of a displacement field ``(3, X, Y, Z)`` (voxels) on one slice:
     in-plane arrows over the background image, the warped grid, the magnitude of the
-    displacement, and the Jacobian determinant with folding (det <= 0) marked."""
+    displacement, and the Jacobian determinant with folding (det <= 0) marked
+    (:func:`interp4d_lite.metrics.jacobian_determinant`)."""
+    from ..metrics import jacobian_determinant
+
     u = to_numpy(field)
     if u.ndim == 5:
         u = u[0]
@@ -256,7 +245,7 @@ def plot_field_views(
     extent, xl, yl = slice_extent(shape, axis, spacing)
     ua, ub = take_slice(u[a], axis, index) * sp[a], take_slice(u[b], axis, index) * sp[b]
     mag = np.sqrt(sum((take_slice(u[c], axis, index) * sp[c]) ** 2 for c in range(3)))
-    det = take_slice(jacobian_determinant(u), axis, index)
+    det = take_slice(jacobian_determinant(u)[0].numpy(), axis, index)
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), constrained_layout=True)
     # 1. arrows
     ax = axes[0]

@@ -104,7 +104,7 @@ class _WidgetTool:
         ``with output: plt.show()``: a capture context while a cell runs makes nbclient
         (papermill, Voila) mirror the Output widget and send comm messages back to the
         kernel on its own shell socket, after which it could miss the cell's reply and wait
-        forever (seen here as Voila dashboards stuck at the first tool under CPU load;
+        forever (a Voila dashboard then stays stuck at its first tool under CPU load;
         voila-dashboards/voila#1428, jupyter/jupyter_client#1059). Setting ``outputs`` is a
         plain widget state update: it needs no capture and works the same during a cell and
         from a slider callback. The figure is closed for pyplot (so the inline backend does
