@@ -163,8 +163,10 @@ def _run_train(args, recipe_name: str) -> int:
     from .recipes import get_recipe
 
     recipe = get_recipe(recipe_name)
+    from ..io_utils import check_output_path
+
     data = _check_data(args.data)
-    out = Path(args.out or f"runs/{args.command}")
+    out = check_output_path(args.out or f"runs/{args.command}", suffixes=None)
     cfg = config_from_args(args, recipe.config_cls)
     if any(getattr(cfg, t.weight) < 0 for t in recipe.terms):
         raise CLIError("loss weights must be >= 0")
@@ -188,11 +190,13 @@ def _run_train(args, recipe_name: str) -> int:
 
 
 def _run_evaluate(args) -> int:
+    from ..io_utils import check_output_path
     from .checkpoint import load_model
     from .evaluate import evaluate_methods, format_summary, summarize
     from .loops import resolve_patients
 
     data = _check_data(args.data)
+    out = check_output_path(args.out or "runs/evaluate", suffixes=None)
     methods = {"linear_blend": "linear_blend"}
     for recipe in RECIPES.values():
         path = getattr(args, recipe.name, None)
@@ -206,7 +210,6 @@ def _run_evaluate(args) -> int:
         raise CLIError(f"{data}: the {args.part!r} part of the split holds no patients")
     if any(getattr(p, "u_t0", None) is not None for p in patients):
         methods["true_fields"] = "true_fields"
-    out = Path(args.out or "runs/evaluate")
     rows = evaluate_methods(methods, patients, device=args.device, out_dir=out, dataset=args.dataset_name or data.name)
     print(format_summary(summarize(rows)))
     print(f"per-frame metrics and summary written to {out}")
