@@ -9,5 +9,7 @@ for teaching; see docs/ARCHITECTURE.md for the conventions used everywhere.
 from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {".device": ["get_device", "seed_everything"]})
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__, {".device": ["get_device", "seed_everything"], ".weights": ["pretrained"]}
+)
 __all__ = [*__all__, "__version__"]

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from .adapt import add_commands as add_adapt_commands
     from .data.cli import add_commands as add_data_commands
     from .download.cli import add_commands as add_download_commands
     from .train.cli import add_commands as add_train_commands
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_commands(sub)
     add_train_commands(sub)
+    add_adapt_commands(sub)
     add_download_commands(sub)
     add_notebook_commands(sub)
     return parser

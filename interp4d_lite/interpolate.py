@@ -151,19 +151,81 @@ def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, tim
     return out_path
 
 
-def interpolate_files(
-    checkpoint, out, *, input_4d=None, frames=None, inputs=None, times=None, n=None, device: str = "auto"
-) -> Path:
-    """The ``interpolate`` command: read, interpolate with the student checkpoint, write.
+def guess_data_kind(volume: np.ndarray) -> str:
+    """``"lung"`` for CT-like intensities (air near -1000 HU), else ``"cardiac"``: which
+    pretrained student fits a volume when none is named."""
+    return "lung" if float(np.min(volume)) < -500 else "cardiac"
 
+
+def interpolate_files(
+    checkpoint,
+    out,
+    *,
+    input_4d=None,
+    frames=None,
+    inputs=None,
+    times=None,
+    n=None,
+    device: str = "auto",
+    fallback: str = "none",
+    cyclic: bool = True,
+    data_kind: str | None = None,
+):
+    """The ``interpolate`` command: read, interpolate with the student, self-check, write.
+
+    ``checkpoint``: a student checkpoint path, a pretrained name (``"cardiac"``, ``"lung"``) or
+    ``None`` (the pretrained student that fits ``data_kind``, guessed from the intensities).
     The output path (:func:`interp4d_lite.io_utils.check_output_path`: a ``.nii`` or
     ``.nii.gz`` name in an existing, writable folder), the timestamps and the frame indices
-    are checked first, before any file is read or the model is loaded."""
-    from .train.checkpoint import load_model
+    are checked first, before any file is read or the model is loaded.
 
+    With a 4D ``input_4d``, the model is also scored against the linear blend on windows of the
+    same series outside frames (I, J) (:func:`interp4d_lite.adapt.self_check`; never on the
+    frames between I and J). ``fallback="blend"`` writes the linear blend instead when the
+    model is below it there.
+
+    Returns ``(path, check, written)``: the output, the :class:`~interp4d_lite.adapt.SelfCheck`
+    (``None`` when the series has no window to score) and ``"model"`` or ``"linear_blend"``.
+    """
+    from .weights import load_student
+
+    if fallback not in ("none", "blend"):
+        raise CLIError(f"--fallback must be 'none' or 'blend', not {fallback!r}")
     check_output_path(out)
     ts = parse_times(times, n)
     vol0, vol1, ref = read_pair(input_4d, frames, inputs)
-    model, _ = load_model(checkpoint, device=device, expected_kind="student")
-    frames_out = interpolate_volumes(model, vol0, vol1, ts, device=device)
-    return write_frames(frames_out, ref, out, ts)
+    model = load_student(checkpoint, device=device, data_kind=data_kind or guess_data_kind(vol0))
+    check = None
+    if input_4d is not None:
+        check = _series_check(model, input_4d, frames, cyclic, device)
+    if fallback == "blend" and check is not None and check.gain_db < 0:
+        frames_out = _blend_volumes(vol0, vol1, ts)
+        written = "linear_blend"
+    else:
+        frames_out = interpolate_volumes(model, vol0, vol1, ts, device=device)
+        written = "model"
+    return write_frames(frames_out, ref, out, ts), check, written
+
+
+def _blend_volumes(vol0, vol1, times) -> np.ndarray:
+    """``(1 - t) vol0 + t vol1`` for every t: ``(N, X, Y, Z)`` float32."""
+    v0, v1 = np.asarray(vol0, np.float32), np.asarray(vol1, np.float32)
+    return np.stack([(1 - t) * v0 + t * v1 for t in times]).astype(np.float32)
+
+
+def _series_check(model, input_4d, frames, cyclic: bool, device, max_windows: int = 3):
+    """The self-check of ``model`` on up to ``max_windows`` windows of the series outside the
+    target interval, at the spacing closest to it."""
+    from .adapt import allowed_frames, read_scan_frames, scan_windows, self_check, split_windows
+    from .data.io import read_nifti_frames
+
+    i, j = check_frames(frames)
+    n = read_nifti_frames(input_4d, [])[2]
+    windows = scan_windows(n, i, j, cyclic=cyclic)
+    if not windows:
+        return None
+    _, held = split_windows(windows, abs(j - i), min(max_windows, len(windows) - 1) or 1)
+    held = held or windows[:1]
+    data, _, _ = read_scan_frames(input_4d, sorted({f for w in held for f in (w.a, w.b, *w.frames)}))
+    assert not set(data) - set(allowed_frames(n, i, j))
+    return self_check(model, data, held, device=device)

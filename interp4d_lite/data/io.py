@@ -25,6 +25,7 @@ from .preprocess import center_crop_or_pad, clip_hu, minmax_per_frame, shift_aff
 __all__ = [
     "Patient4D",
     "read_nifti",
+    "read_nifti_frames",
     "read_nifti_4d",
     "read_nifti_3d",
     "read_info_cfg",
@@ -71,16 +72,8 @@ class Patient4D:
 
 
 # --------------------------------------------------------------------------- NIfTI
-def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
-    """The package's one NIfTI reader: ``(data, image)`` with ``data`` float32 as stored on
-    disk ``(X, Y, Z[, T])`` (``scl_slope``/``scl_inter`` applied) and the nibabel image
-    (affine, header).
-
-    ``ndim=3`` asks for a volume (a 4D file with one frame is accepted), ``ndim=4`` for a
-    4D image (``(X, Y, Z, 1, T)`` as written by some tools is accepted); ``hint`` is
-    appended to the wrong-dimensionality message. Every failure -- missing, empty, not
-    NIfTI, truncated, NaN/inf voxels, wrong dimensionality -- is a
-    :class:`~interp4d_lite.errors.DataError` naming the file."""
+def _open_nifti(path):
+    """The nibabel image of ``path`` (data not read yet), or a DataError naming the file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
@@ -94,6 +87,47 @@ def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
         raise DataError(f"{path}: cannot be read as NIfTI ({type(exc).__name__}: {exc})") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise DataError(f"{path}: is a {type(img).__name__}, not a NIfTI image")
+    return img
+
+
+def read_nifti_frames(path, indices) -> tuple:
+    """``({index: (X, Y, Z) float32}, image, n_frames)`` of a 4D NIfTI, reading only the frames
+    ``indices`` (each checked for NaN/inf; the other frames are never read). Errors as
+    :func:`read_nifti`'s: one line naming the file."""
+    img = _open_nifti(path)
+    shape = img.shape
+    if len(shape) == 5 and shape[3] == 1:
+        shape = shape[:3] + shape[4:]
+    if len(shape) != 4:
+        raise DataError(f"{path}: is {len(shape)}D of shape {tuple(img.shape)}; a 4D (X, Y, Z, T) image is needed")
+    n = int(shape[3])
+    out = {}
+    for k in indices:
+        if not 0 <= int(k) < n:
+            raise DataError(f"{path}: has {n} frames; frame {k} does not exist")
+        try:
+            v = np.asarray(img.dataobj[..., int(k)] if len(img.shape) == 4 else img.dataobj[:, :, :, 0, int(k)])
+        except Exception as exc:
+            raise DataError(f"{path}: truncated or corrupt image data ({type(exc).__name__}: {exc})") from None
+        v = v.astype(np.float32)
+        if not np.isfinite(v).all():
+            raise DataError(f"{path}: frame {k} has non-finite voxels (NaN or infinite)")
+        out[int(k)] = v
+    return out, img, n
+
+
+def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
+    """The package's one NIfTI reader: ``(data, image)`` with ``data`` float32 as stored on
+    disk ``(X, Y, Z[, T])`` (``scl_slope``/``scl_inter`` applied) and the nibabel image
+    (affine, header).
+
+    ``ndim=3`` asks for a volume (a 4D file with one frame is accepted), ``ndim=4`` for a
+    4D image (``(X, Y, Z, 1, T)`` as written by some tools is accepted); ``hint`` is
+    appended to the wrong-dimensionality message. Every failure -- missing, empty, not
+    NIfTI, truncated, NaN/inf voxels, wrong dimensionality -- is a
+    :class:`~interp4d_lite.errors.DataError` naming the file."""
+    img = _open_nifti(path)
+    path = Path(path)
     try:
         data = np.asarray(img.get_fdata(dtype=np.float32))  # applies scl_slope / scl_inter
     except Exception as exc:  # truncated gzip stream, short data block, ...

@@ -219,20 +219,23 @@ def _run_evaluate(args) -> int:
 def _run_interpolate(args) -> int:
     from ..interpolate import interpolate_files
 
-    if not Path(args.checkpoint).exists():
-        raise CLIError(f"{args.checkpoint}: checkpoint not found")
     if args.n is None and args.times is None:
         raise CLIError("give --times T [T ...] or --n N")
-    path = interpolate_files(
-        args.checkpoint,
-        args.out,
-        input_4d=args.input,
-        frames=args.frames,
-        inputs=args.inputs,
-        times=args.times,
-        n=args.n,
-        device=args.device,
-    )
+    path, check, written = interpolate_files(
+        args.checkpoint, args.out, input_4d=args.input, frames=args.frames, inputs=args.inputs, times=args.times,
+        n=args.n, device=args.device, fallback=args.fallback, cyclic=args.cyclic, data_kind=args.data_kind,
+    )  # fmt: skip
+    if check is not None:
+        print(check.line("student"))
+        if check.gain_db < 0 and written == "model":
+            print(
+                "the student is below the linear blend on this scan: adapt it first (interp4d-lite adapt), "
+                "or rerun with --fallback blend to write the blend"
+            )
+    elif args.input is not None:
+        print("self-check: the series has no frames outside the interval to score the student on")
+    if written == "linear_blend":
+        print("--fallback blend: wrote the linear blend, not the student's frames")
     print(f"wrote {path}")
     return 0
 
@@ -281,10 +284,18 @@ def add_commands(subparsers) -> None:
         "(--input, --frames) or two 3D NIfTI files (--inputs) -- and write them as one 4D NIfTI on the input's own "
         "grid and affine. Each input is min-max normalised, the student runs on the native grid (padding internally "
         "to its multiple and cropping back, no resampling) and the output is mapped back to the inputs' intensity "
-        "range (interpolated linearly in t).",
+        "range (interpolated linearly in t). With --input, the student is first scored against the linear blend "
+        "on windows of the same series outside frames I..J (never on the frames between them), and a result below "
+        "the blend is reported with its numbers.",
         formatter_class=fmt,
     )
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="student checkpoint (from distill)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="CKPT_OR_NAME",
+        help="student checkpoint (distill, adapt) or a pretrained name: cardiac, lung (default: the pretrained "
+        "student that fits the data, lung for CT intensities, else cardiac)",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", default=None, metavar="NII4D", help="a 4D NIfTI (X, Y, Z, T)")
     src.add_argument("--inputs", nargs=2, default=None, metavar=("NII0", "NII1"), help="two 3D NIfTI files on one grid")
@@ -297,5 +308,18 @@ def add_commands(subparsers) -> None:
     )
     tg.add_argument("--n", type=int, default=None, help="N evenly spaced timestamps strictly between 0 and 1")
     p.add_argument("--out", required=True, metavar="NII", help="output 4D NIfTI (X, Y, Z, N)")
+    p.add_argument(
+        "--fallback",
+        choices=("none", "blend"),
+        default="none",
+        help="blend: write the linear blend when the self-check finds the student below it on this series",
+    )
+    p.add_argument(
+        "--cyclic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the series is one cycle (a beat, a breath): self-check windows may wrap from the last frame to the first",
+    )
+    p.add_argument("--data-kind", choices=("cardiac", "lung"), default=None, help="which pretrained student fits")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_run_interpolate)

@@ -57,6 +57,7 @@ class TrainConfig:
         "fp32", "mixed precision on CUDA (autocast; ignored with a warning on CPU)", choices=("fp32", "bf16", "fp16")
     )
     deterministic: bool = knob(False, "ask torch for deterministic kernels (slower on CUDA)")
+    minutes: float = knob(0.0, "time budget in minutes: stop (with a checkpoint) once it is spent; 0 = no limit")
     log_every: int = knob(10, "steps between history records")
     checkpoint_every: int = knob(0, "steps between checkpoints; 0 = only at the end (Ctrl-C also writes one)")
     progress: bool = knob(True, "tqdm progress bar (rank 0 only)")
@@ -149,3 +150,27 @@ class DistillConfig(TrainConfig):
         "cropped/flipped with the sample): a step costs what a plain one does",
     )
     teacher_checkpoint: str | None = knob(None, "the teacher's checkpoint, recorded for provenance", cli=False)
+
+
+@dataclass
+class AdaptConfig(TrainConfig):
+    """Adaptation of a trained student to one scan: fine-tuning on triplets of that scan's own
+    frames outside the interval to interpolate -- image losses against their real middle frames
+    plus the distance of the fields to per-scan registration targets (each triplet's inputs
+    registered to its real middle frame by instance optimisation, once, before the first step)."""
+
+    steps: int = knob(300, "optimiser steps at most (the time budget may stop earlier)")
+    lr: float = knob(3e-4, "Adam learning rate of the fine-tuning, cosine-decayed")
+    minutes: float = knob(5.0, "time budget in minutes for targets and fine-tuning together; 0 = no limit")
+    w_charbonnier: float = knob(1.0, "weight of the Charbonnier loss of the output against the real middle frame")
+    w_ncc: float = knob(0.5, "weight of the local NCC loss (window 9)")
+    w_warped: float = knob(0.5, "weight of the Charbonnier loss of each warped input against the middle frame")
+    w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
+    w_target: float = knob(1.0, "weight of the distance of the fields to the per-scan registration targets (0 = off)")
+    target_steps: int = knob(40, "Adam steps of each target registration (models.teacher.register_to_frame)")
+    target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
+    max_triplets: int = knob(48, "triplets of the scan used for training at most (spread over the spacings)")
+    holdout: int = knob(2, "windows of the scan held back from training for the self-check against the blend")
+    cyclic: bool = knob(
+        True, "the series is one cycle (cardiac beat, breath): windows may wrap from the last frame to the first"
+    )

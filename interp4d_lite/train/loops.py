@@ -197,6 +197,7 @@ def train_loop(
     split: dict | None = None,
     extra: dict | None = None,
     desc: str = "train",
+    deadline: float | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Run ``cfg.steps`` optimiser steps of ``step_fn(net, batch) -> (loss, parts)``.
 
@@ -206,6 +207,8 @@ def train_loop(
       optimiser, LR schedule, scaler, RNG, history).
     * ``stop_at``: stop after that step as an interruption would (checkpoint written);
       a later call with ``resume=True`` finishes the run. Ctrl-C also checkpoints.
+    * ``deadline`` (a ``time.perf_counter()`` value): stop after the step that passes it, as
+      ``stop_at`` would (the time budget of ``cfg.minutes``).
     * Under DDP only rank 0 writes; all ranks return the same weights.
     """
     device = env.device
@@ -243,6 +246,8 @@ def train_loop(
             ]
             loss, parts = _step(run, net, to_device(collate(samples), device), step_fn, cfg)
             done = step + 1
+            if deadline is not None and time.perf_counter() >= deadline:
+                end = done  # the time budget is spent: this is the last step
             rec = _record(run, done, end, loss, parts, cfg, device)
             if bar is not None:
                 bar.update(1)
@@ -250,6 +255,8 @@ def train_loop(
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < end:
                 save(done)
             step = done
+            if done >= end:
+                break
     except KeyboardInterrupt:
         save(step)
         raise
@@ -318,14 +325,18 @@ def fit(
     resume: bool = True,
     stop_at: int | None = None,
     dataset: torch.utils.data.Dataset | None = None,
+    model: nn.Module | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Train the method of ``recipe`` (a :class:`~interp4d_lite.train.recipes.Recipe` or its
     name in the table); returns ``(model, history)``.
 
     Writes ``out_dir/<checkpoint>`` (the recipe's name unless ``checkpoint_name``) and its
     ``_history.json`` when ``out_dir`` is given, resuming a partial run there. ``dataset``
-    replaces the dataset built from the patients (items as :class:`~interp4d_lite.data.TripletDataset`'s).
+    replaces the dataset built from the patients (items as :class:`~interp4d_lite.data.TripletDataset`'s);
+    ``model`` is trained instead of a new one (fine-tuning: its weights are the start). A
+    ``config.minutes`` budget covers the cached targets and the steps together.
     """
+    started = time.perf_counter()
     recipe = get_recipe(recipe)
     cfg = recipe.config(config)
     env = init_distributed(cfg.device)
@@ -343,7 +354,8 @@ def fit(
             from ..data import TripletDataset
 
             dataset = TripletDataset(chosen)
-    model = build_model(recipe.model_kind, cfg.model)  # right after the seed: the same init on every rank
+    if model is None:
+        model = build_model(recipe.model_kind, cfg.model)  # right after the seed: the same init on every rank
     tnet, cfg = _frozen_teacher(recipe, cfg, teacher, env.device)
     targets = _targets_fn(recipe, cfg, tnet)
     if targets is not None:
@@ -372,6 +384,7 @@ def fit(
         split=split,
         extra=extra,
         desc=recipe.name,
+        deadline=started + 60 * cfg.minutes if cfg.minutes else None,
     )
 
 

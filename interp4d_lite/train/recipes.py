@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
+from .config import AdaptConfig, BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
 
 if TYPE_CHECKING:  # the table is read by the CLI's parser, which imports no torch
     import torch
@@ -72,7 +72,8 @@ class Recipe:
         model_kind: the key of :data:`interp4d_lite.models.MODEL_REGISTRY` it builds.
         config_cls: the training config class; ``overrides`` are applied to any config given.
         checkpoint: the checkpoint file name in the output folder.
-        data: ``"triplets"`` (I0, I1, I_t, t) or ``"pairs"`` (I0, I1 only).
+        data: ``"triplets"`` (I0, I1, I_t, t), ``"pairs"`` (I0, I1 only) or ``"windows"``
+            (triplets of one scan, given to :func:`~interp4d_lite.train.loops.fit` as ``dataset``).
         terms: the loss, in summation order.
         forward: ``forward(net, batch, cfg, teacher) -> out``, the model's output dict
             (with ``out["teacher"]``, the frozen teacher's output, when it runs every step).
@@ -392,5 +393,19 @@ register_recipe(
         forward=_student_forward,
         overrides=(("distill_weight", 0.0), ("feature_weight", 0.0)),
         description="the student trained without distillation (the ablation)",
+    )
+)
+register_recipe(
+    Recipe(
+        name="adapt",
+        model_kind="student",
+        config_cls=AdaptConfig,
+        checkpoint="adapted.pt",
+        data="windows",
+        targets="registration",
+        terms=(*IMAGE_TERMS, Term("target", "w_target", _registration_target, needs="targets")),
+        forward=_student_forward,
+        evaluated_as="student_adapted",
+        description="a student adapted to one scan (its own frames outside the interval to interpolate)",
     )
 )
