@@ -1,0 +1,175 @@
+"""Train the pretrained students shipped in ``interp4d_lite/weights/``, reproducibly by seed.
+
+For each data kind (``cardiac``: the anatomical cardiac phantom; ``lung``: the lung phantom),
+generates training and held-out phantom patients, trains the privileged teacher (with its
+registration targets), distils the student from it (the recipe table's ``teacher`` and
+``student`` rows, the package's defaults otherwise), evaluates the student against the
+linear blend, the linear-motion oracle and zero motion on the held-out patients (and, for
+cardiac, on the real cine shipped with the package), and writes:
+
+* ``interp4d_lite/weights/student_<kind>.pt``: the student in the package's checkpoint format
+  with float16 weights (no optimiser state), loaded by ``interp4d_lite.pretrained(kind)``;
+* ``interp4d_lite/weights/pretrain_<kind>.json``: the exact config, steps, seconds, hardware
+  and the measured metrics (what ``MODEL_CARD.md`` quotes).
+
+    .venv/bin/python scripts/pretrain.py                          # both kinds, defaults
+    .venv/bin/python scripts/pretrain.py --kinds cardiac --student-steps 2000
+    .venv/bin/python scripts/pretrain.py --quick                  # a smoke run into runs/pretrain_quick
+
+Intermediate checkpoints and data go to ``runs/pretrain/`` (git-ignored); a run interrupted
+there resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: passive OpenMP waits on shared cores
+
+import torch  # noqa: E402
+
+from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
+from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
+from interp4d_lite.train import evaluate_methods, fit, get_recipe, summarize  # noqa: E402
+from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "interp4d_lite" / "weights"
+DEFAULTS = {
+    # shape in voxels, patients, teacher steps, student steps, crop
+    "cardiac": dict(shape=(96, 96, 10), train=12, test=3, teacher_steps=400, student_steps=1200, crop=(64, 64, 10)),
+    "lung": dict(shape=(48, 48, 48), train=10, test=3, teacher_steps=300, student_steps=900, crop=(40, 40, 40)),
+}
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--kinds", nargs="+", default=["cardiac", "lung"], choices=sorted(DEFAULTS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--teacher-steps", type=int, default=None)
+    p.add_argument("--student-steps", type=int, default=None)
+    p.add_argument("--train-patients", type=int, default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--work", default=str(ROOT / "runs" / "pretrain"), help="data and intermediate checkpoints")
+    p.add_argument("--out", default=str(WEIGHTS), help="where the fp16 students and metrics go")
+    p.add_argument("--quick", action="store_true", help="a smoke run: few steps and patients, into runs/")
+    p.add_argument("--progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def export_fp16(src: Path, dst: Path, extra: dict) -> Path:
+    """The student of checkpoint ``src`` with float16 weights and no optimiser state, atomically."""
+    from interp4d_lite.models import build_model
+
+    ck = load_checkpoint(src, expected_kind="student")
+    model = build_model("student", ck["model_config"])
+    model.load_state_dict(ck["model_state"])
+    model.half()
+    return save_checkpoint(
+        dst,
+        kind="student",
+        model=model,
+        model_config=ck["model_config"],
+        step=ck["step"],
+        train_config=ck["train_config"],
+        history=ck["history"],
+        extra={**(ck.get("extra") or {}), **extra},
+    )
+
+
+def _scores(summary, scope: str = "all") -> dict:
+    rows = summary[summary["scope"] == scope] if "scope" in summary else summary
+    out = {}
+    for _, r in rows.iterrows():
+        out[r["method"]] = {k: round(float(r[k]), 4) for k in ("psnr", "epe_moving") if k in r and r[k] == r[k]}
+    return out
+
+
+def run_kind(kind: str, a) -> dict:
+    d = dict(DEFAULTS[kind])
+    if a.quick:
+        d.update(shape=(32, 32, 10) if kind == "cardiac" else (24, 24, 24), train=3, test=1, teacher_steps=6,
+                 student_steps=6, crop=None)  # fmt: skip
+    for key in ("teacher_steps", "student_steps"):
+        if getattr(a, key) is not None:
+            d[key] = getattr(a, key)
+    if a.train_patients is not None:
+        d["train"] = a.train_patients
+    work = Path(a.work) / kind
+    shape = tuple(d["shape"])
+    t0 = time.perf_counter()
+    write_phantom_dataset(work / "train", phantom=kind, n_patients=d["train"], shape=shape, seed=1000 + a.seed)
+    write_phantom_dataset(work / "test", phantom=kind, n_patients=d["test"], shape=shape, seed=2000 + a.seed)
+    load = lambda root: [load_patient(p, volume_shape=shape) for p in discover_patients(root)]  # noqa: E731
+    train, test = load(work / "train"), load(work / "test")
+    common = dict(seed=a.seed, device=a.device, progress=a.progress, crop_shape=d["crop"], checkpoint_every=100)
+    teacher_cfg = get_recipe("teacher").config_cls(steps=d["teacher_steps"], **common)
+    teacher, _ = fit("teacher", train, teacher_cfg, out_dir=work)
+    t_teacher = time.perf_counter() - t0
+    student_cfg = get_recipe("student").config_cls(steps=d["student_steps"], **common)
+    student, hist = fit("student", train, student_cfg, teacher=teacher, out_dir=work)
+    seconds = time.perf_counter() - t0
+    methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle", "student": student}
+    summary = summarize(evaluate_methods(methods, test, device=a.device, progress=a.progress))
+    metrics = {"phantom_test": {scope: _scores(summary, scope) for scope in ("all", "mid")}}
+    if kind == "cardiac":
+        try:
+            from interp4d_lite.data import load_real_cine
+        except ImportError:
+            load_real_cine = None
+        if load_real_cine is not None:
+            real = load_real_cine()
+            summary = summarize(evaluate_methods({"linear_blend": "linear_blend", "student": student}, [real]))
+            metrics["real_cine"] = {scope: _scores(summary, scope) for scope in ("all", "mid")}
+    info = {
+        "kind": kind,
+        "seed": a.seed,
+        "phantom_shape": list(shape),
+        "train_patients": d["train"],
+        "test_patients": d["test"],
+        "teacher_steps": d["teacher_steps"],
+        "student_steps": d["student_steps"],
+        "teacher_config": teacher_cfg.to_dict(),
+        "student_config": student_cfg.to_dict(),
+        "seconds_teacher": round(t_teacher, 1),
+        "seconds_total": round(seconds, 1),
+        "hardware": {
+            "device": str(next(student.parameters()).device),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cpu_threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+            "torch": torch.__version__,
+        },
+        "final_loss": hist[-1] if hist else None,
+        "metrics": metrics,
+        "command": "python scripts/pretrain.py " + " ".join(sys.argv[1:]),
+    }
+    out = Path(a.out) if not a.quick else Path(a.work)
+    out.mkdir(parents=True, exist_ok=True)
+    export_fp16(work / "student.pt", out / f"student_{kind}.pt", {"pretrained": kind})
+    from interp4d_lite.io_utils import atomic_write_json
+
+    atomic_write_json(out / f"pretrain_{kind}.json", info, indent=1)
+    return info
+
+
+def main(argv=None) -> int:
+    a = parse(argv)
+    if a.quick:
+        a.work = str(ROOT / "runs" / "pretrain_quick")
+    torch.set_num_threads(a.threads)
+    for kind in a.kinds:
+        info = run_kind(kind, a)
+        print(json.dumps({k: info[k] for k in ("kind", "seconds_total", "metrics")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
