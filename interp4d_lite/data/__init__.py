@@ -7,6 +7,7 @@ from .._lazy import lazy_exports
 KINDS = ("cardiac", "lung", "linear")
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".convert": ["DicomCine", "convert_dicom_cine", "read_dicom_cine"],
     ".dataset": ["Patient4D", "TripletDataset", "acdc_uvi_split", "detect_layout", "discover_patients",
                  "load_patient", "load_patients", "split_patients"],
     ".io": ["load_acdc_patient", "load_lung_patient", "read_info_cfg", "read_nifti", "read_nifti_3d",
