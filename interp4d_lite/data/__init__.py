@@ -14,6 +14,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
             "read_nifti_4d", "read_phases_json", "read_truth"],
     ".phantoms": ["Phantom4D", "hu_to_unit", "make_cardiac_phantom", "make_linear_phantom", "make_lung_phantom",
                   "make_phantom", "write_acdc_layout", "write_lung_layout", "write_phantom_dataset"],
+    ".real_cine": ["REAL_CINE_ID", "downsample_in_plane", "end_systole_frame", "load_real_cine", "real_cine_path",
+                   "write_real_cine"],
     ".preprocess": ["center_crop_or_pad", "clip_hu", "minmax_per_frame", "shift_affine"],
 })
 __all__ = ["KINDS", *__all__]

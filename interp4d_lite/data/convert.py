@@ -25,7 +25,7 @@ from ..download.dicom import DicomCine, read_dicom_cine
 from ..errors import DataError
 from ..io_utils import atomic_write_bytes
 
-__all__ = ["DicomCine", "read_dicom_cine", "convert_dicom_cine", "cine_to_nifti", "check_nifti_out"]
+__all__ = ["DicomCine", "read_dicom_cine", "convert_dicom_cine", "cine_to_nifti", "check_nifti_out", "save_nifti"]
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -85,12 +85,19 @@ def convert_dicom_cine(folder, out, *, overwrite: bool = True, tolerance: float 
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: not a folder (give the folder holding the DICOM files)")
     cine = read_dicom_cine(folder, tolerance=tolerance)
-    img = cine_to_nifti(cine)
+    save_nifti(cine_to_nifti(cine), out)
+    return cine
+
+
+def save_nifti(img, out) -> Path:
+    """Write a NIfTI image to ``out`` atomically (gzip for ``.nii.gz``; reproducible bytes:
+    no time stamp in the gzip header)."""
+    out = Path(out)
     blob = img.to_bytes()
     if out.name.lower().endswith(".gz"):
-        blob = gzip.compress(blob, compresslevel=6, mtime=0)
+        blob = gzip.compress(blob, compresslevel=9, mtime=0)
     try:
         atomic_write_bytes(out, blob)
     except OSError as exc:
         raise DataError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    return cine
+    return out
