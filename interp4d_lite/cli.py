@@ -1,7 +1,7 @@
 """The ``interp4d-lite`` command line.
 
 Each subcommand lives next to the code it drives and registers itself here:
-``phantom`` in :mod:`interp4d_lite.data.cli`, the training/evaluation/interpolation
+``phantom`` and ``convert`` in :mod:`interp4d_lite.data.cli`, the training/evaluation/interpolation
 commands in :mod:`interp4d_lite.train.cli`, ``download`` in
 :mod:`interp4d_lite.download.cli`, ``notebooks`` and ``tutorial`` in :mod:`interp4d_lite.tutorial.cli`.
 """

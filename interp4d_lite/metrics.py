@@ -7,7 +7,9 @@ Every metric returns a Python float (the mean over the batch) unless
 
 * :func:`psnr`: ``10 log10(1 / MSE)`` over the whole volume (peak 1);
 * :func:`local_ncc`: mean squared local NCC, window 9 (1 for identical volumes);
-* :func:`ssim3d`: MONAI ``SSIMMetric``, 3D Gaussian window 11, sigma 1.5, data range 1;
+* :func:`ssim3d`: MONAI ``SSIMMetric``, 3D Gaussian window 11, sigma 1.5, data range 1; along an
+  axis shorter than 11 voxels (a cine of 3-14 slices) the window is the largest odd size that fits
+  (:func:`ssim_window`), so one slice gives the 2D SSIM of that slice;
 * :func:`nmse`: ``MSE / mean(gt^2)``;
 * :func:`endpoint_error`: mean ``|u_pred - u_true|`` (Euclidean) in voxels, or in mm with ``spacing``;
 * :func:`folding_percent`: % of voxels where ``det(I + grad u) <= 0`` (central differences);
@@ -89,16 +91,32 @@ def local_ncc(pred, gt, window: int = 9, reduction: str = "mean"):
     return _reduce(vals, reduction)
 
 
-_SSIM = {}
+SSIM_WINDOW = 11
+_SSIM: dict = {}
+
+
+def ssim_window(shape, window: int = SSIM_WINDOW) -> tuple[int, int, int]:
+    """The SSIM window for a volume of ``shape`` ``(X, Y, Z)``: ``window`` along each axis, or
+    the largest odd size not above that axis (at least 1) where the axis is shorter.
+
+    >>> ssim_window((128, 128, 8))
+    (11, 11, 7)
+    """
+    if len(shape) != 3:
+        raise ValueError(f"ssim_window: expected a 3D shape, got {tuple(shape)}")
+    sizes = (max(1, int(s)) for s in shape)
+    return tuple(min(int(window), s if s % 2 else s - 1) for s in sizes)
 
 
 def ssim3d(pred, gt, reduction: str = "mean"):
-    """3D SSIM, Gaussian window 11, sigma 1.5, data range 1 (MONAI ``SSIMMetric``).
-    Every spatial size must be >= 11."""
+    """3D SSIM, Gaussian window 11, sigma 1.5, data range 1 (MONAI ``SSIMMetric``). Along an
+    axis shorter than 11 voxels the window shrinks to fit (:func:`ssim_window`, e.g. (11, 11, 7)
+    for 8 slices, (11, 11, 3) for 3): the Gaussian weights are the same, truncated."""
     p, g = _pair(pred, gt)
-    if "m" not in _SSIM:
-        _SSIM["m"] = SSIMMetric(spatial_dims=3, data_range=1.0, kernel_type="gaussian", win_size=11, kernel_sigma=1.5)
-    return _reduce(_SSIM["m"](p, g).reshape(-1), reduction)
+    win = ssim_window(p.shape[2:])
+    if win not in _SSIM:
+        _SSIM[win] = SSIMMetric(spatial_dims=3, data_range=1.0, kernel_type="gaussian", win_size=win, kernel_sigma=1.5)
+    return _reduce(_SSIM[win](p, g).reshape(-1), reduction)
 
 
 def endpoint_error(u_pred, u_true, spacing=None, reduction: str = "mean"):

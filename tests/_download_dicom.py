@@ -1,9 +1,12 @@
-"""Write small synthetic CT series with pydicom (test helper for the download tests).
+"""Write small synthetic CT series and cine series with pydicom (test helper for the
+download and convert tests).
 
 A series is described by a volume ``hu`` of shape (X, Y, Z) (X along a DICOM row,
 Y down the columns) and the geometry: row/column direction cosines (LPS), pixel
 spacing (X, Y), slice step vector (LPS mm) and the LPS position of voxel (0, 0, 0).
-Stored values are ``(hu - intercept) / slope`` as int16."""
+Stored values are ``(hu - intercept) / slope`` as int16. A cine (:func:`write_cine`) is
+one such series per phase, all with one SeriesInstanceUID, each file with the phase's
+TriggerTime (and/or AcquisitionTime)."""
 
 from __future__ import annotations
 
@@ -51,7 +54,14 @@ def write_series(
     skip: tuple[int, ...] = (),
     duplicate: tuple[int, ...] = (),
     series_date: str = "20100101",
+    prefix: str = "IM",
+    trigger_time: float | None = None,
+    acquisition_time: str | None = None,
+    instance_base: int | None = None,
 ) -> list[Path]:
+    """Write the series; returns the paths in slice order (file names shuffled unless
+    ``shuffle_seed`` is None). ``instance_base``: InstanceNumber ``instance_base + k + 1`` for
+    slice ``k`` instead of deliberately misleading numbers."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     row_cos = np.asarray(row_cos, float)
@@ -66,7 +76,7 @@ def write_series(
     nx, ny, nz = hu.shape
     stored = np.round((hu - intercept) / slope).astype(np.int16)
     indices = [k for k in range(nz) if k not in skip] + list(duplicate)
-    names = [f"IM{i:04d}.dcm" for i in range(len(indices))]
+    names = [f"{prefix}{i:04d}.dcm" for i in range(len(indices))]
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(names)
     paths = []
@@ -90,7 +100,11 @@ def write_series(
         ds.StudyDate = series_date
         ds.SeriesNumber = 1
         # deliberately misleading instance numbers: reading must sort by position
-        ds.InstanceNumber = (n * 7) % (len(indices) + 3) + 1
+        ds.InstanceNumber = (n * 7) % (len(indices) + 3) + 1 if instance_base is None else instance_base + n + 1
+        if trigger_time is not None:
+            ds.TriggerTime = float(trigger_time)
+        if acquisition_time is not None:
+            ds.AcquisitionTime = acquisition_time
         ds.ImageOrientationPatient = [float(v) for v in np.concatenate([row_cos, col_cos])]
         ds.ImagePositionPatient = [float(v) for v in origin + k * step_vec]
         ds.PixelSpacing = [float(spacing_xy[1]), float(spacing_xy[0])]  # [row spacing, column spacing]
@@ -108,4 +122,41 @@ def write_series(
         path = out_dir / fname
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
+    return paths
+
+
+def write_cine(
+    out_dir: Path,
+    frames: np.ndarray,
+    *,
+    trigger_times=None,
+    acquisition_times=None,
+    instance_order: bool = False,
+    series_uid: str | None = None,
+    **geometry,
+) -> list[list[Path]]:
+    """A cine of ``frames`` ``(X, Y, Z, T)``: phase ``k`` is a series of Z slices with
+    TriggerTime ``trigger_times[k]`` ms (``None``: no TriggerTime) and AcquisitionTime
+    ``acquisition_times[k]`` (DICOM TM text), files ``c<k>_IMxxxx.dcm`` with shuffled numbers;
+    ``instance_order``: InstanceNumber increases with the phase (else misleading). ``geometry``
+    goes to :func:`write_series`. Returns ``paths[k][z]`` (phase, slice)."""
+    nt = frames.shape[3]
+    series_uid = series_uid or generate_uid()
+    study_uid = generate_uid()
+    paths = []
+    for k in range(nt):
+        paths.append(
+            write_series(
+                out_dir,
+                frames[..., k],
+                series_uid=series_uid,
+                study_uid=study_uid,
+                prefix=f"c{k:02d}_IM",
+                shuffle_seed=k,
+                trigger_time=None if trigger_times is None else trigger_times[k],
+                acquisition_time=None if acquisition_times is None else acquisition_times[k],
+                instance_base=k * frames.shape[2] if instance_order else None,
+                **geometry,
+            )
+        )
     return paths

@@ -369,3 +369,100 @@ def test_writer_refuses_a_non_lung_phantom_for_lung_layout(tmp_path):
     with pytest.raises(ValueError, match="lung phantom"):
         write_lung_layout(tmp_path, ph)
     assert (write_acdc_layout(tmp_path, ph) / "patient001_4d.nii.gz").is_file()
+
+
+# --------------------------------------------------------------------------- the shipped real cine
+REAL_DICOM = Path(__file__).parent / "data" / "pig_cine_dicom"  # 3 slices x 3 phases of the same scan
+
+
+def test_real_cine_loads_with_its_ed_es_and_targets():
+    from interp4d_lite.data import end_systole_frame, load_real_cine, real_cine_path
+
+    folder = real_cine_path()
+    assert sorted(p.name for p in folder.iterdir()) == ["Info.cfg", "LICENSE", "README.md", "pig_cine_lax_4d.nii.gz"]
+    assert "CC0 1.0 Universal" in (folder / "LICENSE").read_text()
+    assert "WrightGroupSRI/ep-dataset" in (folder / "README.md").read_text()
+    p = load_real_cine()
+    assert p.patient_id == "pig_cine_lax" and p.kind == "cardiac"
+    assert p.frames.shape == (20, 128, 128, 14) and p.shape == (128, 128, 14)
+    assert p.spacing == pytest.approx((1.6406, 1.6406, 5.0), abs=1e-3)
+    assert 0.0 <= p.frames.min() and p.frames.max() == pytest.approx(1.0)  # min-max per frame
+    info = read_info_cfg(folder / "Info.cfg")
+    assert p.i0 == 0 and info["ED"] == 1 and p.i1 == info["ES"] - 1
+    assert 8 <= p.i1 <= 12  # end-systole of a 20-phase cine
+    assert p.target_indices == list(range(1, p.i1)) and len(p.target_indices) >= 7
+    np.testing.assert_allclose(p.times[: p.i1 + 1], np.arange(p.i1 + 1) / p.i1, atol=1e-6)
+    # ES in Info.cfg is the frame farthest from ED, recomputed here from the stored image
+    raw, _, _ = read_nifti_4d(p.source)
+    es, mad = end_systole_frame(raw)
+    assert es == p.i1 and mad[0] == 0.0 and mad[es] > 2 * mad[1] > 0
+    img = nib.load(p.source)
+    assert img.get_data_dtype() == np.int16 and img.header.get_xyzt_units() == ("mm", "msec")
+    assert float(img.header.get_zooms()[3]) == pytest.approx(33.0)
+    assert load_real_cine(volume_shape=(96, 96, 16)).shape == (96, 96, 16)
+
+
+def test_real_cine_is_the_dicom_series_averaged_2x2_in_plane():
+    """The shipped copy against 9 of the original files: same world positions of the voxel
+    centres, intensities the 2 x 2 means (rounded)."""
+    from interp4d_lite.data import read_dicom_cine, real_cine_path
+
+    fine = read_dicom_cine(REAL_DICOM)  # slices 5, 6, 7 of the 14 (along the normal), phases 0, 5, 10
+    data, affine, _ = read_nifti_4d(real_cine_path() / "pig_cine_lax_4d.nii.gz")  # (T, X, Y, Z)
+    # which shipped slices are these: coarse voxel (0, 0, z) sits at the centre of fine voxels 0..1, 0..1
+    dist = lambda z, zf: np.linalg.norm(affine @ [0, 0, z, 1] - fine.affine @ [0.5, 0.5, zf, 1])  # noqa: E731
+    z_of = [min(range(14), key=lambda z: dist(z, zf)) for zf in range(3)]
+    assert z_of == [5, 6, 7]
+    ijk = np.array([[0, 0, 0], [17, 90, 1], [127, 127, 2], [64, 3, 1]], float)
+    for i, j, zf in ijk:
+        coarse = affine @ [i, j, z_of[int(zf)], 1]
+        fine_c = fine.affine @ [2 * i + 0.5, 2 * j + 0.5, zf, 1]  # centre of the 2 x 2 block
+        np.testing.assert_allclose(coarse, fine_c, atol=1e-3)
+    a = fine.array  # (256, 256, 3, 3)
+    block = a.reshape(128, 2, 128, 2, 3, 3).mean(axis=(1, 3))
+    for kf, k in enumerate((0, 5, 10)):
+        got = data[k][:, :, z_of[0] : z_of[-1] + 1]
+        np.testing.assert_array_equal(got, np.round(block[..., kf]))
+
+
+def test_downsample_in_plane_keeps_world_positions():
+    from interp4d_lite.data import downsample_in_plane
+
+    aff = np.array([[0.0, 0.8, 0.1, 10.0], [-0.7, 0.0, 0.3, -4.0], [0.2, 0.1, 5.0, 2.0], [0, 0, 0, 1]])
+    x = np.arange(6 * 4 * 2, dtype=np.float32).reshape(6, 4, 2)
+    small, aff2 = downsample_in_plane(x, aff)
+    assert small.shape == (3, 2, 2)
+    assert small[1, 1, 0] == pytest.approx(x[2:4, 2:4, 0].mean())
+    np.testing.assert_allclose(aff2 @ [1, 1, 1, 1], aff @ [2.5, 2.5, 1, 1])
+    with pytest.raises(ValueError, match="not a multiple of 2"):
+        downsample_in_plane(x[:5], aff)
+
+
+def test_write_real_cine_from_dicom_in_acdc_layout(tmp_path):
+    """scripts/make_real_cine.py's writer on the 9-file subset: an ACDC patient the loader reads."""
+    from interp4d_lite.data import load_patient, read_dicom_cine, write_real_cine
+
+    info = write_real_cine(read_dicom_cine(REAL_DICOM), tmp_path / "pig3", "CC0 1.0 Universal\n")
+    assert info["shape"] == (128, 128, 3, 3) and info["es"] in (1, 2)
+    assert sorted(p.name for p in (tmp_path / "pig3").iterdir()) == ["Info.cfg", "LICENSE", "pig3_4d.nii.gz"]
+    p = load_patient(tmp_path / "pig3", volume_shape="native")
+    assert p.shape == (128, 128, 3) and p.i0 == 0 and p.i1 == info["es"]
+    assert p.spacing == pytest.approx((1.6406, 1.6406, 5.0), abs=1e-3)
+
+
+def test_make_real_cine_script_on_the_subset(tmp_path, capsys):
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_real_cine.py"
+    spec = importlib.util.spec_from_file_location("make_real_cine", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "LICENSE").write_text("CC0 1.0 Universal\n")
+    out = tmp_path / "pig3"
+    assert mod.main([str(REAL_DICOM), "--license", str(tmp_path / "LICENSE"), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "read 9 files" in text and "phases by TriggerTime" in text
+    readme = (out / "README.md").read_text()
+    es = read_info_cfg(out / "Info.cfg")["ES"]
+    assert f"`ES: {es}`" in readme and "128 x 128 x 3 voxels x 3 cardiac phases" in readme
+    assert "time step 164 ms" in readme or "time step 165 ms" in readme

@@ -112,3 +112,27 @@ def test_epe_moving_counts_only_moving_voxels():
     # a perfect field has zero error; no moving voxel gives NaN
     assert epe_moving(g0, g1, g0, g1) == 0.0
     assert math.isnan(epe_moving(zero, zero, zero, zero))
+
+
+@pytest.mark.parametrize("nz", [1, 2, 3, 5, 8])
+def test_ssim_and_ncc_on_few_slices(nz):
+    """A cine has 3-14 slices: the SSIM window shrinks along Z to fit (11, 11, k), k odd <= Z."""
+    from interp4d_lite.metrics import ssim_window
+
+    g = _gt(shape=(24, 20, nz), seed=nz)
+    k = nz if nz % 2 else nz - 1
+    assert ssim_window(g.shape) == (11, 11, k)
+    assert ssim_window((128, 9, 40)) == (11, 9, 11)
+    rng = np.random.default_rng(3)
+    small = np.clip(g + rng.normal(0, 0.02, g.shape), 0, 1).astype(np.float32)
+    large = np.clip(g + rng.normal(0, 0.2, g.shape), 0, 1).astype(np.float32)
+    assert ssim3d(g, g) == pytest.approx(1.0, abs=1e-5)
+    assert 1.0 > ssim3d(small, g) > ssim3d(large, g) > 0.0
+    assert local_ncc(g, g) == pytest.approx(1.0, abs=1e-4)
+    assert 1.0 > local_ncc(small, g) > local_ncc(large, g) > 0.0
+    if nz == 1:  # one slice: the 2D SSIM of that slice, with the same (11, 11) Gaussian window
+        from monai.metrics import SSIMMetric
+
+        two_d = SSIMMetric(spatial_dims=2, data_range=1.0, win_size=11, kernel_sigma=1.5)
+        expect = float(two_d(torch.from_numpy(small[..., 0])[None, None], torch.from_numpy(g[..., 0])[None, None]))
+        assert ssim3d(small, g) == pytest.approx(expect, abs=1e-5)

@@ -10,6 +10,7 @@ KINDS = ("cardiac", "lung", "linear")
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        ".convert": ["DicomCine", "convert_dicom_cine", "read_dicom_cine"],
         ".dataset": [
             "Patient4D",
             "TripletDataset",
@@ -25,6 +26,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "load_lung_patient",
             "read_info_cfg",
             "read_nifti",
+            "read_nifti_frames",
             "read_nifti_3d",
             "read_nifti_4d",
             "read_phases_json",
@@ -40,6 +42,14 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "write_acdc_layout",
             "write_lung_layout",
             "write_phantom_dataset",
+        ],
+        ".real_cine": [
+            "REAL_CINE_ID",
+            "downsample_in_plane",
+            "end_systole_frame",
+            "load_real_cine",
+            "real_cine_path",
+            "write_real_cine",
         ],
         ".preprocess": ["center_crop_or_pad", "clip_hu", "minmax_per_frame", "shift_affine"],
     },
