@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                 "student_adapted": model,
             }
             if teacher_ckpt.exists():
-                methods["teacher"] = load_model(teacher_ckpt, device="cpu", expected_kind="teacher")[0]
+                methods["teacher"] = load_model(teacher_ckpt, device="cpu", model_kind="teacher")[0]
             rows.append(evaluate_methods(methods, [p], device=a.device, dataset=name, progress=False))
     import pandas as pd
 

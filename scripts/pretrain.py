@@ -68,13 +68,13 @@ def export_fp16(src: Path, dst: Path, extra: dict) -> Path:
     """The student of checkpoint ``src`` with float16 weights and no optimiser state, atomically."""
     from interp4d_lite.models import build_model
 
-    ck = load_checkpoint(src, expected_kind="student")
+    ck = load_checkpoint(src, model_kind="student")
     model = build_model("student", ck["model_config"])
     model.load_state_dict(ck["model_state"])
     model.half()
     return save_checkpoint(
         dst,
-        kind="student",
+        model_kind="student",
         model=model,
         model_config=ck["model_config"],
         step=ck["step"],

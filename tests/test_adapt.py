@@ -70,7 +70,7 @@ def student_ckpt(tmp_path):
     torch.manual_seed(0)
     model = build_model("student", TINY)
     path = tmp_path / "student.pt"
-    save_checkpoint(path, kind="student", model=model, model_config=model.config.to_dict())
+    save_checkpoint(path, model_kind="student", model=model, model_config=model.config.to_dict())
     return path
 
 
@@ -83,7 +83,7 @@ def test_adapt_cli_never_reads_the_targets_and_reports_the_self_check(tmp_path, 
     assert "adapted student" in text and "linear blend" in text and "dB" in text
     from interp4d_lite.train.checkpoint import load_model
 
-    model, info = load_model(out, device="cpu", expected_kind="student")
+    model, info = load_model(out, device="cpu", model_kind="student")
     assert info["step"] == 3 and info["extra"]["recipe"] == "adapt"
     assert info["train_config"]["minutes"] == 0.0
 

@@ -23,7 +23,7 @@ def _save_student(path, **kw):
     opt.step()
     save_checkpoint(
         path,
-        kind="student",
+        model_kind="student",
         model=model,
         model_config=TINY.to_dict(),
         step=7,
@@ -40,10 +40,10 @@ def test_roundtrip_weights_only(tmp_path):
     path = tmp_path / "s.pt"
     model = _save_student(path)
     raw = torch.load(path, weights_only=True)  # plain types and tensors only
-    assert raw["format"] == FORMAT and raw["kind"] == "student" and raw["step"] == 7
+    assert raw["format"] == FORMAT and raw["model_kind"] == "student" and raw["step"] == 7
     assert raw["split"] == {"train": ["a"], "test": ["b"]}
     assert isinstance(raw["rng"]["torch"], torch.Tensor) and raw["optimizer"]["state"]
-    loaded, info = load_model(path, device="cpu", expected_kind="student")
+    loaded, info = load_model(path, device="cpu", model_kind="student")
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     assert info["history"] == [{"step": 7, "loss": 0.5}] and info["model_config"]["fused_channels"] == 4
@@ -75,9 +75,9 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
 def test_wrong_kind_names_file(tmp_path):
     path = tmp_path / "teacher.pt"
     cfg = TeacherConfig(encoder_channels=(4, 8, 8, 8), decoder_channels=(8, 8, 4), fused_channels=4)
-    save_checkpoint(path, kind="teacher", model=Teacher(cfg), model_config=cfg.to_dict())
+    save_checkpoint(path, model_kind="teacher", model=Teacher(cfg), model_config=cfg.to_dict())
     with pytest.raises(CheckpointError, match=r"teacher\.pt.*'teacher'.*expected 'student'"):
-        load_model(path, expected_kind="student")
+        load_model(path, model_kind="student")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "missing", "not_ours"])

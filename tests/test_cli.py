@@ -30,8 +30,8 @@ def test_help(cmd, capsys):
 @pytest.fixture
 def files(tmp_path):
     s, t = tmp_path / "student.pt", tmp_path / "teacher.pt"
-    save_checkpoint(s, kind="student", model=Student(TINY), model_config=TINY.to_dict())
-    save_checkpoint(t, kind="teacher", model=Teacher(TTINY), model_config=TTINY.to_dict())
+    save_checkpoint(s, model_kind="student", model=Student(TINY), model_config=TINY.to_dict())
+    save_checkpoint(t, model_kind="teacher", model=Teacher(TTINY), model_config=TTINY.to_dict())
     src = tmp_path / "x.nii.gz"
     nib.save(nib.Nifti1Image(np.random.default_rng(0).random((9, 8, 6, 4)).astype(np.float32), np.eye(4)), src)
     bad = tmp_path / "broken.pt"

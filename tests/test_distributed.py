@@ -80,5 +80,5 @@ def test_two_process_gloo_teacher(tmp_path):
     last = sum(h["loss"] for h in hist[-3:]) / 3
     assert last < first, (first, last)
     ck = torch.load(out / "teacher.pt", weights_only=True)
-    assert ck["step"] == 12 and ck["kind"] == "teacher"
+    assert ck["step"] == 12 and ck["model_kind"] == "teacher"
     assert sorted(p.name for p in out.iterdir()) == ["teacher.pt", "teacher_history.json", "teacher_replicas.json"]

@@ -24,7 +24,7 @@ SHAPE = (13, 10, 7)  # odd, not a multiple of the pyramid's 8
 def student_ckpt(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "student.pt"
-    save_checkpoint(path, kind="student", model=Student(TINY), model_config=TINY.to_dict())
+    save_checkpoint(path, model_kind="student", model=Student(TINY), model_config=TINY.to_dict())
     return path
 
 

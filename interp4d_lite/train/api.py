@@ -46,7 +46,7 @@ def ensure_checkpoint(
     cfg = recipe.config(config)
     path = Path(out_dir) / recipe.checkpoint
     if path.exists() and not retrain:
-        model, info = load_model(path, device=device, expected_kind=recipe.model_kind)
+        model, info = load_model(path, device=device, model_kind=recipe.model_kind)
         if int(info["step"]) >= int((info.get("train_config") or {}).get("steps", 0)):
             return model, list(info.get("history") or [])
     if recipe.needs_teacher(cfg) and teacher is None:

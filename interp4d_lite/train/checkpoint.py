@@ -4,7 +4,8 @@
 Contents (plain types and tensors only, so ``weights_only=True`` loading works)::
 
     format        "interp4d_lite.checkpoint/1"
-    kind          model kind, a key of ``interp4d_lite.models.MODEL_REGISTRY``
+    model_kind    a key of ``interp4d_lite.models.MODEL_REGISTRY`` (files written before the key was
+                  named so say ``kind``; both are read)
     model_config  dict (``Config.to_dict()``) -- the checkpoint rebuilds its own model
     model_state   state_dict
     train_config  dict of the training config (may be empty)
@@ -115,7 +116,7 @@ def _plain(obj: Any) -> Any:
 def save_checkpoint(
     path: str | os.PathLike,
     *,
-    kind: str,
+    model_kind: str,
     model: torch.nn.Module,
     model_config: dict,
     step: int = 0,
@@ -133,7 +134,7 @@ def save_checkpoint(
     state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
     ckpt = {
         "format": FORMAT,
-        "kind": str(kind),
+        "model_kind": str(model_kind),
         "model_config": _plain(model_config or {}),
         "model_state": state,
         "train_config": _plain(train_config or {}),
@@ -164,13 +165,13 @@ def _why_unreadable(path: Path, exc: BaseException) -> str:
 
 def load_checkpoint(
     path: str | os.PathLike,
-    expected_kind: str | tuple[str, ...] | None = None,
+    model_kind: str | tuple[str, ...] | None = None,
     map_location: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``.
 
     Raises :class:`CheckpointError` naming the file when it is missing, truncated or
-    corrupt, not one of ours, or of another model kind than ``expected_kind``.
+    corrupt, not one of ours, or of another model kind than ``model_kind``.
     """
     path = Path(path)
     if not path.exists():
@@ -192,37 +193,39 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: not an interp4d_lite checkpoint ({_why_unreadable(path, exc)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or "model_state" not in ckpt:
         raise CheckpointError(f"{path}: not an interp4d_lite checkpoint (no '{FORMAT}' header)")
-    if expected_kind is not None:
-        kinds = (expected_kind,) if isinstance(expected_kind, str) else tuple(expected_kind)
-        if ckpt.get("kind") not in kinds:
+    if "model_kind" not in ckpt and "kind" in ckpt:  # written before the key was renamed
+        ckpt["model_kind"] = ckpt.pop("kind")
+    if model_kind is not None:
+        kinds = (model_kind,) if isinstance(model_kind, str) else tuple(model_kind)
+        if ckpt.get("model_kind") not in kinds:
             want = " or ".join(repr(k) for k in kinds)
-            raise CheckpointError(f"{path}: checkpoint holds a {ckpt.get('kind')!r} model, expected {want}")
+            raise CheckpointError(f"{path}: checkpoint holds a {ckpt.get('model_kind')!r} model, expected {want}")
     return ckpt
 
 
 def load_model(
-    path: str | os.PathLike, device: str | torch.device = "auto", expected_kind: str | Sequence[str] | None = None
+    path: str | os.PathLike, device: str | torch.device = "auto", model_kind: str | Sequence[str] | None = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint (:func:`interp4d_lite.models.build_model`),
     in eval mode, on ``device``.
 
-    Returns ``(model, info)`` with ``info`` = ``{"kind", "model_config", "train_config",
+    Returns ``(model, info)`` with ``info`` = ``{"model_kind", "model_config", "train_config",
     "step", "history", "split", "extra", "path"}``. Raises ``CheckpointError`` naming
-    the file when it is missing/corrupt or holds another kind than ``expected_kind``.
+    the file when it is missing/corrupt or holds another kind than ``model_kind``.
     """
     from ..device import get_device
     from ..models import build_model
 
-    ck = load_checkpoint(path, expected_kind=expected_kind)
-    kind = ck["kind"]
+    ck = load_checkpoint(path, model_kind=model_kind)
+    model_kind = ck["model_kind"]
     try:
-        model = build_model(kind, ck["model_config"])
+        model = build_model(model_kind, ck["model_config"])
         model.load_state_dict(ck["model_state"])
     except (ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(
-            f"{path}: weights do not fit a {kind!r} model of the stored config: {str(exc).splitlines()[0][:200]}"
+            f"{path}: weights do not fit a {model_kind!r} model of the stored config: {str(exc).splitlines()[0][:200]}"
         ) from exc
     model = model.to(get_device(device)).eval()
-    info = {k: ck.get(k) for k in ("kind", "model_config", "train_config", "step", "history", "split", "extra")}
+    info = {k: ck.get(k) for k in ("model_kind", "model_config", "train_config", "step", "history", "split", "extra")}
     info["path"] = str(path)
     return model, info

@@ -201,7 +201,7 @@ def _run_evaluate(args) -> int:
     for recipe in RECIPES.values():
         path = getattr(args, recipe.name, None)
         if path is not None:
-            model, _ = load_model(path, device=args.device, expected_kind=recipe.model_kind)
+            model, _ = load_model(path, device=args.device, model_kind=recipe.model_kind)
             methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
     patients, _ = resolve_patients(
         None, data, kind=args.kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, part=args.part

@@ -98,7 +98,7 @@ def _restore(run: _Run, ckpt_path: Path | None, model_kind: str, device) -> None
     RNG, history and split."""
     if ckpt_path is None or not ckpt_path.exists():
         return
-    ck = load_checkpoint(ckpt_path, expected_kind=model_kind, map_location=device)
+    ck = load_checkpoint(ckpt_path, model_kind=model_kind, map_location=device)
     run.model.load_state_dict(ck["model_state"])
     for obj, key in ((run.opt, "optimizer"), (run.sched, "scheduler")):
         if ck.get(key):
@@ -155,7 +155,7 @@ def _record(run: _Run, done: int, end: int, loss, parts: dict, cfg: TrainConfig,
 def _save(run: _Run, path: Path, step: int, model_kind: str, model_config: dict, cfg: TrainConfig, extra) -> None:
     """The checkpoint (atomic) and its ``_history.json``."""
     save_checkpoint(
-        path, kind=model_kind, model=run.model, model_config=model_config, step=step, train_config=cfg.to_dict(),
+        path, model_kind=model_kind, model=run.model, model_config=model_config, step=step, train_config=cfg.to_dict(),
         optimizer=run.opt, scheduler=run.sched, scaler=run.scaler, split=run.split, history=run.history,
         extra=extra, rng=get_rng_state(),
     )  # fmt: skip
@@ -282,7 +282,7 @@ def _frozen_teacher(recipe: Recipe, cfg: TrainConfig, teacher, device) -> tuple[
         )
     if isinstance(teacher, (str, os.PathLike)):
         cfg = cfg.replace(teacher_checkpoint=str(teacher))
-        teacher, _ = load_model(teacher, device=device, expected_kind="teacher")
+        teacher, _ = load_model(teacher, device=device, model_kind="teacher")
     teacher = teacher.to(device).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)

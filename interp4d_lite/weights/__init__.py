@@ -50,7 +50,7 @@ def load_student(name_or_path=None, device="auto", data_kind: str | None = None)
     (:func:`resolve_checkpoint`); errors name the file."""
     from ..train.checkpoint import load_model
 
-    model, _ = load_model(resolve_checkpoint(name_or_path, data_kind), device=device, expected_kind="student")
+    model, _ = load_model(resolve_checkpoint(name_or_path, data_kind), device=device, model_kind="student")
     return model
 
 
