@@ -96,7 +96,7 @@ def parse_args(argv=None):
 
 
 def load_dir(root, kind, shape):
-    return [load_patient(d, kind=kind, volume_shape=shape) for d in discover_patients(root)]
+    return [load_patient(d, data_kind=kind, volume_shape=shape) for d in discover_patients(root)]
 
 
 def network_only(teacher):

@@ -59,7 +59,7 @@ def test_cardiac_acdc_layout_round_trip(cardiac_root):
     assert np.allclose(img.header.get_zooms()[:3], (1.5, 1.5, 5.0))
     np.testing.assert_allclose(img.affine, ph.affine)
     p = load_patient(folder, volume_shape="native")
-    assert (p.kind, p.patient_id, p.i0, p.i1) == ("cardiac", "patient002", 0, ph.i1)
+    assert (p.data_kind, p.patient_id, p.i0, p.i1) == ("cardiac", "patient002", 0, ph.i1)
     assert p.target_indices == list(range(1, ph.i1))
     np.testing.assert_allclose(p.frames, minmax_per_frame(ph.frames), atol=2e-3)  # int16 at 0..1000
     np.testing.assert_allclose(p.times[: ph.i1 + 1], np.arange(ph.i1 + 1) / ph.i1, atol=1e-6)
@@ -78,7 +78,7 @@ def test_lung_layout_round_trip_in_hu(lung_root):
     assert hu.min() < -950 and 100 < hu.max() < 500  # air ... spine, in HU
     ph = make_phantom("lung", shape=LUNG_SHAPE, seed=patient_seed(0, 0), patient_id="lung001")
     p = load_patient(folder, volume_shape="native")
-    assert (p.kind, p.i0, p.i1) == ("lung", 0, 5) and p.target_indices == [1, 2, 3, 4]
+    assert (p.data_kind, p.i0, p.i1) == ("lung", 0, 5) and p.target_indices == [1, 2, 3, 4]
     np.testing.assert_allclose(p.times[:6], [0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-6)
     np.testing.assert_allclose(p.frames, minmax_per_frame(hu_to_unit(ph.frames)), atol=2e-3)
     assert p.u_t0.shape == (6, 3, *LUNG_SHAPE)
@@ -89,7 +89,7 @@ def test_lung_layout_round_trip_in_hu(lung_root):
 def test_linear_kind_is_recorded_and_read_back(linear_root):
     assert json.loads((linear_root / "dataset.json").read_text())["kind"] == "linear"
     p = load_patient(linear_root / "patient001", volume_shape=LINEAR_SHAPE)
-    assert p.kind == "linear" and (p.i0, p.i1) == (0, 5)
+    assert p.data_kind == "linear" and (p.i0, p.i1) == (0, 5)
     np.testing.assert_allclose(p.u_t0[:, :, 10, 10, 5], -np.outer(p.times[:6], [3, 2, 1]), atol=1e-6)
 
 
@@ -136,7 +136,7 @@ def test_reads_nibabels_example4d_through_the_same_reader(tmp_path):
     shutil.copy(EXAMPLE4D, folder / "patient101_4d.nii.gz")
     (folder / "Info.cfg").write_text("ED: 1\nES: 2\nNbFrame: 2\n")
     p = load_patient(folder)  # default 128x128x32
-    assert p.kind == "cardiac" and p.frames.shape == (2, 128, 128, 32) and p.target_indices == []
+    assert p.data_kind == "cardiac" and p.frames.shape == (2, 128, 128, 32) and p.target_indices == []
     assert p.frames.min() == 0.0 and p.frames.max() == 1.0 and not p.has_truth
     np.testing.assert_allclose(p.affine[:3, :3], img.affine[:3, :3])
     with pytest.raises(DataError, match="example4d.nii.gz: is 4D with 2 frames"):
@@ -208,7 +208,7 @@ def test_phantom_command_writes_loadable_layouts(tmp_path, capsys, kind, shape):
     manifest = json.loads((out / "dataset.json").read_text())
     assert manifest["kind"] == kind and manifest["layout"] == ("lung4d" if kind == "lung" else "acdc")
     patients = load_patients(out, volume_shape=shape)
-    assert len(patients) == 3 and all(p.kind == kind and p.has_truth for p in patients)
+    assert len(patients) == 3 and all(p.data_kind == kind and p.has_truth for p in patients)
     assert len(TripletDataset(patients)) == sum(len(p.target_indices) for p in patients)
     # a second run into the same folder needs --force
     assert main(["phantom", "--kind", kind, "--patients", "1", "--out", str(out)]) == 2
@@ -383,7 +383,7 @@ def test_real_cine_loads_with_its_ed_es_and_targets():
     assert "CC0 1.0 Universal" in (folder / "LICENSE").read_text()
     assert "WrightGroupSRI/ep-dataset" in (folder / "README.md").read_text()
     p = load_real_cine()
-    assert p.patient_id == "pig_cine_lax" and p.kind == "cardiac"
+    assert p.patient_id == "pig_cine_lax" and p.data_kind == "cardiac"
     assert p.frames.shape == (20, 128, 128, 14) and p.shape == (128, 128, 14)
     assert p.spacing == pytest.approx((1.6406, 1.6406, 5.0), abs=1e-3)
     assert 0.0 <= p.frames.min() and p.frames.max() == pytest.approx(1.0)  # min-max per frame

@@ -293,7 +293,7 @@ def test_output_loads_through_interp4d_lite(tmp_path):
     assert [p.name for p in discover_patients(dest)] == sorted(PATIENTS)
     for pid, (_subset, nt, ed, es) in PATIENTS.items():
         p = load_patient(dest / pid, volume_shape=(6, 5, 3))
-        assert p.patient_id == pid and p.kind == "cardiac"
+        assert p.patient_id == pid and p.data_kind == "cardiac"
         assert p.frames.shape == (nt, 6, 5, 3)
         assert (p.i0, p.i1) == (ed - 1, es - 1)
         assert 0.0 <= p.frames.min() and p.frames.max() <= 1.0

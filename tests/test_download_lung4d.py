@@ -442,7 +442,7 @@ def test_output_loads_through_interp4d_lite(tmp_path, tcia):
     assert [p.name for p in discover_patients(dest)] == [A, B]
     img = nib.load(dest / A / f"{A}_4d.nii.gz")
     p = load_patient(dest / A, volume_shape=(12, 10, 6))
-    assert p.patient_id == A and p.kind == "lung"
+    assert p.patient_id == A and p.data_kind == "lung"
     assert p.frames.shape == (10, 12, 10, 6) and (p.i0, p.i1) == (0, 5)
     assert p.target_indices == [1, 2, 3, 4]
     np.testing.assert_allclose(p.times[:6], [0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-6)

@@ -4,8 +4,8 @@ Names are imported from their submodule on first use (the CLI parses without tor
 
 from .._lazy import lazy_exports
 
-#: The kinds of data the package knows (phantoms, loaders, ``--kind`` flags).
-KINDS = ("cardiac", "lung", "linear")
+#: The kinds of data the package knows (phantoms, loaders, ``--data-kind`` flags).
+DATA_KINDS = ("cardiac", "lung", "linear")
 
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
@@ -54,4 +54,5 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".preprocess": ["center_crop_or_pad", "clip_hu", "minmax_per_frame", "shift_affine"],
     },
 )
-__all__ = ["KINDS", *__all__]
+__all__ = ["DATA_KINDS", *__all__]
+KINDS = DATA_KINDS  # the phantom generators still import this name

@@ -74,10 +74,10 @@ def discover_patients(root) -> list:
     return found
 
 
-def load_patient(path, kind=None, volume_shape=None) -> Patient4D:
+def load_patient(path, data_kind=None, volume_shape=None) -> Patient4D:
     """Load one patient folder (or its ``*_4d.nii.gz``), detecting the layout.
 
-    ``kind``: ``"cardiac"``/``"linear"`` (ACDC layout) or ``"lung"`` (4D-Lung layout); by
+    ``data_kind``: ``"cardiac"``/``"linear"`` (ACDC layout) or ``"lung"`` (4D-Lung layout); by
     default from ``phantom.json``, else from the layout. ``volume_shape``: ``(X, Y, Z)`` to
     centre-crop/pad to; ``None`` = the kind's default ((128, 128, 32) cardiac/linear,
     128^3 lung); ``"native"`` = keep the file's grid."""
@@ -87,15 +87,15 @@ def load_patient(path, kind=None, volume_shape=None) -> Patient4D:
     if not path.is_dir():
         raise DataError(f"{path}: patient folder not found")
     find_4d_image(path)  # clear error for a folder without image
-    layout = "lung4d" if kind == "lung" else detect_layout(path)
+    layout = "lung4d" if data_kind == "lung" else detect_layout(path)
     loader = load_lung_patient if layout == "lung4d" else load_acdc_patient
-    return loader(path, volume_shape=volume_shape, kind=kind)
+    return loader(path, volume_shape=volume_shape, data_kind=data_kind)
 
 
-def load_patients(root_or_paths, kind=None, volume_shape=None) -> list:
+def load_patients(root_or_paths, data_kind=None, volume_shape=None) -> list:
     """Load every patient of a data folder (or a list of patient folders)."""
     paths = discover_patients(root_or_paths) if isinstance(root_or_paths, (str, Path)) else list(root_or_paths)
-    return [load_patient(p, kind=kind, volume_shape=volume_shape) for p in paths]
+    return [load_patient(p, data_kind=data_kind, volume_shape=volume_shape) for p in paths]
 
 
 def split_patients(ids, fractions=(0.7, 0.15, 0.15), seed=0) -> dict:

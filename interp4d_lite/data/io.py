@@ -46,7 +46,7 @@ class Patient4D:
     """One patient after preprocessing (docs/ARCHITECTURE.md, "Loading")."""
 
     patient_id: str
-    kind: str  # "cardiac" | "lung" | "linear"
+    data_kind: str  # "cardiac" | "lung" | "linear"
     frames: np.ndarray  # (T, X, Y, Z) float32 in [0, 1]
     affine: np.ndarray  # (4, 4) voxel -> world of the preprocessed grid
     spacing: tuple  # (sx, sy, sz) mm
@@ -260,8 +260,8 @@ def find_4d_image(folder) -> Path:
     raise DataError(f"{folder}: several 4D images ({', '.join(p.name for p in found)}); expected one")
 
 
-def default_volume_shape(kind: str) -> tuple:
-    return DEFAULT_VOLUME_SHAPES.get(kind, DEFAULT_VOLUME_SHAPES["cardiac"])
+def default_volume_shape(data_kind: str) -> tuple:
+    return DEFAULT_VOLUME_SHAPES.get(data_kind, DEFAULT_VOLUME_SHAPES["cardiac"])
 
 
 def _phantom_kind(folder: Path):
@@ -281,10 +281,10 @@ def _times(n, i0, i1, phases=None) -> np.ndarray:
     return t
 
 
-def _finish(folder, pid, kind, frames, affine, spacing, i0, i1, times, source, volume_shape) -> Patient4D:
+def _finish(folder, pid, data_kind, frames, affine, spacing, i0, i1, times, source, volume_shape) -> Patient4D:
     """Crop/pad to ``volume_shape`` (``"native"``: keep), attach truth fields if present."""
     if volume_shape is None:
-        volume_shape = default_volume_shape(kind)
+        volume_shape = default_volume_shape(data_kind)
     offset = np.zeros(3, dtype=int)
     raw_shape = frames.shape[1:]
     if not (isinstance(volume_shape, str) and volume_shape == "native"):
@@ -312,7 +312,7 @@ def _finish(folder, pid, kind, frames, affine, spacing, i0, i1, times, source, v
             u_t1, _ = center_crop_or_pad(u_t1, volume_shape)
     return Patient4D(
         patient_id=pid,
-        kind=kind,
+        data_kind=data_kind,
         frames=np.ascontiguousarray(frames, dtype=np.float32),
         affine=affine,
         spacing=tuple(spacing),
@@ -326,10 +326,10 @@ def _finish(folder, pid, kind, frames, affine, spacing, i0, i1, times, source, v
 
 
 # --------------------------------------------------------------------------- patients
-def load_acdc_patient(folder, volume_shape=None, kind=None) -> Patient4D:
+def load_acdc_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
     """Load ``folder/<id>_4d.nii.gz`` + ``Info.cfg`` (ACDC layout): inputs ED and ES, min-max
     per frame, centre crop/pad to ``volume_shape`` (default (128, 128, 32); ``"native"`` keeps
-    the file's grid). ``kind`` defaults to ``phantom.json``'s kind, else ``"cardiac"``."""
+    the file's grid). ``data_kind`` defaults to ``phantom.json``'s kind, else ``"cardiac"``."""
     folder = Path(folder)
     image = find_4d_image(folder)
     cfg = folder / "Info.cfg"
@@ -350,13 +350,13 @@ def load_acdc_patient(folder, volume_shape=None, kind=None) -> Patient4D:
             UserWarning,
             stacklevel=2,
         )
-    kind = kind or _phantom_kind(folder) or "cardiac"
+    data_kind = data_kind or _phantom_kind(folder) or "cardiac"
     i0, i1 = ed - 1, es - 1
     frames = minmax_per_frame(frames)
-    return _finish(folder, folder.name, kind, frames, affine, spacing, i0, i1, _times(n, i0, i1), image, volume_shape)
+    return _finish(folder, folder.name, data_kind, frames, affine, spacing, i0, i1, _times(n, i0, i1), image, volume_shape)
 
 
-def load_lung_patient(folder, volume_shape=None, kind=None) -> Patient4D:
+def load_lung_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
     """Load our 4D-Lung layout: ``folder/<id>_4d.nii.gz`` (phases in order, HU) + ``phases.json``.
     HU clipped to [-1400, 200], min-max per frame, centre crop/pad to ``volume_shape``
     (default 128^3). ``t = (phase - p0) / (p1 - p0)`` between the two input phases."""
@@ -374,11 +374,11 @@ def load_lung_patient(folder, volume_shape=None, kind=None) -> Patient4D:
     if str(meta.get("units", "HU")).upper() == "HU":
         frames = clip_hu(frames)
     frames = minmax_per_frame(frames)
-    kind = kind or _phantom_kind(folder) or "lung"
+    data_kind = data_kind or _phantom_kind(folder) or "lung"
     return _finish(
         folder,
         folder.name,
-        kind,
+        data_kind,
         frames,
         affine,
         spacing,

@@ -13,7 +13,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ..data import KINDS
+from ..data import DATA_KINDS
 from ..errors import CLIError
 from .config import TrainConfig
 from .recipes import RECIPES
@@ -44,7 +44,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="dataset root (ACDC or 4D-Lung layout; e.g. from `interp4d-lite phantom`)",
     )
-    g.add_argument("--kind", choices=KINDS, default=None, help="data kind (default: detected from the layout)")
+    g.add_argument(
+        "--data-kind", choices=DATA_KINDS, default=None, help="data kind (default: detected from the layout)"
+    )
     g.add_argument(
         "--volume-shape",
         type=int,
@@ -181,7 +183,7 @@ def _run_train(args, recipe_name: str) -> int:
         recipe = get_recipe(recipe.name + "_nokd")  # every distillation weight 0: the ablation
     name = getattr(args, "name", None) or recipe.checkpoint
     model, hist = fit(
-        recipe, None, cfg, teacher=teacher, data_root=data, data_kind=args.kind,
+        recipe, None, cfg, teacher=teacher, data_root=data, data_kind=args.data_kind,
         volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, out_dir=out, checkpoint_name=name,
         resume=not args.no_resume, stop_at=args.stop_at,
     )  # fmt: skip
@@ -204,7 +206,7 @@ def _run_evaluate(args) -> int:
             model, _ = load_model(path, device=args.device, model_kind=recipe.model_kind)
             methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
     patients, _ = resolve_patients(
-        None, data, kind=args.kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, part=args.part
+        None, data, data_kind=args.data_kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, part=args.part
     )
     if not patients:
         raise CLIError(f"{data}: the {args.part!r} part of the split holds no patients")

@@ -18,7 +18,7 @@ __all__ = ["resolve_patients", "PairDataset", "CachedTargets", "compute_targets"
 def resolve_patients(
     patients: Sequence | None = None,
     data_root: str | os.PathLike | None = None,
-    kind: str | None = None,
+    data_kind: str | None = None,
     volume_shape: Sequence[int] | None = None,
     split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
     split_seed: int = 0,
@@ -38,7 +38,7 @@ def resolve_patients(
     split = split_patients(sorted(by_id), fractions=tuple(split_fractions), seed=split_seed)
     split = {k: [str(i) for i in v] for k, v in split.items()}
     vs = tuple(volume_shape) if volume_shape is not None else None
-    chosen = [load_patient(by_id[i], kind=kind, volume_shape=vs) for i in split[part]]
+    chosen = [load_patient(by_id[i], data_kind=data_kind, volume_shape=vs) for i in split[part]]
     return chosen, split
 
 

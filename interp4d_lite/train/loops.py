@@ -344,7 +344,7 @@ def fit(
     split = None
     if dataset is None:
         chosen, split = resolve_patients(
-            patients, data_root, kind=data_kind, volume_shape=volume_shape, split_seed=split_seed
+            patients, data_root, data_kind=data_kind, volume_shape=volume_shape, split_seed=split_seed
         )
         if not chosen:
             raise ValueError("no training patients")
