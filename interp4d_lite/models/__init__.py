@@ -5,7 +5,9 @@
 """
 
 from .baselines import (
+    InstanceRegistration,
     LinearMotionBaseline,
+    RegisteredLinearMotion,
     RegistrationConfig,
     RegistrationNet,
     linear_blend,
@@ -64,6 +66,8 @@ __all__ = [
     "RegistrationNet",
     "RegistrationConfig",
     "LinearMotionBaseline",
+    "InstanceRegistration",
+    "RegisteredLinearMotion",
     "linear_blend",
     "linear_motion_fields",
     "linear_motion_interpolate",

@@ -1,4 +1,6 @@
-"""Baselines: linear blend, and linear motion (UVI-Net's assumption).
+"""Baselines: linear blend, and linear motion (UVI-Net's assumption) with the endpoint
+fields from a registration network (:class:`LinearMotionBaseline`) or from instance
+optimisation, no network (:class:`RegisteredLinearMotion`).
 
 Linear motion: a bidirectional registration network R gives the endpoint fields
 ``u_01`` (grid of frame 0 -> frame 1, ``warp(I1, u_01) ~ I0``) and ``u_10``
@@ -24,7 +26,7 @@ from torch import nn
 
 from .blocks import ConvBlock, as_timestamps, crop, expand_batch, flow_head, pad_to_multiple
 from .config import JSONConfig
-from .warp import warp
+from .warp import Warper, warp
 
 
 def _t5(t: torch.Tensor) -> torch.Tensor:
@@ -153,3 +155,54 @@ class LinearMotionBaseline(nn.Module):
         return out
 
     forward = interpolate
+
+
+class ExactIdentityWarper(Warper):
+    """:class:`~interp4d_lite.models.Warper` minus its rounding error at zero displacement:
+    ``warp(I, u) - (warp(I, 0) - I)``. Grid sampling at the identity grid is off by about
+    1e-6 (float rounding of the normalised grid); Adam scales its steps to the gradient's size,
+    so that noise alone would move a registration of two identical images. Same gradient."""
+
+    def forward(self, image: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            offset = super().forward(image, torch.zeros_like(disp)) - image
+        return super().forward(image, disp) - offset
+
+
+class InstanceRegistration(nn.Module):
+    """Bidirectional registration of two images by instance optimisation, no network and no
+    training: ``u_01`` (``warp(I1, u_01) ~ I0``) and ``u_10`` (``warp(I0, u_10) ~ I1``), each
+    input the other's target, fitted together by
+    :func:`~interp4d_lite.models.teacher.register_images` (``steps`` Adam steps of ``lr``
+    voxels on a 1/``scale`` grid, Charbonnier + ``smooth`` * gradient smoothness, warping with
+    :class:`ExactIdentityWarper`). The same inputs give the same fields (nothing random);
+    identical inputs give exactly zero fields."""
+
+    def __init__(self, steps: int = 60, lr: float = 0.2, smooth: float = 1.0, scale: int = 4):
+        super().__init__()
+        if int(steps) < 0:
+            raise ValueError(f"InstanceRegistration: steps must be >= 0, got {steps}")
+        self.steps, self.lr, self.smooth, self.scale = int(steps), float(lr), float(smooth), int(scale)
+        self.warper = ExactIdentityWarper()
+
+    def forward(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
+        from .teacher import register_images
+
+        u_01, u_10 = register_images(
+            (I1, I0), (I0, I1), steps=self.steps, lr=self.lr, smooth=self.smooth, scale=self.scale, warper=self.warper
+        )
+        return {"u_01": u_01, "u_10": u_10}
+
+    def extra_repr(self) -> str:
+        return f"steps={self.steps}, lr={self.lr}, smooth={self.smooth}, scale={self.scale}"
+
+
+class RegisteredLinearMotion(LinearMotionBaseline):
+    """The classical baseline: the two inputs registered to each other by instance
+    optimisation (:class:`InstanceRegistration`, ``steps`` Adam steps at 1/``scale``
+    resolution), the fields scaled by t as linear motion (module docstring). No network, no
+    training. ``interpolate(I0, I1, t)`` registers once for all the timestamps ``t``;
+    :func:`~interp4d_lite.train.evaluate.predict_patient` registers once per patient."""
+
+    def __init__(self, steps: int = 60, lr: float = 0.2, smooth: float = 1.0, scale: int = 4):
+        super().__init__(InstanceRegistration(steps=steps, lr=lr, smooth=smooth, scale=scale))

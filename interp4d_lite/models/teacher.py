@@ -153,7 +153,7 @@ def register_to_frame(
     smoothness of both)`` with ``steps`` Adam steps of ``lr`` voxels, starting from ``init``
     (``(u_t0, u_t1)``, default zero). This is the privileged teacher's refinement, and, from
     zero, the pseudo ground truth its network is trained toward: it needs I_t, so it exists for
-    training samples only.
+    training samples only. (:func:`register_images` with ``moving = (I0, I1)``, ``fixed = (It, It)``.)
 
     Args:
         I0, I1, It: ``(B, 1, X, Y, Z)`` images (I0/I1 may have B == 1).
@@ -161,33 +161,70 @@ def register_to_frame(
     Returns:
         ``(u_t0, u_t1)``, each ``(B, 3, X, Y, Z)`` float32 voxels, detached.
     """
+    u_t0, u_t1 = register_images(
+        (I0, I1), (It, It), init=init, steps=steps, lr=lr, smooth=smooth, scale=scale, warper=warper
+    )
+    return u_t0, u_t1
+
+
+def register_images(
+    moving,
+    fixed,
+    init=None,
+    steps: int = 40,
+    lr: float = 0.2,
+    smooth: float = 1.0,
+    scale: int = 4,
+    warper: Warper | None = None,
+) -> list[torch.Tensor]:
+    """Pairwise registration by instance optimisation (no network): a field ``u_k`` on the
+    grid of ``fixed[k]`` with ``warp(moving[k], u_k) ~ fixed[k]`` for every pair ``k``.
+
+    All pairs are fitted together: a residual on a coarse grid (1/``scale`` of the image,
+    trilinearly upsampled) to ``sum_k Charbonnier(warp(moving_k, u_k), fixed_k) + smooth *
+    sum_k gradient_smoothness(u_k)``, ``steps`` Adam steps of ``lr`` voxels, from ``init``
+    (one field per pair, default zero). No randomness: the same images give the same fields.
+    (Two identical images give exactly zero fields with
+    :class:`~interp4d_lite.models.baselines.ExactIdentityWarper` as ``warper``; the default
+    :class:`Warper`'s rounding at the identity, about 1e-6, is enough for Adam to move them.)
+
+    Args:
+        moving, fixed: sequences of ``(B, 1, X, Y, Z)`` images (B == 1 is broadcast).
+        init: optional sequence of ``(B, 3, X, Y, Z)`` fields, voxels.
+    Returns:
+        a list of ``(B, 3, X, Y, Z)`` float32 fields in voxels, detached.
+    """
     from ..losses import charbonnier, gradient_smoothness
     from .blocks import resize
 
+    moving, fixed = list(moving), list(fixed)
+    if len(moving) != len(fixed) or not moving:
+        raise ValueError(f"register_images: {len(moving)} moving and {len(fixed)} fixed images; give pairs")
     warper = warper or Warper()
-    shape = It.shape[2:]
-    b = It.shape[0]
+    shape = fixed[0].shape[2:]
+    b = max(x.shape[0] for x in moving + fixed)
+    n = len(moving)
     if init is None:
-        u = It.new_zeros((b, 6, *shape), dtype=torch.float32)
+        u = fixed[0].new_zeros((b, 3 * n, *shape), dtype=torch.float32)
     else:
-        u = torch.cat([init[0], init[1]], dim=1).detach().float()
-    I0e, I1e, Ite = (x.detach().float().expand(b, *x.shape[1:]) for x in (I0, I1, It))
+        u = torch.cat(list(init), dim=1).detach().float()
+    mov = [x.detach().float().expand(b, *x.shape[1:]) for x in moving]
+    fix = [x.detach().float().expand(b, *x.shape[1:]) for x in fixed]
     small = tuple(max(2, s // max(1, scale)) for s in shape)
-    r = torch.zeros((b, 6, *small), device=u.device)
+    r = torch.zeros((b, 3 * n, *small), device=u.device)
     if steps > 0:
         with torch.enable_grad():
             r.requires_grad_(True)
             opt = torch.optim.Adam([r], lr=lr)
             for _ in range(steps):
                 v = u + resize(r, shape)
-                loss = (
-                    charbonnier(warper(I0e, v[:, :3]), Ite)
-                    + charbonnier(warper(I1e, v[:, 3:]), Ite)
-                    + smooth * (gradient_smoothness(v[:, :3]) + gradient_smoothness(v[:, 3:]))
+                fields = [v[:, 3 * k : 3 * k + 3] for k in range(n)]
+                loss = sum(charbonnier(warper(m, f), x) for m, f, x in zip(mov, fields, fix)) + smooth * sum(
+                    gradient_smoothness(f) for f in fields
                 )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
     with torch.no_grad():
         v = u + resize(r.detach(), shape)
-    return v[:, :3].contiguous(), v[:, 3:].contiguous()
+    return [v[:, 3 * k : 3 * k + 3].contiguous() for k in range(n)]

@@ -19,6 +19,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".config": ["BaselineTrainConfig", "DistillConfig", "TeacherTrainConfig", "TrainConfig"],
         ".distributed": ["DistEnv", "gather_weight_hashes", "init_distributed", "weight_hash"],
         ".evaluate": [
+            "classical_methods",
             "evaluate_methods",
             "format_summary",
             "method_table",

@@ -7,7 +7,10 @@ Methods are given as a dict ``name -> method`` where a method is
 (phantoms: the true *endpoint* fields scaled linearly in t, ``u_t0 = t u_10``,
 ``u_t1 = (1 - t) u_01``, blended with ``m = 1 - t``: the best any linear-motion method can
 do, which separates the linear assumption from a registration network's quality), a
-:class:`~interp4d_lite.models.LinearMotionBaseline`, a ``Student`` (sees I0, I1, t) or a
+:class:`~interp4d_lite.models.LinearMotionBaseline` (also
+:class:`~interp4d_lite.models.RegisteredLinearMotion`, the classical baseline: the inputs
+registered to each other by instance optimisation, no network; named
+``"registered_linear_motion"`` by :func:`classical_methods`), a ``Student`` (sees I0, I1, t) or a
 ``Teacher`` (privileged: also sees the true I_t -- an upper reference, not a competitor).
 """
 
@@ -34,7 +37,12 @@ __all__ = [
     "save_table",
     "format_summary",
     "mid_frames",
+    "classical_methods",
+    "REGISTERED_STEPS",
 ]
+
+#: Adam steps of the registered-linear-motion baseline's instance optimisation (at 1/4 resolution)
+REGISTERED_STEPS = 60
 
 #: the per-frame metrics (columns of :func:`evaluate_methods`' frame)
 METRICS = ("psnr", "ncc", "ssim", "nmse", "epe", "epe_moving", "folding")
@@ -44,6 +52,18 @@ METRICS = ("psnr", "ncc", "ssim", "nmse", "epe", "epe_moving", "folding")
 MOVING_THRESHOLD = 1.0
 # higher is better for these; lower for the rest
 HIGHER_BETTER = {"psnr", "ncc", "ssim"}
+
+
+def classical_methods(registered_steps: int | None = REGISTERED_STEPS) -> dict[str, Any]:
+    """The methods that need no trained model, for :func:`evaluate_methods`:
+    ``{"linear_blend": "linear_blend", "registered_linear_motion": RegisteredLinearMotion(steps)}``;
+    ``registered_steps=None`` (or 0) leaves the registered baseline out."""
+    from ..models import RegisteredLinearMotion
+
+    methods: dict[str, Any] = {"linear_blend": "linear_blend"}
+    if registered_steps:
+        methods["registered_linear_motion"] = RegisteredLinearMotion(steps=int(registered_steps))
+    return methods
 
 
 def _method_kind(method) -> str:
