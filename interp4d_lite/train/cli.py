@@ -194,19 +194,26 @@ def _run_train(args, recipe_name: str) -> int:
 def _run_evaluate(args) -> int:
     from ..io_utils import check_output_path
     from .checkpoint import load_model
-    from .evaluate import evaluate_methods, format_summary, summarize
+    from .evaluate import classical_methods, evaluate_methods, format_summary, summarize
     from .loops import resolve_patients
 
     data = _check_data(args.data)
     out = check_output_path(args.out or "runs/evaluate", suffixes=None)
-    methods = {"linear_blend": "linear_blend"}
+    if args.registered_steps < 0:
+        raise CLIError(f"--registered-steps must be >= 0, got {args.registered_steps}")
+    methods = classical_methods(args.registered_steps)
     for recipe in RECIPES.values():
         path = getattr(args, recipe.name, None)
         if path is not None:
             model, _ = load_model(path, device=args.device, model_kind=recipe.model_kind)
             methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
     patients, _ = resolve_patients(
-        None, data, data_kind=args.data_kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed, part=args.part
+        None,
+        data,
+        data_kind=args.data_kind,
+        volume_shape=_shape(args.volume_shape),
+        split_seed=args.split_seed,
+        part=args.part,
     )
     if not patients:
         raise CLIError(f"{data}: the {args.part!r} part of the split holds no patients")
@@ -271,6 +278,13 @@ def add_commands(subparsers) -> None:
     )
     _add_data_args(p)
     p.add_argument("--part", choices=["train", "val", "test"], default="test", help="which part of the patient split")
+    p.add_argument(
+        "--registered-steps",
+        type=int,
+        default=60,
+        metavar="N",
+        help="Adam steps of registered_linear_motion (the inputs registered to each other, no network); 0 = leave it out",
+    )
     for recipe in RECIPES.values():
         flag = "--" + recipe.name.replace("_", "-")
         p.add_argument(flag, dest=recipe.name, default=None, metavar="CKPT", help=f"checkpoint of {recipe.description}")
