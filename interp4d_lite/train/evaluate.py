@@ -125,7 +125,8 @@ def _metrics(pred: dict, gt: np.ndarray, true_u0, true_u1, spacing) -> dict[str,
     row = {
         "psnr": float(M.psnr(p, g)),
         "ncc": float(M.local_ncc(p, g)),
-        "ssim": float(M.ssim3d(p, g)),
+        # SSIM's 11^3 window does not fit a stack of fewer than 11 slices (a short-axis cine): undefined there
+        "ssim": float(M.ssim3d(p, g)) if min(g.shape[2:]) >= 11 else float("nan"),
         "nmse": float(M.nmse(p, g)),
     }
     u0 = torch.as_tensor(np.ascontiguousarray(pred["u_t0"]))[None]
