@@ -1,6 +1,7 @@
 """Data benchmarks (a script, not a timed test): prints measured times against targets.
 
-1. generate a 128x128x32 cardiac phantom with 20 frames and its true fields (target <= 5 s);
+1. generate a cardiac phantom of the default size (128x128x10, 25 frames) and its true fields
+   (target <= 5 s);
 2. load one ACDC-layout patient of that size (with its truth fields) and iterate all its
    triplets (target <= 1 s).
 
@@ -18,6 +19,7 @@ import tempfile
 import time
 
 from interp4d_lite.data import TripletDataset, load_patient, make_cardiac_phantom, write_acdc_layout
+from interp4d_lite.data.phantoms import DEFAULT_FRAMES, DEFAULT_SHAPES
 
 TARGETS = {"generate": 5.0, "load+iterate": 1.0}
 
@@ -36,7 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--strict", action="store_true", help="exit 1 when a time is over its target")
     args = ap.parse_args(argv)
-    shape, n_frames = (128, 128, 32), 20
+    shape, n_frames = DEFAULT_SHAPES["cardiac"], DEFAULT_FRAMES["cardiac"]
     print(f"cpu cores: {os.cpu_count()}, load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     gen_s, ph = best_of(lambda: make_cardiac_phantom(shape=shape, n_frames=n_frames, seed=0), args.repeats)

@@ -51,10 +51,11 @@ from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.train import evaluate_methods, fit, get_recipe, save_table, summarize  # noqa: E402
 
-SHAPES = {"cardiac": (48, 48, 16), "lung": (32, 32, 32), "linear": (48, 48, 24)}
-# The phantoms' anatomy scales with the field of view, so at 40-48 voxels instead of 128 the
-# motion in voxels shrinks ~2.7x; a larger amplitude keeps it at a few voxels.
-AMPLITUDES = {"cardiac": 2.0, "lung": 1.5, "linear": 1.0}
+SHAPES = {"cardiac": (64, 64, 10), "lung": (32, 32, 32), "linear": (48, 48, 24)}
+# The phantoms' anatomy scales with the field of view, so on a small grid the motion in voxels
+# shrinks with it. Cardiac: 10 thick slices as a short-axis stack, realistic motion (amplitude 1:
+# ES displacement of 2-4 voxels in plane at 64x64); lung: a larger amplitude keeps a few voxels.
+AMPLITUDES = {"cardiac": 1.0, "lung": 1.5, "linear": 1.0}
 # the second lung family, for the anatomy-shift test: other anatomy, grid, spacing, amplitude
 SHIFT = dict(kind="lung", anatomy="b", shape=(40, 32, 36), spacing=(3.0, 3.5, 2.5), amplitude=2.0)
 ORDER = [

@@ -13,15 +13,16 @@ import pytest
 from interp4d_lite.data.phantoms import write_phantom_dataset
 
 #: the shapes of the shared datasets, for tests that pass ``volume_shape``
-CARDIAC_SHAPE = (32, 32, 16)
+CARDIAC_SHAPE = (32, 32, 10)
 LUNG_SHAPE = (32, 32, 32)
 LINEAR_SHAPE = (32, 32, 16)
 
 
 @pytest.fixture(scope="session")
 def cardiac_root(tmp_path_factory):
-    """ACDC-layout folder with 3 cardiac phantom patients (``patient001..003``), 32x32x16
-    voxels, spacing (1.5, 1.5, 5) mm, 20 frames, noise 0.01, seed 0, truth fields included."""
+    """ACDC-layout folder with 3 cardiac phantom patients (``patient001..003``), 32x32x10
+    voxels, the default spacing (1.5, 1.5, 8) mm, frames (25) and noise (Rician, 0.02), seed 0,
+    truth fields included."""
     root = tmp_path_factory.mktemp("cardiac_phantoms")
     write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=CARDIAC_SHAPE, seed=0)
     return root

@@ -102,20 +102,20 @@ def test_linear_motion_with_true_fields_matches_linear_phantom():
 def test_linear_motion_with_true_fields_falls_short_on_cardiac_phantom():
     """The gap the method exists to close: even with the exact endpoint fields,
     scaling them by t misses the cardiac phantom's non-linear course of motion."""
-    rows = _phantom_linear_motion("cardiac", shape=(64, 64, 24))
+    rows = _phantom_linear_motion("cardiac", shape=(64, 64, 10))
     lin = np.mean([r["psnr_linear"] for r in rows])
     true = np.mean([r["psnr_true_field"] for r in rows])
     epe = np.mean([r["epe_linear_moving"] for r in rows])
     print(
-        f"cardiac 64x64x24: PSNR true fields {true:.1f} dB, linear motion {lin:.1f} dB; "
+        f"cardiac 64x64x10: PSNR true fields {true:.1f} dB, linear motion {lin:.1f} dB; "
         f"linear-motion EPE on moving voxels {epe:.2f} vox"
     )
     assert true >= 35.0, rows
-    assert true - lin >= 3.0, rows  # at least 3 dB worse on average (10 dB at writing)
-    assert epe >= 0.2, rows  # the fields are off by a visible fraction of a voxel where it moves (0.34 at writing)
+    assert true - lin >= 3.0, rows  # at least 3 dB worse on average (4.2 dB measured at 64x64x10, seed 0)
+    assert epe >= 0.2, rows  # the fields are off by a visible fraction of a voxel where it moves (0.37 measured)
 
 
-@pytest.mark.parametrize("kind, shape", [("linear", (32, 24, 16)), ("cardiac", (48, 48, 16))])
+@pytest.mark.parametrize("kind, shape", [("linear", (32, 24, 16)), ("cardiac", (48, 48, 10))])
 def test_linear_motion_oracle_in_evaluation(kind, shape, tmp_path):
     """The oracle of the evaluation (true endpoint fields scaled by t) is exact on linear,
     uniform motion and misses the cardiac phantom's non-linear motion: its field error
@@ -124,9 +124,7 @@ def test_linear_motion_oracle_in_evaluation(kind, shape, tmp_path):
     from interp4d_lite.data.phantoms import write_phantom_dataset
     from interp4d_lite.train import evaluate_methods
 
-    write_phantom_dataset(
-        tmp_path, kind=kind, n_patients=1, shape=shape, amplitude=2.0 if kind == "cardiac" else 1.0, noise=0.0, seed=3
-    )
+    write_phantom_dataset(tmp_path, kind=kind, n_patients=1, shape=shape, noise=0.0, seed=3)
     patients = [load_patient(d, volume_shape=shape) for d in discover_patients(tmp_path)]
     rows = evaluate_methods(
         {"oracle": "linear_motion_oracle", "blend": "linear_blend", "true": "true_fields"},

@@ -53,10 +53,10 @@ def test_cardiac_acdc_layout_round_trip(cardiac_root):
     ]
     ph = make_phantom("cardiac", shape=CARDIAC_SHAPE, seed=patient_seed(0, 1), patient_id="patient002")
     info = read_info_cfg(folder / "Info.cfg")
-    assert info["ED"] == 1 and info["ES"] == ph.i1 + 1 and info["NbFrame"] == 20 and info["Group"] == "PHANTOM"
+    assert info["ED"] == 1 and info["ES"] == ph.i1 + 1 and info["NbFrame"] == 25 and info["Group"] == "PHANTOM"
     img = nib.load(folder / "patient002_4d.nii.gz")
-    assert img.shape == (*CARDIAC_SHAPE, 20) and img.get_data_dtype() == np.int16
-    assert np.allclose(img.header.get_zooms()[:3], (1.5, 1.5, 5.0))
+    assert img.shape == (*CARDIAC_SHAPE, 25) and img.get_data_dtype() == np.int16
+    assert np.allclose(img.header.get_zooms()[:3], (1.5, 1.5, 8.0))  # anisotropic, as ACDC
     np.testing.assert_allclose(img.affine, ph.affine)
     p = load_patient(folder, volume_shape="native")
     assert (p.data_kind, p.patient_id, p.i0, p.i1) == ("cardiac", "patient002", 0, ph.i1)
@@ -95,18 +95,19 @@ def test_linear_kind_is_recorded_and_read_back(linear_root):
 
 def test_crop_pad_moves_affine_origin_and_fields(cardiac_root):
     folder = cardiac_root / "patient001"
-    native = load_patient(folder, volume_shape="native")  # (20, 32, 32, 16)
-    p = load_patient(folder, volume_shape=(24, 40, 12))  # crop X, pad Y, crop Z
-    off = center_crop_or_pad(np.zeros(CARDIAC_SHAPE), (24, 40, 12))[1]
-    assert off.tolist() == [4, -4, 2]
-    assert p.frames.shape == (20, 24, 40, 12) and p.u_t0.shape[2:] == (24, 40, 12)
+    native = load_patient(folder, volume_shape="native")  # (25, 32, 32, 10), 8 mm slices
+    p = load_patient(folder, volume_shape=(24, 40, 8))  # crop X, pad Y, crop Z
+    off = center_crop_or_pad(np.zeros(CARDIAC_SHAPE), (24, 40, 8))[1]
+    assert off.tolist() == [4, -4, 1]
+    assert p.frames.shape == (25, 24, 40, 8) and p.u_t0.shape[2:] == (24, 40, 8)
+    assert p.spacing == native.spacing == (1.5, 1.5, 8.0)
     # the same voxel has the same world position in both grids
-    for ijk in ([0, 0, 0], [5, 7, 3], [23, 39, 11]):
+    for ijk in ([0, 0, 0], [5, 7, 3], [23, 39, 7]):
         old = np.asarray(ijk) + off
         np.testing.assert_allclose(p.affine @ [*ijk, 1], native.affine @ [*old, 1])
     # cropped region equals the native data; padded region is zero (frames and fields)
-    np.testing.assert_array_equal(p.frames[:, :, 4:36, :], native.frames[:, 4:28, :, 2:14])
-    np.testing.assert_array_equal(p.u_t0[:, :, :, 4:36], native.u_t0[:, :, 4:28, :, 2:14])
+    np.testing.assert_array_equal(p.frames[:, :, 4:36, :], native.frames[:, 4:28, :, 1:9])
+    np.testing.assert_array_equal(p.u_t0[:, :, :, 4:36], native.u_t0[:, :, 4:28, :, 1:9])
     assert p.frames[:, :, :4].max() == 0 and np.abs(p.u_t1[:, :, :, :4]).max() == 0
     np.testing.assert_allclose(shift_affine(np.eye(4), [1, -2, 3])[:3, 3], [1, -2, 3])
 
@@ -257,20 +258,21 @@ def test_ed_equal_to_es(tmp_path, cardiac_root):
 
 def test_es_out_of_range(tmp_path, cardiac_root):
     d = _patient(tmp_path, cardiac_root)
-    (d / "Info.cfg").write_text("ED: 1\nES: 25\nNbFrame: 20\n")
-    with pytest.raises(DataError, match=r"Info.cfg: ES = 25 is outside 1..20"):
+    (d / "Info.cfg").write_text("ED: 1\nES: 30\nNbFrame: 25\n")
+    with pytest.raises(DataError, match=r"Info.cfg: ES = 30 is outside 1..25"):
         load_patient(d)
     (d / "Info.cfg").write_text("ED: 0\nES: 5\n")
-    with pytest.raises(DataError, match=r"ED = 0 is outside 1..20"):
+    with pytest.raises(DataError, match=r"ED = 0 is outside 1..25"):
         load_patient(d)
 
 
 def test_nbframe_disagreeing_warns(tmp_path, cardiac_root):
     d = _patient(tmp_path, cardiac_root)
-    (d / "Info.cfg").write_text("ED: 1\nES: 8\nNbFrame: 30\n")
-    with pytest.warns(UserWarning, match=r"Info.cfg: NbFrame is 30 but patient001_4d.nii.gz has 20 frames"):
+    es = read_info_cfg(d / "Info.cfg")["ES"]
+    (d / "Info.cfg").write_text(f"ED: 1\nES: {es}\nNbFrame: 30\n")
+    with pytest.warns(UserWarning, match=r"Info.cfg: NbFrame is 30 but patient001_4d.nii.gz has 25 frames"):
         p = load_patient(d, volume_shape="native")
-    assert p.frames.shape[0] == 20
+    assert p.frames.shape[0] == 25
 
 
 def test_3d_file_where_4d_is_needed(tmp_path):

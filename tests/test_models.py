@@ -71,6 +71,36 @@ def test_student_and_teacher_shapes_finite(student, teacher, shape):
     assert all(a.shape[2] < b.shape[2] for a, b in zip(s["features"], s["features"][1:]))
 
 
+@pytest.mark.parametrize("shape", [(32, 32, 3), (40, 36, 10)])
+def test_every_model_keeps_the_shape_of_a_thin_stack(student, teacher, shape):
+    """A short-axis cine has few, thick slices: every model pads each axis internally to its
+    pyramid's multiple (8 for the student and teacher, 16 for the registration U-Net, with
+    blocks.pad_to_multiple) and crops back, so 3 or 10 slices come back as 3 or 10."""
+    from interp4d_lite.interpolate import interpolate_volumes
+    from interp4d_lite.models import LinearMotionBaseline
+
+    torch.manual_seed(0)
+    I0, I1, It = _pair(shape)
+    reg = RegistrationNet().eval()
+    with torch.no_grad():
+        outs = {
+            "student": student(I0, I1, 0.4),
+            "teacher": teacher(I0, I1, It, 0.4),  # eval mode: includes the instance optimisation
+            "linear_motion": LinearMotionBaseline(reg)(I0, I1, 0.4),
+        }
+        endpoints = reg(I0, I1)
+    for name, out in outs.items():
+        assert out["image"].shape == (1, 1, *shape), name
+        assert out["u_t0"].shape == out["u_t1"].shape == (1, 3, *shape), name
+        assert torch.isfinite(out["image"]).all() and torch.isfinite(out["u_t0"]).all(), name
+    assert endpoints["u_01"].shape == endpoints["u_10"].shape == (1, 3, *shape)
+    # untrained, the student is the linear blend on the input's own grid (nothing shifted by the padding)
+    blend = linear_blend(I0, I1, torch.tensor([0.4]))["image"]
+    assert (outs["student"]["image"] - blend).abs().max() < 0.05
+    frames = interpolate_volumes(student, I0[0, 0].numpy(), I1[0, 0].numpy(), [0.25, 0.5])
+    assert frames.shape == (2, *shape)
+
+
 def test_student_at_init_is_close_to_linear_blend(student):
     """Priors: fields start near zero and the mask at 1 - t, so an untrained student
     behaves like the linear blend (training only learns corrections)."""

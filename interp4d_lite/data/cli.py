@@ -35,21 +35,22 @@ def add_commands(subparsers) -> None:
         type=int,
         nargs=3,
         metavar=("X", "Y", "Z"),
-        help="volume shape in voxels (default: 128 128 32 cardiac/linear, 128 128 128 lung)",
+        help="volume shape in voxels (default: 128 128 10 cardiac, 128 128 32 linear, 128 128 128 lung)",
     )
     p.add_argument(
         "--spacing",
         type=float,
         nargs=3,
         metavar=("SX", "SY", "SZ"),
-        help="voxel spacing in mm (default: 1.5 1.5 5 cardiac/linear, 2.5 2.5 2.5 lung)",
+        help="voxel spacing in mm (default: 1.5 1.5 8 cardiac, 1.5 1.5 5 linear, 2.5 2.5 2.5 lung)",
     )
-    p.add_argument("--frames", type=int, help="frames per cycle (default: 20 cardiac, 10 lung, 6 linear)")
+    p.add_argument("--frames", type=int, help="frames per cycle (default: 25 cardiac, 10 lung, 6 linear)")
     p.add_argument(
         "--noise",
         type=float,
-        default=0.01,
-        help="Gaussian noise std on the [0, 1] scale (lung: fraction of the 1600 HU window; default 0.01)",
+        default=None,
+        help="noise std on the [0, 1] scale (cardiac: Rician, each channel's std, default 0.02; "
+        "linear: Gaussian, 0.01; lung: Gaussian, fraction of the 1600 HU window, 0.01)",
     )
     p.add_argument("--amplitude", type=float, default=1.0, help="motion amplitude, 1 = typical (0..2, default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
