@@ -43,8 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "interp4d_lite" / "weights"
 DEFAULTS = {
     # shape in voxels, patients, teacher steps, student steps, crop
-    "cardiac": dict(shape=(96, 96, 10), train=12, test=3, teacher_steps=400, student_steps=1200, crop=(64, 64, 10)),
-    "lung": dict(shape=(48, 48, 48), train=10, test=3, teacher_steps=300, student_steps=900, crop=(40, 40, 40)),
+    "cardiac": dict(
+        shape=(128, 128, 10), amplitude=1.0, train=12, test=3, teacher_steps=400, student_steps=1200, crop=(64, 64, 10)
+    ),
+    "lung": dict(
+        shape=(40, 40, 40), amplitude=1.5, train=10, test=3, teacher_steps=300, student_steps=900, crop=(32, 32, 32)
+    ),
 }
 
 
@@ -105,8 +109,9 @@ def run_kind(kind: str, a) -> dict:
     work = Path(a.work) / kind
     shape = tuple(d["shape"])
     t0 = time.perf_counter()
-    write_phantom_dataset(work / "train", phantom=kind, n_patients=d["train"], shape=shape, seed=1000 + a.seed)
-    write_phantom_dataset(work / "test", phantom=kind, n_patients=d["test"], shape=shape, seed=2000 + a.seed)
+    gen = dict(kind=kind, shape=shape, amplitude=d["amplitude"])
+    write_phantom_dataset(work / "train", n_patients=d["train"], seed=1000 + a.seed, **gen)
+    write_phantom_dataset(work / "test", n_patients=d["test"], seed=2000 + a.seed, **gen)
     load = lambda root: [load_patient(p, volume_shape=shape) for p in discover_patients(root)]  # noqa: E731
     train, test = load(work / "train"), load(work / "test")
     common = dict(seed=a.seed, device=a.device, progress=a.progress, crop_shape=d["crop"], checkpoint_every=100)
@@ -132,6 +137,7 @@ def run_kind(kind: str, a) -> dict:
         "kind": kind,
         "seed": a.seed,
         "phantom_shape": list(shape),
+        "phantom_amplitude": d["amplitude"],
         "train_patients": d["train"],
         "test_patients": d["test"],
         "teacher_steps": d["teacher_steps"],
