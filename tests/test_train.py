@@ -182,7 +182,8 @@ def test_cli_end_to_end_on_phantoms(tmp_path, capsys):
     )
     summary = json.loads((run / "eval" / "summary.json").read_text())
     methods = {r["method"] for r in summary}
-    assert methods == {"linear_blend", "linear_motion", "teacher", "student", "student_nokd", "true_fields"}
+    expected = {"linear_blend", "registered_linear_motion", "linear_motion", "teacher", "student", "student_nokd"}
+    assert methods == {*expected, "true_fields"}
     assert (run / "eval" / "metrics.csv").exists()
     ck = torch.load(run / "student.pt", weights_only=True)
     assert ck["split"]["test"] and not set(ck["split"]["test"]) & set(ck["split"]["train"])

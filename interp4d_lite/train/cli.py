@@ -250,8 +250,13 @@ def _run_interpolate(args) -> int:
 
 
 def add_commands(subparsers) -> None:
+    """Register the training commands (one per recipe with a command), ``evaluate`` and ``interpolate``."""
+    _add_training_commands(subparsers)
+    _add_evaluate_command(subparsers)
+    _add_interpolate_command(subparsers)
 
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+def _add_training_commands(subparsers) -> None:
     for recipe in RECIPES.values():
         if recipe.command is None:
             continue
@@ -268,6 +273,9 @@ def add_commands(subparsers) -> None:
             g.add_argument("--teacher", default=None, metavar="CKPT", help="teacher checkpoint (from train-teacher)")
             g.add_argument("--name", default=None, help="checkpoint file name in OUT (default: the recipe's)")
 
+
+def _add_evaluate_command(subparsers) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     p = subparsers.add_parser(
         "evaluate",
         help="compare every method on held-out patients (PSNR, NCC, SSIM, NMSE, EPE, folding)",
@@ -293,6 +301,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_run_evaluate)
 
+
+def _add_interpolate_command(subparsers) -> None:
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     p = subparsers.add_parser(
         "interpolate",
         help="write interpolated frames between two volumes with a student checkpoint",

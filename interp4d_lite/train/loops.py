@@ -152,6 +152,34 @@ def _record(run: _Run, done: int, end: int, loss, parts: dict, cfg: TrainConfig,
     return rec
 
 
+def _wrap(model: nn.Module, env: DistEnv) -> nn.Module:
+    """The model as the steps call it: DDP-wrapped in a distributed run."""
+    if not env.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return DDP(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+
+
+def _batch(dataset, sampler: StepSampler, step: int, cfg: TrainConfig, env: DistEnv) -> dict:
+    """Step ``step``'s batch on the device: the sampler's items, each cropped and flipped by
+    its own (seed, step, rank, position) generator."""
+    samples = [
+        augment_sample(dataset[i], step_rng(cfg.seed, step, env.rank, j), cfg.crop_shape, cfg.flip_axes)
+        for j, i in enumerate(sampler.indices(step))
+    ]
+    return to_device(collate(samples), env.device)
+
+
+def _progress(cfg: TrainConfig, env: DistEnv, start: int, end: int, desc: str):
+    """A tqdm bar on rank 0 when there are steps to run (``None`` otherwise)."""
+    if not (cfg.progress and env.is_main and end > start):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.steps, initial=start, desc=desc, leave=False, dynamic_ncols=True)
+
+
 def _save(run: _Run, path: Path, step: int, model_kind: str, model_config: dict, cfg: TrainConfig, extra) -> None:
     """The checkpoint (atomic) and its ``_history.json``."""
     save_checkpoint(
@@ -219,11 +247,7 @@ def train_loop(
     ckpt_path = Path(checkpoint_path) if checkpoint_path is not None else None
     if resume:
         _restore(run, ckpt_path, model_kind, device)
-    net: nn.Module = model
-    if env.distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = _wrap(model, env)
     sampler = StepSampler(len(dataset), cfg.batch_size, seed=cfg.seed, rank=env.rank, world_size=env.world_size)
     end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
 
@@ -231,20 +255,12 @@ def train_loop(
         if ckpt_path is not None and env.is_main:
             _save(run, ckpt_path, step, model_kind, model_config, cfg, extra)
 
-    bar = None
-    if cfg.progress and env.is_main and end > run.start:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=run.start, desc=desc, leave=False, dynamic_ncols=True)
+    bar = _progress(cfg, env, run.start, end, desc)
     model.train()
     step = run.start
     try:
         for step in range(run.start, end):
-            samples = [
-                augment_sample(dataset[i], step_rng(cfg.seed, step, env.rank, j), cfg.crop_shape, cfg.flip_axes)
-                for j, i in enumerate(sampler.indices(step))
-            ]
-            loss, parts = _step(run, net, to_device(collate(samples), device), step_fn, cfg)
+            loss, parts = _step(run, net, _batch(dataset, sampler, step, cfg, env), step_fn, cfg)
             done = step + 1
             if deadline is not None and time.perf_counter() >= deadline:
                 end = done  # the time budget is spent: this is the last step
