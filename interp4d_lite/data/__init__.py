@@ -23,6 +23,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ],
         ".io": [
             "load_acdc_patient",
+            "load_series",
             "load_lung_patient",
             "read_info_cfg",
             "read_nifti",

@@ -26,6 +26,7 @@ __all__ = [
     "Patient4D",
     "read_nifti",
     "read_nifti_frames",
+    "load_series",
     "read_nifti_4d",
     "read_nifti_3d",
     "read_info_cfg",
@@ -353,7 +354,9 @@ def load_acdc_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
     data_kind = data_kind or _phantom_kind(folder) or "cardiac"
     i0, i1 = ed - 1, es - 1
     frames = minmax_per_frame(frames)
-    return _finish(folder, folder.name, data_kind, frames, affine, spacing, i0, i1, _times(n, i0, i1), image, volume_shape)
+    return _finish(
+        folder, folder.name, data_kind, frames, affine, spacing, i0, i1, _times(n, i0, i1), image, volume_shape
+    )
 
 
 def load_lung_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
@@ -388,3 +391,24 @@ def load_lung_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
         image,
         volume_shape,
     )
+
+
+def load_series(path, frames, data_kind: str | None = None, volume_shape="native") -> Patient4D:
+    """One 4D NIfTI series as a :class:`Patient4D`: the inputs are the 0-based ``frames = (I, J)``
+    (``I < J``), the targets every frame between them with ``t = (k - I) / (J - I)``. CT-like
+    intensities (``data_kind="lung"``, or a minimum below -500 when ``data_kind`` is ``None``)
+    are clipped to the HU window first; every frame is min-max normalised. Keeps the file's grid
+    unless ``volume_shape`` is given."""
+    path = Path(path)
+    data, affine, spacing = read_nifti_4d(path)  # (T, X, Y, Z)
+    n = data.shape[0]
+    i, j = (int(f) for f in frames)
+    if not (0 <= i < j < n):
+        raise DataError(f"{path}: frames {i} {j} must be 0 <= I < J < {n} (it has {n} frames, 0-based)")
+    if data_kind is None:
+        data_kind = "lung" if float(data.min()) < -500 else "cardiac"
+    if data_kind == "lung":
+        data = clip_hu(data)
+    name = path.name.removesuffix(".gz").removesuffix(".nii")
+    return _finish(path.parent, name, data_kind, minmax_per_frame(data), affine, spacing, i, j, _times(n, i, j), path,
+                   volume_shape)  # fmt: skip

@@ -36,14 +36,20 @@ def _check_data(path) -> Path:
     return p
 
 
-def _add_data_args(p: argparse.ArgumentParser) -> None:
+def _add_data_args(p: argparse.ArgumentParser, single_scan: bool = False) -> None:
     g = p.add_argument_group("data")
-    g.add_argument(
+    src = g.add_mutually_exclusive_group(required=True) if single_scan else g
+    src.add_argument(
         "--data",
-        required=True,
+        required=not single_scan,
         metavar="DIR",
         help="dataset root (ACDC or 4D-Lung layout; e.g. from `interp4d-lite phantom`)",
     )
+    if single_scan:
+        src.add_argument("--input", default=None, metavar="NII4D", help="one 4D NIfTI series instead (with --frames)")
+        g.add_argument(
+            "--frames", type=int, nargs=2, default=None, metavar=("I", "J"), help="--input's two input frames (0-based)"
+        )
     g.add_argument(
         "--data-kind", choices=DATA_KINDS, default=None, help="data kind (default: detected from the layout)"
     )
@@ -191,35 +197,49 @@ def _run_train(args, recipe_name: str) -> int:
     return 0
 
 
+def _evaluation_patients(args) -> tuple[list, str]:
+    """The patients ``evaluate`` scores: one series (``--input``, ``--frames``) or the chosen part
+    of a data root's split; and the data set's name."""
+    from .datasets import resolve_patients
+
+    if args.input is not None:
+        from ..data.io import load_series
+        from ..interpolate import check_frames
+
+        i, j = sorted(check_frames(args.frames))
+        shape = _shape(args.volume_shape) or "native"
+        return [load_series(args.input, (i, j), data_kind=args.data_kind, volume_shape=shape)], Path(args.input).name
+    data = _check_data(args.data)
+    patients, _ = resolve_patients(
+        None, data, data_kind=args.data_kind, volume_shape=_shape(args.volume_shape), split_seed=args.split_seed,
+        part=args.part,
+    )  # fmt: skip
+    if not patients:
+        raise CLIError(f"{data}: the {args.part!r} part of the split holds no patients")
+    return patients, data.name
+
+
 def _run_evaluate(args) -> int:
     from ..io_utils import check_output_path
+    from ..weights import resolve_checkpoint
     from .checkpoint import load_model
     from .evaluate import classical_methods, evaluate_methods, format_summary, summarize
-    from .loops import resolve_patients
 
-    data = _check_data(args.data)
     out = check_output_path(args.out or "runs/evaluate", suffixes=None)
+    patients, name = _evaluation_patients(args)
     if args.registered_steps < 0:
         raise CLIError(f"--registered-steps must be >= 0, got {args.registered_steps}")
     methods = classical_methods(args.registered_steps)
     for recipe in RECIPES.values():
         path = getattr(args, recipe.name, None)
         if path is not None:
+            if recipe.model_kind == "student":
+                path = resolve_checkpoint(path)  # a pretrained name (cardiac, lung) or a path
             model, _ = load_model(path, device=args.device, model_kind=recipe.model_kind)
             methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
-    patients, _ = resolve_patients(
-        None,
-        data,
-        data_kind=args.data_kind,
-        volume_shape=_shape(args.volume_shape),
-        split_seed=args.split_seed,
-        part=args.part,
-    )
-    if not patients:
-        raise CLIError(f"{data}: the {args.part!r} part of the split holds no patients")
     if any(getattr(p, "u_t0", None) is not None for p in patients):
         methods["true_fields"] = "true_fields"
-    rows = evaluate_methods(methods, patients, device=args.device, out_dir=out, dataset=args.dataset_name or data.name)
+    rows = evaluate_methods(methods, patients, device=args.device, out_dir=out, dataset=args.dataset_name or name)
     print(format_summary(summarize(rows)))
     print(f"per-frame metrics and summary written to {out}")
     return 0
@@ -284,7 +304,7 @@ def _add_evaluate_command(subparsers) -> None:
         "OUT/summary.{json,csv} (per method: mean over frames, at mid-cycle t, and per t).",
         formatter_class=fmt,
     )
-    _add_data_args(p)
+    _add_data_args(p, single_scan=True)
     p.add_argument("--part", choices=["train", "val", "test"], default="test", help="which part of the patient split")
     p.add_argument(
         "--registered-steps",
@@ -295,7 +315,10 @@ def _add_evaluate_command(subparsers) -> None:
     )
     for recipe in RECIPES.values():
         flag = "--" + recipe.name.replace("_", "-")
-        p.add_argument(flag, dest=recipe.name, default=None, metavar="CKPT", help=f"checkpoint of {recipe.description}")
+        name = " or a pretrained name (cardiac, lung)" if recipe.model_kind == "student" else ""
+        p.add_argument(
+            flag, dest=recipe.name, default=None, metavar="CKPT", help=f"checkpoint of {recipe.description}{name}"
+        )
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/evaluate)")
     p.add_argument("--dataset-name", default=None, help="name of the data set in the table (default: folder name)")
     p.add_argument("--device", default="auto")
