@@ -104,15 +104,13 @@ def split_windows(windows: Sequence[Window], gap: int, holdout: int) -> tuple[li
 
 
 def _pick_triplets(windows: Sequence[Window], gap: int, limit: int, seed: int) -> list[tuple[int, int, int, float]]:
-    """At most ``limit`` triplets of ``windows``, drawn without replacement with weights that
-    favour the spacing ``gap`` (``1 / (1 + |window gap - gap|)``). Deterministic by seed."""
+    """At most ``limit`` triplets of ``windows``, the spacing closest to ``gap`` first (ties in
+    an order drawn by ``seed``): a budget that cuts the list keeps the most useful ones."""
     triplets = [(tr, w.gap) for w in windows for tr in w.triplets()]
-    if limit <= 0 or len(triplets) <= limit:
-        return [tr for tr, _ in triplets]
-    weights = np.array([1.0 / (1 + abs(g - gap)) for _, g in triplets])
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(triplets), size=limit, replace=False, p=weights / weights.sum())
-    return [triplets[k][0] for k in sorted(chosen)]
+    order = np.random.default_rng(seed).permutation(len(triplets))
+    ranked = sorted(range(len(triplets)), key=lambda k: (abs(triplets[k][1] - gap), int(order[k])))
+    chosen = ranked if limit <= 0 else ranked[:limit]
+    return [triplets[k][0] for k in chosen]
 
 
 class ScanTriplets:
@@ -200,6 +198,24 @@ def read_scan_frames(path, indices: Sequence[int]) -> tuple[dict[int, np.ndarray
     return {k: minmax_per_frame(v[None])[0] for k, v in data.items()}, img, n
 
 
+def _with_targets(triplets: ScanTriplets, cfg, started: float):
+    """The triplets with their per-scan registration targets (each triplet's inputs registered
+    to its real middle frame), computed in order within ``cfg.target_share`` of the time budget;
+    the triplets without a target are dropped. Returns ``(CachedTargets dataset, count)``."""
+    from .device import get_device
+    from .models.teacher import register_to_frame
+    from .train.datasets import CachedTargets, compute_targets
+
+    def register(b):
+        return register_to_frame(b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth)
+
+    deadline = started + 60 * cfg.minutes * cfg.target_share if cfg.minutes else None
+    device = get_device(cfg.device)
+    targets = compute_targets(register, triplets, device, progress=cfg.progress, desc="scan targets", deadline=deadline)
+    kept = ScanTriplets(triplets.frames, triplets.triplets[: len(targets)], name=triplets.name)
+    return CachedTargets(kept, targets), len(targets)
+
+
 def _budget_left(started: float, minutes: float) -> float:
     return math.inf if not minutes else 60 * minutes - (time.perf_counter() - started)
 
@@ -254,12 +270,12 @@ def adapt_student(
         )
     train_w, held = split_windows(windows, abs(j - i), cfg.holdout)
     trip = _pick_triplets(train_w, abs(j - i), cfg.max_triplets, cfg.seed)
-    base = copy.deepcopy(student).cpu()
-    before = self_check(base, frames, held, device="cpu")
+    before = self_check(copy.deepcopy(student).cpu(), frames, held, device="cpu")
+    dataset, n_targets = _with_targets(ScanTriplets(frames, trip, name=name), cfg, started)
     model, history = fit(
         "adapt",
-        config=cfg.replace(minutes=max(_budget_left(started, cfg.minutes) / 60 * 0.95, 1e-3) if cfg.minutes else 0.0),
-        dataset=ScanTriplets(frames, trip, name=name),
+        config=cfg.replace(minutes=max(_budget_left(started, cfg.minutes) / 60, 1e-3) if cfg.minutes else 0.0),
+        dataset=dataset,
         model=copy.deepcopy(student),
         out_dir=Path(out).parent if out is not None else None,
         checkpoint_name=Path(out).name if out is not None else None,
@@ -269,7 +285,7 @@ def adapt_student(
     report = {
         "pair": [i, j],
         "windows": len(windows),
-        "train_triplets": len(trip),
+        "train_triplets": n_targets,
         "held_out": [[w.a, w.b] for w in held],
         "steps": int(history[-1]["step"]) if history else 0,
         "seconds": round(time.perf_counter() - started, 1),

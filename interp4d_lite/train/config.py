@@ -161,15 +161,20 @@ class AdaptConfig(TrainConfig):
 
     steps: int = knob(300, "optimiser steps at most (the time budget may stop earlier)")
     lr: float = knob(3e-4, "Adam learning rate of the fine-tuning, cosine-decayed")
+    crop_shape: tuple[int, int, int] | None = knob(
+        (64, 64, 64), "random crop size X Y Z of the fine-tuning samples (capped at the volume)", flag="--crop",
+        metavar=("X", "Y", "Z"),
+    )  # fmt: skip
     minutes: float = knob(5.0, "time budget in minutes for targets and fine-tuning together; 0 = no limit")
     w_charbonnier: float = knob(1.0, "weight of the Charbonnier loss of the output against the real middle frame")
     w_ncc: float = knob(0.5, "weight of the local NCC loss (window 9)")
     w_warped: float = knob(0.5, "weight of the Charbonnier loss of each warped input against the middle frame")
     w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
     w_target: float = knob(1.0, "weight of the distance of the fields to the per-scan registration targets (0 = off)")
-    target_steps: int = knob(40, "Adam steps of each target registration (models.teacher.register_to_frame)")
+    target_steps: int = knob(20, "Adam steps of each target registration (models.teacher.register_to_frame)")
     target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
-    max_triplets: int = knob(48, "triplets of the scan used for training at most (spread over the spacings)")
+    target_share: float = knob(0.4, "share of the time budget the targets may take at most (the rest: fine-tuning)")
+    max_triplets: int = knob(24, "triplets of the scan used for training at most (the target spacing first)")
     holdout: int = knob(2, "windows of the scan held back from training for the self-check against the blend")
     cyclic: bool = knob(
         True, "the series is one cycle (cardiac beat, breath): windows may wrap from the last frame to the first"

@@ -77,11 +77,16 @@ def compute_targets(
     desc: str = "targets",
     progress: bool = True,
     channels: int = 6,
+    deadline: float | None = None,
 ) -> torch.Tensor:
     """``(N, C, X, Y, Z)`` CPU tensor of ``torch.cat(fn(batch), dim=1)`` over every item of
     ``dataset`` (un-augmented, in order, ``batch_size`` items at a time on ``device``):
     ``channels`` = 6 for ``fn(batch) -> (u_t0, u_t1)``, 7 for ``(u_t0, u_t1, image)``.
-    Stored as float16 when float32 would take more than 2 GB."""
+    Stored as float16 when float32 would take more than 2 GB. ``deadline`` (a
+    ``time.perf_counter()`` value): stop after the batch that passes it and return the items
+    done so far (the first ``len(result)`` items of ``dataset``)."""
+    import time
+
     n = len(dataset)
     first = dataset[0]
     nbytes = n * channels * first["I0"][0].numel() * 4
@@ -96,6 +101,8 @@ def compute_targets(
         batch = to_device(collate([dataset[i] for i in range(k, min(n, k + batch_size))]), device)
         parts = fn(batch)
         out[k : k + parts[0].shape[0]] = torch.cat(parts, dim=1).float().cpu().to(dtype)
+        if deadline is not None and time.perf_counter() >= deadline:
+            return out[: k + parts[0].shape[0]].clone()
     return out
 
 
