@@ -104,7 +104,7 @@ REGISTRY: tuple[Notebook, ...] = (
     ),
     Notebook(
         "06_real_data",
-        params=(*_DATA, "max_steps"),
+        params=("max_steps", "adapt_minutes"),
         artifacts=("figures/06_*.png", "metrics/06_real_data.json"),
         exercises=("check_surrogate_times", "check_lung_phase_times"),
     ),
@@ -130,6 +130,7 @@ SMOKE_PARAMS: dict[str, Any] = {
     "student_steps": 6,
     "baseline_steps": 6,
     "sweep_points": 5,
+    "adapt_minutes": 0.5,
 }
 
 #: The phantom dataset of the default (non-smoke) run; notebooks use the same defaults.
