@@ -81,6 +81,9 @@ def test_wheel_in_a_fresh_venv_runs_the_quickstart_outside_the_repository(tmp_pa
     (wheel,) = (tmp_path / "dist").glob("interp4d_lite-*.whl")
     names = _run([sys.executable, "-m", "zipfile", "-l", wheel]).stdout
     assert "interp4d_lite/notebooks/00_quickstart.ipynb" in names and "data_download/" not in names
+    for shipped in ("weights/student_cardiac.pt", "weights/student_lung.pt", "data/real/pig_cine_lax/Info.cfg"):
+        assert f"interp4d_lite/{shipped}" in names, f"the wheel lacks {shipped}"
+    assert wheel.stat().st_size <= 15 * 1024**2, f"the wheel is {wheel.stat().st_size / 1024**2:.1f} MB (> 15 MB)"
 
     # 2. a fresh virtual environment (no system site-packages) with the CPU torch and the wheel;
     #    uv (in the dev extras) installs in seconds, pip in minutes
@@ -158,6 +161,15 @@ def test_wheel_in_a_fresh_venv_runs_the_quickstart_outside_the_repository(tmp_pa
         timeout=900,
     )
     ran = time.perf_counter() - started - installed
+    # a first interpolation with no checkpoint and no training: the pretrained student, with its self-check
+    cine = _run([py, "-c", "from interp4d_lite.data import real_cine_path; print(real_cine_path())"], env=env)
+    scan = next(Path(cine.stdout.strip()).glob("*_4d.nii.gz"))
+    done = _run(
+        [venv / "bin" / "interp4d-lite", "interpolate", "--input", scan, "--frames", "0", "4", "--n", "3",
+         "--out", course / "B.nii.gz"],
+        cwd=course, env=env, timeout=600,
+    )  # fmt: skip
+    assert "self-check on" in done.stdout and (course / "B.nii.gz").stat().st_size > 0
 
     # 4. it finished, its artefacts are under the course folder, and the repository is untouched
     out_dir = course / "runs" / "notebooks"
