@@ -1,6 +1,6 @@
 """Synthetic 4D phantoms with exact ground-truth motion (cardiac, lung, linear).
 
-How a phantom is made (the same for every kind):
+How a phantom is made (the same for every phantom):
 
 * a **reference image** ``I_ref(y)`` is defined at any point ``y`` (mm): smooth shapes
   whose edges are about one voxel wide (a logistic of a signed distance measured in
@@ -72,7 +72,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.special import expit
 
-from . import KINDS
+from . import DATA_KINDS
 
 __all__ = [
     "Phantom4D",
@@ -85,7 +85,7 @@ __all__ = [
     "write_phantom_dataset",
     "hu_to_unit",
     "patient_seed",
-    "PHANTOM_KINDS",
+    "PHANTOMS",
     "DEFAULT_SHAPES",
     "DEFAULT_SPACING",
     "DEFAULT_FRAMES",
@@ -97,7 +97,8 @@ __all__ = [
     "cardiac_contraction",
 ]
 
-PHANTOM_KINDS = KINDS
+#: the phantom generators (one per data kind)
+PHANTOMS = DATA_KINDS
 DEFAULT_SHAPES = {"cardiac": (128, 128, 10), "lung": (128, 128, 128), "linear": (128, 128, 32)}
 DEFAULT_SPACING = {"cardiac": (1.5, 1.5, 8.0), "lung": (2.5, 2.5, 2.5), "linear": (1.5, 1.5, 5.0)}
 DEFAULT_FRAMES = {"cardiac": 25, "lung": 10, "linear": 6}
@@ -111,7 +112,7 @@ EDGE_WIDTH = 0.6  # logistic edge width in voxels (keeps trilinear warping >= 35
 class Phantom4D:
     """One synthetic patient; see docs/ARCHITECTURE.md ("Phantoms")."""
 
-    kind: str
+    phantom: str  # which generator made it: a key of PHANTOMS
     patient_id: str
     frames: np.ndarray  # (T, X, Y, Z) float32; [0, 1] (cardiac, linear) or HU (lung)
     spacing: tuple  # (sx, sy, sz) mm
@@ -134,7 +135,7 @@ class Phantom4D:
 
     def unit_frames(self) -> np.ndarray:
         """Frames on the loader's [0, 1] intensity scale (lung: HU window [-1400, 200])."""
-        return hu_to_unit(self.frames) if self.kind == "lung" else self.frames
+        return hu_to_unit(self.frames) if self.phantom == "lung" else self.frames
 
 
 def hu_to_unit(hu: np.ndarray) -> np.ndarray:
@@ -207,20 +208,20 @@ def _times(n_frames, i0, i1):
     return t.astype(np.float32)
 
 
-def _check_common(kind, shape, spacing, n_frames, noise, amplitude):
-    """Check the generator arguments shared by every kind (ValueError naming the kind);
+def _check_common(phantom, shape, spacing, n_frames, noise, amplitude):
+    """Check the generator arguments shared by every phantom (ValueError naming the phantom);
     returns ``(shape, spacing, n_frames, grid)`` normalised to ints/floats and the grid."""
     shape, spacing = tuple(int(s) for s in shape), tuple(float(s) for s in spacing)
     if len(shape) != 3 or any(int(s) < 8 for s in shape):
-        raise ValueError(f"{kind} phantom: shape must be three sizes >= 8, got {tuple(shape)}")
+        raise ValueError(f"{phantom} phantom: shape must be three sizes >= 8, got {tuple(shape)}")
     if len(spacing) != 3 or any(not np.isfinite(s) or s <= 0 for s in spacing):
-        raise ValueError(f"{kind} phantom: spacing must be three positive numbers (mm), got {tuple(spacing)}")
-    if int(n_frames) < MIN_FRAMES[kind]:
-        raise ValueError(f"{kind} phantom: n_frames must be >= {MIN_FRAMES[kind]}, got {n_frames}")
+        raise ValueError(f"{phantom} phantom: spacing must be three positive numbers (mm), got {tuple(spacing)}")
+    if int(n_frames) < MIN_FRAMES[phantom]:
+        raise ValueError(f"{phantom} phantom: n_frames must be >= {MIN_FRAMES[phantom]}, got {n_frames}")
     if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"{kind} phantom: noise must be >= 0, got {noise}")
+        raise ValueError(f"{phantom} phantom: noise must be >= 0, got {noise}")
     if not np.isfinite(amplitude) or amplitude < 0 or amplitude > 2.0:
-        raise ValueError(f"{kind} phantom: amplitude must be in [0, 2] (1 = typical motion), got {amplitude}")
+        raise ValueError(f"{phantom} phantom: amplitude must be in [0, 2] (1 = typical motion), got {amplitude}")
     return shape, spacing, int(n_frames), _Grid(shape, spacing)
 
 
@@ -955,7 +956,9 @@ def make_linear_phantom(
     return _finish("linear", patient_id, frames, grid, i0, i1, u_t0, u_t1, noise, rng, params)
 
 
-def _finish(kind, patient_id, frames, grid, i0, i1, u_t0, u_t1, noise_std, rng, params, clip=(0.0, 1.0), rician=False):
+def _finish(
+    phantom, patient_id, frames, grid, i0, i1, u_t0, u_t1, noise_std, rng, params, clip=(0.0, 1.0), rician=False
+):
     """Add the noise (Gaussian; ``rician``: the magnitude of complex Gaussian noise,
     ``sqrt((s + n1)^2 + n2^2)``), clip, and pack the :class:`Phantom4D`."""
     if noise_std > 0:
@@ -969,7 +972,7 @@ def _finish(kind, patient_id, frames, grid, i0, i1, u_t0, u_t1, noise_std, rng, 
     if clip is not None:
         np.clip(frames, *clip, out=frames)
     return Phantom4D(
-        kind=kind,
+        phantom=phantom,
         patient_id=patient_id,
         frames=frames,
         spacing=tuple(float(s) for s in grid.spacing),
@@ -987,23 +990,23 @@ _MAKERS = {"cardiac": make_cardiac_phantom, "lung": make_lung_phantom, "linear":
 
 
 def make_phantom(
-    kind: str, shape=None, spacing=None, n_frames=None, noise=None, amplitude=1.0, seed=0, patient_id=None, **options
+    phantom: str, shape=None, spacing=None, n_frames=None, noise=None, amplitude=1.0, seed=0, patient_id=None, **options
 ) -> Phantom4D:
-    """Dispatch to ``make_<kind>_phantom``; ``None`` arguments take that kind's defaults
+    """Dispatch to ``make_<phantom>_phantom``; ``None`` arguments take that phantom's defaults
     (``DEFAULT_SHAPES``, ``DEFAULT_SPACING``, ``DEFAULT_FRAMES``, ``DEFAULT_NOISE``)."""
-    if kind not in _MAKERS:
-        raise ValueError(f"unknown phantom kind {kind!r}; choose one of {', '.join(PHANTOM_KINDS)}")
+    if phantom not in _MAKERS:
+        raise ValueError(f"unknown phantom {phantom!r}; choose one of {', '.join(PHANTOMS)}")
     kw = dict(
-        shape=shape or DEFAULT_SHAPES[kind],
-        spacing=spacing or DEFAULT_SPACING[kind],
-        n_frames=n_frames or DEFAULT_FRAMES[kind],
-        noise=DEFAULT_NOISE[kind] if noise is None else noise,
+        shape=shape or DEFAULT_SHAPES[phantom],
+        spacing=spacing or DEFAULT_SPACING[phantom],
+        n_frames=n_frames or DEFAULT_FRAMES[phantom],
+        noise=DEFAULT_NOISE[phantom] if noise is None else noise,
         amplitude=amplitude,
         seed=seed,
     )
     if patient_id is not None:
         kw["patient_id"] = patient_id
-    return _MAKERS[kind](**kw, **options)  # options: kind-specific, e.g. anatomy="b" for the lung
+    return _MAKERS[phantom](**kw, **options)  # options: the generator's own, e.g. anatomy="b" for the lung
 
 
 # --------------------------------------------------------------------------- writers
@@ -1045,8 +1048,8 @@ def write_acdc_layout(root, phantom: Phantom4D, truth: bool = True) -> Path:
 
 def write_lung_layout(root, phantom: Phantom4D, truth: bool = True) -> Path:
     """``root/<id>/<id>_4d.nii.gz`` (int16 HU, phases in order) and ``phases.json``; plus truth."""
-    if phantom.kind != "lung":
-        raise ValueError(f"write_lung_layout needs a lung phantom, got kind {phantom.kind!r}")
+    if phantom.phantom != "lung":
+        raise ValueError(f"write_lung_layout needs a lung phantom, got a {phantom.phantom} phantom")
     folder = Path(root) / phantom.patient_id
     folder.mkdir(parents=True, exist_ok=True)
     _save_4d(folder / f"{phantom.patient_id}_4d.nii.gz", phantom.frames, phantom.affine)
@@ -1069,7 +1072,7 @@ def write_lung_layout(root, phantom: Phantom4D, truth: bool = True) -> Path:
 
 def write_phantom_dataset(
     root,
-    kind="cardiac",
+    phantom="cardiac",
     n_patients=3,
     shape=None,
     spacing=None,
@@ -1082,11 +1085,11 @@ def write_phantom_dataset(
     **options,
 ) -> dict:
     """Generate ``n_patients`` phantoms (patient ``k`` uses ``patient_seed(seed, k)``) and write
-    them in the layout of their kind (cardiac/linear: ACDC, lung: our 4D-Lung layout), plus
+    them in the layout of their data kind (cardiac/linear: ACDC, lung: our 4D-Lung layout), plus
     ``root/dataset.json`` listing the patients. Existing files of the same names are overwritten;
     nothing else in ``root`` is touched. Returns the dataset.json content (plus ``seconds``)."""
-    if kind not in PHANTOM_KINDS:
-        raise ValueError(f"unknown phantom kind {kind!r}; choose one of {', '.join(PHANTOM_KINDS)}")
+    if phantom not in PHANTOMS:
+        raise ValueError(f"unknown phantom {phantom!r}; choose one of {', '.join(PHANTOMS)}")
     if int(n_patients) < 1:
         raise ValueError(f"n_patients must be >= 1, got {n_patients}")
     root = Path(root)
@@ -1094,9 +1097,9 @@ def write_phantom_dataset(
     start = time.perf_counter()
     ids, summary = [], []
     for k in range(int(n_patients)):
-        pid = f"lung{k + 1:03d}" if kind == "lung" else f"patient{k + 1:03d}"
+        pid = f"lung{k + 1:03d}" if phantom == "lung" else f"patient{k + 1:03d}"
         ph = make_phantom(
-            kind,
+            phantom,
             shape=shape,
             spacing=spacing,
             n_frames=n_frames,
@@ -1106,14 +1109,14 @@ def write_phantom_dataset(
             patient_id=pid,
             **options,
         )
-        (write_lung_layout if kind == "lung" else write_acdc_layout)(root, ph, truth=truth)
+        (write_lung_layout if phantom == "lung" else write_acdc_layout)(root, ph, truth=truth)
         ids.append(pid)
         summary.append({"patient": pid, "i0": ph.i0, "i1": ph.i1, "n_frames": ph.n_frames})
         if verbose:
             print(f"  {pid}: {ph.n_frames} frames, i0={ph.i0} i1={ph.i1} (0-based)", flush=True)
     manifest = {
-        "kind": kind,
-        "layout": "lung4d" if kind == "lung" else "acdc",
+        "kind": phantom,  # the file key of dataset.json (as the download tools write it)
+        "layout": "lung4d" if phantom == "lung" else "acdc",
         "patients": ids,
         "shape": list(ph.shape),
         "spacing": list(ph.spacing),
