@@ -158,7 +158,7 @@ def _few_slice_patient(root, nz):
 
 @pytest.mark.parametrize("nz", [3, 8])
 def test_evaluate_every_method_on_few_slices(nz, tmp_path):
-    """evaluate_methods end to end on a 3- and an 8-slice patient, one (untrained) model of each kind."""
+    """evaluate_methods end to end on a 3- and an 8-slice patient, one (untrained) model of each model kind."""
     from interp4d_lite.models import build_model
     from interp4d_lite.train import evaluate_methods
 

@@ -268,7 +268,7 @@ def _phantom_data_kind(folder: Path):
     meta = folder / "phantom.json"
     if meta.is_file():
         try:
-            return json.loads(meta.read_text()).get("kind")
+            return json.loads(meta.read_text()).get("kind")  # the data kind, as the phantom writers record it
         except ValueError:
             raise DataError(f"{meta}: not valid JSON") from None
     return None
