@@ -57,7 +57,7 @@ SHAPES = {"cardiac": (64, 64, 10), "lung": (32, 32, 32), "linear": (48, 48, 24)}
 # ES displacement of 2-4 voxels in plane at 64x64); lung: a larger amplitude keeps a few voxels.
 AMPLITUDES = {"cardiac": 1.0, "lung": 1.5, "linear": 1.0}
 # the second lung family, for the anatomy-shift test: other anatomy, grid, spacing, amplitude
-SHIFT = dict(kind="lung", anatomy="b", shape=(40, 32, 36), spacing=(3.0, 3.5, 2.5), amplitude=2.0)
+SHIFT = dict(phantom="lung", anatomy="b", shape=(40, 32, 36), spacing=(3.0, 3.5, 2.5), amplitude=2.0)
 ORDER = [
     "linear_blend",
     "linear_motion",
@@ -96,8 +96,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load_dir(root, kind, shape):
-    return [load_patient(d, data_kind=kind, volume_shape=shape) for d in discover_patients(root)]
+def load_dir(root, data_kind, shape):
+    return [load_patient(d, data_kind=data_kind, volume_shape=shape) for d in discover_patients(root)]
 
 
 def network_only(teacher):
@@ -109,21 +109,31 @@ def network_only(teacher):
 
 def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
     rows: list[dict] = []
-    for kind in a.datasets:
-        shape = SHAPES[kind]
-        run = out / f"seed{seed}" / kind
-        amp = AMPLITUDES[kind]
+    for data_kind in a.datasets:
+        shape = SHAPES[data_kind]
+        run = out / f"seed{seed}" / data_kind
+        amp = AMPLITUDES[data_kind]
         common = dict(batch_size=a.batch_size, seed=seed, progress=a.progress, log_every=10, lr=a.lr)
-        tag = f"seed {seed} {kind}"
+        tag = f"seed {seed} {data_kind}"
 
         def gen():
             write_phantom_dataset(
-                run / "data_train", kind=kind, n_patients=a.train_patients, shape=shape, amplitude=amp, seed=1000 + seed
+                run / "data_train",
+                phantom=data_kind,
+                n_patients=a.train_patients,
+                shape=shape,
+                amplitude=amp,
+                seed=1000 + seed,
             )
             write_phantom_dataset(
-                run / "data_test", kind=kind, n_patients=a.test_patients, shape=shape, amplitude=amp, seed=2000 + seed
+                run / "data_test",
+                phantom=data_kind,
+                n_patients=a.test_patients,
+                shape=shape,
+                amplitude=amp,
+                seed=2000 + seed,
             )
-            return load_dir(run / "data_train", kind, shape), load_dir(run / "data_test", kind, shape)
+            return load_dir(run / "data_train", data_kind, shape), load_dir(run / "data_test", data_kind, shape)
 
         train, test = stage(f"{tag}: phantoms ({a.train_patients} train + {a.test_patients} test, {shape})", gen)
         steps = {"teacher": a.teacher_steps, "baseline": a.baseline_steps}
@@ -145,8 +155,8 @@ def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
             methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
         methods["teacher_net"] = network_only(trained["teacher"])
         methods["true_fields"] = "true_fields"
-        sets = [(kind, test)]
-        if kind == "lung" and not a.no_shift:
+        sets = [(data_kind, test)]
+        if data_kind == "lung" and not a.no_shift:
 
             def gen_shift():
                 d = run / "data_test_shift"

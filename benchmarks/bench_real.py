@@ -91,9 +91,9 @@ def main(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, reports = [], {}
-    for name, (kind, patients) in sets(a).items():
-        student = load_student(kind, device="cpu")
-        teacher_ckpt = Path(a.teacher_dir) / kind / "teacher.pt"
+    for name, (data_kind, patients) in sets(a).items():
+        student = load_student(data_kind, device="cpu")
+        teacher_ckpt = Path(a.teacher_dir) / data_kind / "teacher.pt"
         for p in patients:
             t0 = time.perf_counter()
             model, report = adapted(student, p, a)

@@ -7,13 +7,13 @@ registration targets), distils the student from it (the recipe table's ``teacher
 linear blend, the linear-motion oracle and zero motion on the held-out patients (and, for
 cardiac, on the real cine shipped with the package), and writes:
 
-* ``interp4d_lite/weights/student_<kind>.pt``: the student in the package's checkpoint format
-  with float16 weights (no optimiser state), loaded by ``interp4d_lite.pretrained(kind)``;
-* ``interp4d_lite/weights/pretrain_<kind>.json``: the exact config, steps, seconds, hardware
+* ``interp4d_lite/weights/student_<data_kind>.pt``: the student in the package's checkpoint format
+  with float16 weights (no optimiser state), loaded by ``interp4d_lite.pretrained(data_kind)``;
+* ``interp4d_lite/weights/pretrain_<data_kind>.json``: the exact config, steps, seconds, hardware
   and the measured metrics (what ``MODEL_CARD.md`` quotes).
 
-    .venv/bin/python scripts/pretrain.py                          # both kinds, defaults
-    .venv/bin/python scripts/pretrain.py --kinds cardiac --student-steps 2000
+    .venv/bin/python scripts/pretrain.py                          # both data kinds, defaults
+    .venv/bin/python scripts/pretrain.py --data-kinds cardiac --student-steps 2000
     .venv/bin/python scripts/pretrain.py --quick                  # a smoke run into runs/pretrain_quick
 
 Intermediate checkpoints and data go to ``runs/pretrain/`` (git-ignored); a run interrupted
@@ -54,7 +54,7 @@ DEFAULTS = {
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--kinds", nargs="+", default=["cardiac", "lung"], choices=sorted(DEFAULTS))
+    p.add_argument("--data-kinds", nargs="+", default=["cardiac", "lung"], choices=sorted(DEFAULTS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--student-steps", type=int, default=None)
@@ -96,20 +96,20 @@ def _scores(summary, scope: str = "all") -> dict:
     return out
 
 
-def run_kind(kind: str, a) -> dict:
-    d = dict(DEFAULTS[kind])
+def run_data_kind(data_kind: str, a) -> dict:
+    d = dict(DEFAULTS[data_kind])
     if a.quick:
-        d.update(shape=(32, 32, 10) if kind == "cardiac" else (24, 24, 24), train=3, test=1, teacher_steps=6,
+        d.update(shape=(32, 32, 10) if data_kind == "cardiac" else (24, 24, 24), train=3, test=1, teacher_steps=6,
                  student_steps=6, crop=None)  # fmt: skip
     for key in ("teacher_steps", "student_steps"):
         if getattr(a, key) is not None:
             d[key] = getattr(a, key)
     if a.train_patients is not None:
         d["train"] = a.train_patients
-    work = Path(a.work) / kind
+    work = Path(a.work) / data_kind
     shape = tuple(d["shape"])
     t0 = time.perf_counter()
-    gen = dict(kind=kind, shape=shape, amplitude=d["amplitude"])
+    gen = dict(phantom=data_kind, shape=shape, amplitude=d["amplitude"])
     write_phantom_dataset(work / "train", n_patients=d["train"], seed=1000 + a.seed, **gen)
     write_phantom_dataset(work / "test", n_patients=d["test"], seed=2000 + a.seed, **gen)
     load = lambda root: [load_patient(p, volume_shape=shape) for p in discover_patients(root)]  # noqa: E731
@@ -124,7 +124,7 @@ def run_kind(kind: str, a) -> dict:
     methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle", "student": student}
     summary = summarize(evaluate_methods(methods, test, device=a.device, progress=a.progress))
     metrics = {"phantom_test": {scope: _scores(summary, scope) for scope in ("all", "mid")}}
-    if kind == "cardiac":
+    if data_kind == "cardiac":
         try:
             from interp4d_lite.data import load_real_cine
         except ImportError:
@@ -134,7 +134,7 @@ def run_kind(kind: str, a) -> dict:
             summary = summarize(evaluate_methods({"linear_blend": "linear_blend", "student": student}, [real]))
             metrics["real_cine"] = {scope: _scores(summary, scope) for scope in ("all", "mid")}
     info = {
-        "kind": kind,
+        "data_kind": data_kind,
         "seed": a.seed,
         "phantom_shape": list(shape),
         "phantom_amplitude": d["amplitude"],
@@ -159,10 +159,10 @@ def run_kind(kind: str, a) -> dict:
     }
     out = Path(a.out) if not a.quick else Path(a.work)
     out.mkdir(parents=True, exist_ok=True)
-    export_fp16(work / "student.pt", out / f"student_{kind}.pt", {"pretrained": kind})
+    export_fp16(work / "student.pt", out / f"student_{data_kind}.pt", {"pretrained": data_kind})
     from interp4d_lite.io_utils import atomic_write_json
 
-    atomic_write_json(out / f"pretrain_{kind}.json", info, indent=1)
+    atomic_write_json(out / f"pretrain_{data_kind}.json", info, indent=1)
     return info
 
 
@@ -171,9 +171,9 @@ def main(argv=None) -> int:
     if a.quick:
         a.work = str(ROOT / "runs" / "pretrain_quick")
     torch.set_num_threads(a.threads)
-    for kind in a.kinds:
-        info = run_kind(kind, a)
-        print(json.dumps({k: info[k] for k in ("kind", "seconds_total", "metrics")}, indent=1))
+    for data_kind in a.data_kinds:
+        info = run_data_kind(data_kind, a)
+        print(json.dumps({k: info[k] for k in ("data_kind", "seconds_total", "metrics")}, indent=1))
     return 0
 
 

@@ -24,7 +24,7 @@ def cardiac_root(tmp_path_factory):
     voxels, the default spacing (1.5, 1.5, 8) mm, frames (25) and noise (Rician, 0.02), seed 0,
     truth fields included."""
     root = tmp_path_factory.mktemp("cardiac_phantoms")
-    write_phantom_dataset(root, kind="cardiac", n_patients=3, shape=CARDIAC_SHAPE, seed=0)
+    write_phantom_dataset(root, phantom="cardiac", n_patients=3, shape=CARDIAC_SHAPE, seed=0)
     return root
 
 
@@ -33,7 +33,7 @@ def lung_root(tmp_path_factory):
     """4D-Lung-layout folder with 2 lung phantom patients (``lung001``, ``lung002``),
     32^3 voxels, spacing 2.5 mm, 10 phases in HU, seed 0, truth fields included."""
     root = tmp_path_factory.mktemp("lung_phantoms")
-    write_phantom_dataset(root, kind="lung", n_patients=2, shape=LUNG_SHAPE, seed=0)
+    write_phantom_dataset(root, phantom="lung", n_patients=2, shape=LUNG_SHAPE, seed=0)
     return root
 
 
@@ -42,5 +42,5 @@ def linear_root(tmp_path_factory):
     """ACDC-layout folder with 2 linear-translation phantoms (``patient001``, ``patient002``),
     32x32x16 voxels, 6 frames (ED = frame 1, ES = frame 6 in Info.cfg), seed 0."""
     root = tmp_path_factory.mktemp("linear_phantoms")
-    write_phantom_dataset(root, kind="linear", n_patients=2, shape=LINEAR_SHAPE, seed=0)
+    write_phantom_dataset(root, phantom="linear", n_patients=2, shape=LINEAR_SHAPE, seed=0)
     return root

@@ -64,9 +64,9 @@ def test_linear_motion_baseline_with_registration_net():
     assert torch.allclose(out["mask"][:, 0, 0, 0, 0], torch.tensor([0.7, 0.4]))
 
 
-def _phantom_linear_motion(kind, shape=(48, 48, 16), seed=0):
+def _phantom_linear_motion(phantom, shape=(48, 48, 16), seed=0):
     phantoms = pytest.importorskip("interp4d_lite.data.phantoms")
-    p = phantoms.make_phantom(kind, shape=shape, seed=seed, noise=0.0)
+    p = phantoms.make_phantom(phantom, shape=shape, seed=seed, noise=0.0)
     K = p.i1 - p.i0 + 1
     I0 = torch.from_numpy(p.frames[p.i0])[None, None]
     I1 = torch.from_numpy(p.frames[p.i1])[None, None]
@@ -115,8 +115,8 @@ def test_linear_motion_with_true_fields_falls_short_on_cardiac_phantom():
     assert epe >= 0.2, rows  # the fields are off by a visible fraction of a voxel where it moves (0.37 measured)
 
 
-@pytest.mark.parametrize("kind, shape", [("linear", (32, 24, 16)), ("cardiac", (48, 48, 10))])
-def test_linear_motion_oracle_in_evaluation(kind, shape, tmp_path):
+@pytest.mark.parametrize("phantom, shape", [("linear", (32, 24, 16)), ("cardiac", (48, 48, 10))])
+def test_linear_motion_oracle_in_evaluation(phantom, shape, tmp_path):
     """The oracle of the evaluation (true endpoint fields scaled by t) is exact on linear,
     uniform motion and misses the cardiac phantom's non-linear motion: its field error
     where tissue moves lies between the true fields' (0) and zero motion's."""
@@ -124,7 +124,7 @@ def test_linear_motion_oracle_in_evaluation(kind, shape, tmp_path):
     from interp4d_lite.data.phantoms import write_phantom_dataset
     from interp4d_lite.train import evaluate_methods
 
-    write_phantom_dataset(tmp_path, kind=kind, n_patients=1, shape=shape, noise=0.0, seed=3)
+    write_phantom_dataset(tmp_path, phantom=phantom, n_patients=1, shape=shape, noise=0.0, seed=3)
     patients = [load_patient(d, volume_shape=shape) for d in discover_patients(tmp_path)]
     rows = evaluate_methods(
         {"oracle": "linear_motion_oracle", "blend": "linear_blend", "true": "true_fields"},
@@ -134,7 +134,7 @@ def test_linear_motion_oracle_in_evaluation(kind, shape, tmp_path):
     )
     mean = lambda m, k: float(rows.loc[rows["method"] == m, k].mean())  # noqa: E731
     assert mean("true", "epe_moving") == pytest.approx(0.0, abs=1e-6)
-    if kind == "linear":
+    if phantom == "linear":
         assert mean("oracle", "epe_moving") < 1e-4
         assert mean("oracle", "psnr") >= 35.0
     else:
@@ -158,7 +158,7 @@ def _few_slice_patient(root, nz):
 
 @pytest.mark.parametrize("nz", [3, 8])
 def test_evaluate_every_method_on_few_slices(nz, tmp_path):
-    """evaluate_methods end to end on a 3- and an 8-slice patient, one (untrained) model of each kind."""
+    """evaluate_methods end to end on a 3- and an 8-slice patient, one (untrained) model of each model kind."""
     from interp4d_lite.models import build_model
     from interp4d_lite.train import evaluate_methods
 

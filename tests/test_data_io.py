@@ -86,7 +86,7 @@ def test_lung_layout_round_trip_in_hu(lung_root):
     assert default.shape == (128, 128, 128) and default.u_t0.shape == (6, 3, 128, 128, 128)
 
 
-def test_linear_kind_is_recorded_and_read_back(linear_root):
+def test_linear_data_kind_is_recorded_and_read_back(linear_root):
     assert json.loads((linear_root / "dataset.json").read_text())["kind"] == "linear"
     p = load_patient(linear_root / "patient001", volume_shape=LINEAR_SHAPE)
     assert p.data_kind == "linear" and (p.i0, p.i1) == (0, 5)
@@ -199,20 +199,24 @@ def test_split_patients_rules():
 
 
 # --------------------------------------------------------------------------- the phantom command
-@pytest.mark.parametrize("kind, shape", [("cardiac", (32, 32, 16)), ("lung", (32, 32, 32)), ("linear", (32, 32, 16))])
-def test_phantom_command_writes_loadable_layouts(tmp_path, capsys, kind, shape):
-    out = tmp_path / kind
-    assert main(["phantom", "--kind", kind, "--patients", "3", "--out", str(out), "--shape", *map(str, shape)]) == 0
+@pytest.mark.parametrize(
+    "phantom, shape", [("cardiac", (32, 32, 16)), ("lung", (32, 32, 32)), ("linear", (32, 32, 16))]
+)
+def test_phantom_command_writes_loadable_layouts(tmp_path, capsys, phantom, shape):
+    out = tmp_path / phantom
+    assert (
+        main(["phantom", "--phantom", phantom, "--patients", "3", "--out", str(out), "--shape", *map(str, shape)]) == 0
+    )
     text = capsys.readouterr().out
     assert "wrote 3" in text and "x".join(map(str, shape)) in text and "spacing" in text
-    assert ("ED=1 ES=" in text) if kind != "lung" else ("0% (frame 0) and 50% (frame 5)" in text)
+    assert ("ED=1 ES=" in text) if phantom != "lung" else ("0% (frame 0) and 50% (frame 5)" in text)
     manifest = json.loads((out / "dataset.json").read_text())
-    assert manifest["kind"] == kind and manifest["layout"] == ("lung4d" if kind == "lung" else "acdc")
+    assert manifest["kind"] == phantom and manifest["layout"] == ("lung4d" if phantom == "lung" else "acdc")
     patients = load_patients(out, volume_shape=shape)
-    assert len(patients) == 3 and all(p.data_kind == kind and p.has_truth for p in patients)
+    assert len(patients) == 3 and all(p.data_kind == phantom and p.has_truth for p in patients)
     assert len(TripletDataset(patients)) == sum(len(p.target_indices) for p in patients)
     # a second run into the same folder needs --force
-    assert main(["phantom", "--kind", kind, "--patients", "1", "--out", str(out)]) == 2
+    assert main(["phantom", "--phantom", phantom, "--patients", "1", "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
 
 

@@ -37,7 +37,7 @@ def test_weight_hash_detects_change():
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not in the venv")
 def test_two_process_gloo_teacher(tmp_path):
     data = tmp_path / "data"
-    write_phantom_dataset(data, kind="cardiac", n_patients=4, shape=(16, 16, 8), n_frames=8, seed=3)
+    write_phantom_dataset(data, phantom="cardiac", n_patients=4, shape=(16, 16, 8), n_frames=8, seed=3)
     out = tmp_path / "run"
     cmd = [
         str(TORCHRUN),

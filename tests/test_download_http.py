@@ -215,9 +215,9 @@ def _tar(members: list[tarfile.TarInfo | tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def _link(name, target, kind=tarfile.SYMTYPE):
+def _link(name, target, member_type=tarfile.SYMTYPE):
     info = tarfile.TarInfo(name)
-    info.type = kind
+    info.type = member_type
     info.linkname = target
     return info
 

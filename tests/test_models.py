@@ -122,15 +122,15 @@ def test_t_reaches_the_fields(student):
     assert (a["features"][0] - b["features"][0]).abs().max() > 1e-6  # FiLM at the coarsest level
 
 
-@pytest.mark.parametrize("kind", ["student", "teacher", "registration"])
-def test_gradients_reach_every_parameter(kind):
+@pytest.mark.parametrize("model_kind", ["student", "teacher", "registration"])
+def test_gradients_reach_every_parameter(model_kind):
     torch.manual_seed(0)
-    model = build_model(kind, {})
+    model = build_model(model_kind, {})
     I0, I1, It = _pair((24, 16, 16))
-    if kind == "student":
+    if model_kind == "student":
         out = model(I0, I1, torch.tensor([0.4]))
         loss = (out["image"] - It).abs().mean() + out["u_t0"].pow(2).mean() + out["u_t1"].pow(2).mean()
-    elif kind == "teacher":
+    elif model_kind == "teacher":
         out = model(I0, I1, It, torch.tensor([0.5]))
         loss = (out["image"] - It).abs().mean() + out["u_t0"].pow(2).mean() + out["u_t1"].pow(2).mean()
     else:
@@ -190,15 +190,15 @@ def test_decode_with_batch_equal_to_timestamps(student):
         student(I0, I1, torch.tensor([0.1, 0.2, 0.3]))
 
 
-@pytest.mark.parametrize("kind", sorted(MODEL_REGISTRY))
-def test_config_roundtrip_rebuilds_model(kind):
-    model_cls, config_cls = MODEL_REGISTRY[kind]
+@pytest.mark.parametrize("model_kind", sorted(MODEL_REGISTRY))
+def test_config_roundtrip_rebuilds_model(model_kind):
+    model_cls, config_cls = MODEL_REGISTRY[model_kind]
     cfg = config_cls()
     d = json.loads(json.dumps(cfg.to_dict()))  # plain JSON types only
     assert config_cls.from_dict(d) == cfg
     torch.manual_seed(0)
     a = model_cls(cfg)
-    b = build_model(kind, d)
+    b = build_model(model_kind, d)
     b.load_state_dict(a.state_dict())
     with pytest.raises(ValueError, match="unknown keys"):
         config_cls.from_dict({**d, "nonsense": 1})

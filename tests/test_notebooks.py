@@ -38,7 +38,7 @@ def run_dir() -> Path:
     RUN_DIR.mkdir(parents=True)
     ensure_phantom_data(
         RUN_DIR / "data" / "cardiac",
-        kind="cardiac",
+        phantom="cardiac",
         n_patients=SMOKE_PARAMS["n_patients"],
         volume_shape=SMOKE_PARAMS["volume_shape"],
         n_frames=SMOKE_PARAMS["n_frames"],

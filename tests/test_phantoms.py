@@ -35,30 +35,30 @@ def noiseless():
     return {k: make_phantom(k, shape=s, noise=0.0, seed=3) for k, s in SMALL.items()}
 
 
-@pytest.mark.parametrize("kind", ["cardiac", "lung", "linear"])
-def test_true_fields_reproduce_every_frame(noiseless, kind):
+@pytest.mark.parametrize("phantom", ["cardiac", "lung", "linear"])
+def test_true_fields_reproduce_every_frame(noiseless, phantom):
     """warp(I0, u_t0) and warp(I1, u_t1) give frame t to >= 35 dB at every frame i0..i1."""
-    p = noiseless[kind]
+    p = noiseless[phantom]
     f = p.unit_frames()  # lung: HU -> [0, 1] window
     K = p.i1 - p.i0 + 1
     assert p.u_t0.shape == p.u_t1.shape == (K, 3, *p.shape)
     for k in range(K):
         gt = f[p.i0 + k]
-        assert psnr(warp(f[p.i0], p.u_t0[k]), gt) >= 35.0, (kind, k)
-        assert psnr(warp(f[p.i1], p.u_t1[k]), gt) >= 35.0, (kind, k)
+        assert psnr(warp(f[p.i0], p.u_t0[k]), gt) >= 35.0, (phantom, k)
+        assert psnr(warp(f[p.i1], p.u_t1[k]), gt) >= 35.0, (phantom, k)
     # and the fields are not trivially zero: where tissue moves, frame i1 differs clearly from frame i0
     moving = np.linalg.norm(p.u_t0[-1], axis=0) > 0.5
     assert moving.mean() > 0.02 and psnr(f[p.i0][moving], f[p.i1][moving]) < 25.0
     assert np.abs(p.u_t0[-1]).max() > 1.0
 
 
-@pytest.mark.parametrize("kind", ["cardiac", "lung", "linear"])
-def test_layout_times_and_determinism(kind):
-    a = make_phantom(kind, shape=(24, 24, 12) if kind != "lung" else (24, 24, 24), seed=5)
-    b = make_phantom(kind, shape=(24, 24, 12) if kind != "lung" else (24, 24, 24), seed=5)
-    c = make_phantom(kind, shape=(24, 24, 12) if kind != "lung" else (24, 24, 24), seed=6)
+@pytest.mark.parametrize("phantom", ["cardiac", "lung", "linear"])
+def test_layout_times_and_determinism(phantom):
+    a = make_phantom(phantom, shape=(24, 24, 12) if phantom != "lung" else (24, 24, 24), seed=5)
+    b = make_phantom(phantom, shape=(24, 24, 12) if phantom != "lung" else (24, 24, 24), seed=5)
+    c = make_phantom(phantom, shape=(24, 24, 12) if phantom != "lung" else (24, 24, 24), seed=6)
     assert a.frames.dtype == np.float32 and a.u_t0.dtype == np.float32
-    assert a.frames.shape[0] == DEFAULT_FRAMES[kind] == {"cardiac": 25, "lung": 10, "linear": 6}[kind]
+    assert a.frames.shape[0] == DEFAULT_FRAMES[phantom] == {"cardiac": 25, "lung": 10, "linear": 6}[phantom]
     np.testing.assert_array_equal(a.frames, b.frames)
     np.testing.assert_array_equal(a.u_t1, b.u_t1)
     assert not np.array_equal(a.frames, c.frames)
@@ -265,14 +265,14 @@ def test_noise_std_and_parameters():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(kind="cardiac", n_frames=4), "n_frames must be >= 6"),
-        (dict(kind="lung", n_frames=9), "must be even"),
-        (dict(kind="linear", amplitude=3.0), "amplitude"),
-        (dict(kind="cardiac", noise=-0.1), "noise"),
-        (dict(kind="cardiac", shape=(4, 32, 16)), "shape"),
-        (dict(kind="cardiac", spacing=(1.0, 0.0, 1.0)), "spacing"),
-        (dict(kind="cardiac", bias=-0.1), "bias"),
-        (dict(kind="heart"), "unknown phantom kind"),
+        (dict(phantom="cardiac", n_frames=4), "n_frames must be >= 6"),
+        (dict(phantom="lung", n_frames=9), "must be even"),
+        (dict(phantom="linear", amplitude=3.0), "amplitude"),
+        (dict(phantom="cardiac", noise=-0.1), "noise"),
+        (dict(phantom="cardiac", shape=(4, 32, 16)), "shape"),
+        (dict(phantom="cardiac", spacing=(1.0, 0.0, 1.0)), "spacing"),
+        (dict(phantom="cardiac", bias=-0.1), "bias"),
+        (dict(phantom="heart"), "unknown phantom 'heart'"),
     ],
 )
 def test_bad_parameters(kwargs, match):

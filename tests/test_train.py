@@ -133,7 +133,7 @@ def test_cli_end_to_end_on_phantoms(tmp_path, capsys):
     from interp4d_lite.data.phantoms import write_phantom_dataset
 
     data, run = tmp_path / "data", tmp_path / "run"
-    write_phantom_dataset(data, kind="cardiac", n_patients=4, shape=(16, 16, 12), n_frames=8, seed=1)
+    write_phantom_dataset(data, phantom="cardiac", n_patients=4, shape=(16, 16, 12), n_frames=8, seed=1)
     common = [
         "--data",
         str(data),

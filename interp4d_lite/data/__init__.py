@@ -56,4 +56,3 @@ __getattr__, __dir__, __all__ = lazy_exports(
     },
 )
 __all__ = ["DATA_KINDS", *__all__]
-KINDS = DATA_KINDS  # the phantom generators still import this name

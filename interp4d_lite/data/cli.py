@@ -3,8 +3,8 @@
 
 Usage::
 
-    interp4d-lite phantom --kind cardiac --patients 3 --out data/phantom_acdc
-    interp4d-lite phantom --kind lung --patients 2 --shape 64 64 64 --out data/phantom_lung
+    interp4d-lite phantom --phantom cardiac --patients 3 --out data/phantom_acdc
+    interp4d-lite phantom --phantom lung --patients 2 --shape 64 64 64 --out data/phantom_lung
     interp4d-lite convert scans/cine_dicom/ --out data/cine_4d.nii.gz
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import CLIError
 from ..io_utils import check_output_path
-from . import KINDS
+from . import DATA_KINDS
 
 
 def add_commands(subparsers) -> None:
@@ -27,7 +27,7 @@ def add_commands(subparsers) -> None:
         "ACDC layout (cardiac, linear) or our 4D-Lung layout (lung), with <id>_truth.npz, "
         "phantom.json and OUT/dataset.json. See docs/ARCHITECTURE.md.",
     )
-    p.add_argument("--kind", choices=KINDS, default="cardiac", help="phantom kind (default: cardiac)")
+    p.add_argument("--phantom", choices=DATA_KINDS, default="cardiac", help="which phantom (default: cardiac)")
     p.add_argument("--patients", type=int, default=3, help="number of patients (default: 3)")
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument(
@@ -85,7 +85,7 @@ def run_phantom(args: argparse.Namespace) -> int:
     try:
         manifest = write_phantom_dataset(
             out,
-            kind=args.kind,
+            phantom=args.phantom,
             n_patients=args.patients,
             shape=args.shape,
             spacing=args.spacing,
@@ -105,7 +105,7 @@ def run_phantom(args: argparse.Namespace) -> int:
         if manifest["layout"] == "acdc"
         else "4D-Lung (<id>/<id>_4d.nii.gz in HU + phases.json)"
     )
-    print(f"wrote {len(manifest['patients'])} {args.kind} phantom patients to {out} in {seconds:.1f} s")
+    print(f"wrote {len(manifest['patients'])} {args.phantom} phantom patients to {out} in {seconds:.1f} s")
     print(f"  layout:   {layout}")
     print(f"  shape:    {shape} voxels, spacing ({spacing}) mm, {manifest['n_frames']} frames")
     for row in manifest["frames"]:

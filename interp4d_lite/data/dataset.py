@@ -79,7 +79,7 @@ def load_patient(path, data_kind=None, volume_shape=None) -> Patient4D:
 
     ``data_kind``: ``"cardiac"``/``"linear"`` (ACDC layout) or ``"lung"`` (4D-Lung layout); by
     default from ``phantom.json``, else from the layout. ``volume_shape``: ``(X, Y, Z)`` to
-    centre-crop/pad to; ``None`` = the kind's default ((128, 128, 32) cardiac/linear,
+    centre-crop/pad to; ``None`` = the data kind's default ((128, 128, 32) cardiac/linear,
     128^3 lung); ``"native"`` = keep the file's grid."""
     path = Path(path)
     if path.is_file():

@@ -265,11 +265,11 @@ def default_volume_shape(data_kind: str) -> tuple:
     return DEFAULT_VOLUME_SHAPES.get(data_kind, DEFAULT_VOLUME_SHAPES["cardiac"])
 
 
-def _phantom_kind(folder: Path):
+def _phantom_data_kind(folder: Path):
     meta = folder / "phantom.json"
     if meta.is_file():
         try:
-            return json.loads(meta.read_text()).get("kind")
+            return json.loads(meta.read_text()).get("kind")  # the data kind, as the phantom writers record it
         except ValueError:
             raise DataError(f"{meta}: not valid JSON") from None
     return None
@@ -351,7 +351,7 @@ def load_acdc_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
             UserWarning,
             stacklevel=2,
         )
-    data_kind = data_kind or _phantom_kind(folder) or "cardiac"
+    data_kind = data_kind or _phantom_data_kind(folder) or "cardiac"
     i0, i1 = ed - 1, es - 1
     frames = minmax_per_frame(frames)
     return _finish(
@@ -377,7 +377,7 @@ def load_lung_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
     if str(meta.get("units", "HU")).upper() == "HU":
         frames = clip_hu(frames)
     frames = minmax_per_frame(frames)
-    data_kind = data_kind or _phantom_kind(folder) or "lung"
+    data_kind = data_kind or _phantom_data_kind(folder) or "lung"
     return _finish(
         folder,
         folder.name,

@@ -26,7 +26,7 @@ from .errors import DiskFullError, DownloadError, UnsafeArchiveError
 from .http import is_disk_full
 
 
-def archive_kind(path: Path) -> str:
+def archive_format(path: Path) -> str:
     path = Path(path)
     if zipfile.is_zipfile(path):
         return "zip"
@@ -62,10 +62,10 @@ def _check_link(archive: Path, member: str, target: str, hard: bool) -> None:
 
 
 def list_safe_members(archive: Path) -> tuple[str, list]:
-    """Check every member; return (kind, members). Raises UnsafeArchiveError."""
+    """Check every member; return (archive format, members). Raises UnsafeArchiveError."""
     archive = Path(archive)
-    kind = archive_kind(archive)
-    if kind == "zip":
+    fmt = archive_format(archive)
+    if fmt == "zip":
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
             for info in infos:
@@ -77,7 +77,7 @@ def list_safe_members(archive: Path) -> tuple[str, list]:
                     raise UnsafeArchiveError(
                         f"{archive}: member {name!r} is a symbolic link; links are not extracted from zip archives"
                     )
-        return kind, infos
+        return fmt, infos
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
     for m in members:
@@ -89,14 +89,14 @@ def list_safe_members(archive: Path) -> tuple[str, list]:
             _check_link(archive, name, m.linkname, hard=True)
         elif not (m.isfile() or m.isdir()):
             raise UnsafeArchiveError(f"{archive}: member {name!r} is a device or FIFO; refusing to extract")
-    return kind, members
+    return fmt, members
 
 
 def zip_content_digest(archive: Path) -> str | None:
     """SHA-256 over the sorted (name, size, CRC-32) of a zip's members: equal for two
     zips with the same contents even if the server re-packed them (other timestamps
-    or order). None for other archive kinds."""
-    if archive_kind(archive) != "zip":
+    or order). None for other archive formats."""
+    if archive_format(archive) != "zip":
         return None
     with zipfile.ZipFile(archive) as zf:
         rows = sorted((i.filename, i.file_size, i.CRC) for i in zf.infolist() if not i.is_dir())
@@ -113,8 +113,8 @@ def safe_extract(archive: Path, dest: Path, *, check_space: bool = True) -> Path
     archive, dest = Path(archive), Path(dest)
     if dest.exists():
         raise DownloadError(f"{dest}: already exists; refusing to extract over it")
-    kind, members = list_safe_members(archive)
-    if kind == "zip":
+    fmt, members = list_safe_members(archive)
+    if fmt == "zip":
         need = sum(i.file_size for i in members)
     else:
         need = sum(m.size for m in members if m.isfile())
@@ -128,7 +128,7 @@ def safe_extract(archive: Path, dest: Path, *, check_space: bool = True) -> Path
         shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".extract-{dest.name}-", dir=dest.parent))
     try:
-        if kind == "zip":
+        if fmt == "zip":
             with zipfile.ZipFile(archive) as zf:
                 for info in members:
                     rel = _check_name(archive, info.filename)

@@ -1,6 +1,6 @@
 """Models: warping, baselines, teacher and student (see docs/ARCHITECTURE.md).
 
-``build_model(kind, config_dict)`` builds any model (the training loops and
+``build_model(model_kind, config_dict)`` builds any model (the training loops and
 ``train.checkpoint.load_model`` use it).
 """
 
@@ -29,19 +29,19 @@ MODEL_REGISTRY = {
 }
 
 
-def build_model(kind: str, config: dict | None = None):
-    """The one model builder: a freshly initialised model of ``kind`` (a key of
+def build_model(model_kind: str, config: dict | None = None):
+    """The one model builder: a freshly initialised model of ``model_kind`` (a key of
     :data:`MODEL_REGISTRY`: ``"student"``, ``"teacher"``, ``"registration"``) from a config
     dict (``Config.to_dict()`` or overrides of the defaults; ``None``/``{}`` = defaults).
     The full config is ``model.config`` (``model.config.to_dict()`` for a checkpoint).
-    Raises ``ValueError`` for an unknown kind or config key.
+    Raises ``ValueError`` for an unknown model kind or config key.
 
     >>> build_model("student", {"time_hidden": 8}).config.time_hidden
     8
     """
-    if kind not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model kind {kind!r}; known: {sorted(MODEL_REGISTRY)}")
-    model_cls, config_cls = MODEL_REGISTRY[kind]
+    if model_kind not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model kind {model_kind!r}; known: {sorted(MODEL_REGISTRY)}")
+    model_cls, config_cls = MODEL_REGISTRY[model_kind]
     return model_cls(config_cls.from_dict(dict(config or {})))
 
 

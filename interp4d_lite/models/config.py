@@ -1,6 +1,6 @@
 """Config dataclasses that round-trip through plain JSON types.
 
-A checkpoint stores ``config.to_dict()`` next to the weights; ``build_model(kind,
+A checkpoint stores ``config.to_dict()`` next to the weights; ``build_model(model_kind,
 config_dict)`` (in ``models/__init__.py``) rebuilds the model from it.
 """
 

@@ -69,7 +69,7 @@ def warp(image, disp, mode: str = "bilinear", padding_mode: str = "border"):
         padding_mode: values outside the grid: ``"border"`` (nearest edge value), ``"zeros"``, ``"reflection"``.
 
     Returns:
-        The warped image, the kind and shape of ``image`` (``(B, C, X, Y, Z)`` tensor or ``(X, Y, Z)``
+        The warped image, of the type and shape of ``image`` (``(B, C, X, Y, Z)`` tensor or ``(X, Y, Z)``
         float32 numpy array).
     """
     key = (mode, padding_mode)

@@ -211,7 +211,7 @@ def load_model(
 
     Returns ``(model, info)`` with ``info`` = ``{"model_kind", "model_config", "train_config",
     "step", "history", "split", "extra", "path"}``. Raises ``CheckpointError`` naming
-    the file when it is missing/corrupt or holds another kind than ``model_kind``.
+    the file when it is missing/corrupt or holds another model kind than ``model_kind``.
     """
     from ..device import get_device
     from ..models import build_model

@@ -66,7 +66,7 @@ def classical_methods(registered_steps: int | None = REGISTERED_STEPS) -> dict[s
     return methods
 
 
-def _method_kind(method) -> str:
+def _method_type(method) -> str:
     from ..models import LinearMotionBaseline, Student, Teacher
 
     if isinstance(method, str):
@@ -91,32 +91,32 @@ def predict_patient(
     from ..models import linear_blend, linear_motion_interpolate
 
     device = get_device(device)
-    kind = _method_kind(method)
+    method_type = _method_type(method)
     frames = list(patient.target_indices if frames is None else frames)
     f = torch.as_tensor(np.asarray(patient.frames, dtype=np.float32))
     I0 = f[patient.i0][None, None].to(device)
     I1 = f[patient.i1][None, None].to(device)
-    if kind in ("true_fields", "linear_motion_oracle") and getattr(patient, "u_t0", None) is None:
-        raise ValueError(f"{kind} needs the true fields of a phantom; patient {patient.patient_id} has none")
-    if kind in ("student", "teacher", "linear_motion"):
+    if method_type in ("true_fields", "linear_motion_oracle") and getattr(patient, "u_t0", None) is None:
+        raise ValueError(f"{method_type} needs the true fields of a phantom; patient {patient.patient_id} has none")
+    if method_type in ("student", "teacher", "linear_motion"):
         method = method.to(device).eval()
-    feats = method.encode(I0, I1) if kind == "student" else None
-    reg = method.reg(I0, I1) if kind == "linear_motion" else None
+    feats = method.encode(I0, I1) if method_type == "student" else None
+    reg = method.reg(I0, I1) if method_type == "linear_motion" else None
     out: dict[int, dict] = {}
     for k in range(0, len(frames), chunk):
         fr = frames[k : k + chunk]
         t = torch.tensor([float(patient.times[i]) for i in fr], dtype=torch.float32, device=device)
         n = len(fr)
-        if kind == "linear_blend":
+        if method_type == "linear_blend":
             o = linear_blend(I0, I1, t)
-        elif kind == "linear_motion":
+        elif method_type == "linear_motion":
             o = linear_motion_interpolate(I0, I1, reg["u_01"], reg["u_10"], t)
-        elif kind == "student":
+        elif method_type == "student":
             o = method.decode(feats, t)
-        elif kind == "teacher":
+        elif method_type == "teacher":
             It = f[fr][:, None].to(device)
             o = method(I0.expand(n, -1, -1, -1, -1), I1.expand(n, -1, -1, -1, -1), It, t)
-        elif kind == "linear_motion_oracle":  # true endpoint fields, scaled by t
+        elif method_type == "linear_motion_oracle":  # true endpoint fields, scaled by t
             u01 = torch.as_tensor(patient.u_t1[0]).float()[None].to(device)  # on frame i0's grid, into frame 1
             u10 = torch.as_tensor(patient.u_t0[-1]).float()[None].to(device)  # on frame i1's grid, into frame 0
             o = linear_motion_interpolate(I0, I1, u01, u10, t)
@@ -187,7 +187,7 @@ def evaluate_methods(
         (name, m, p)
         for p in patients
         for name, m in methods.items()
-        if not (_method_kind(m) in ("true_fields", "linear_motion_oracle") and getattr(p, "u_t0", None) is None)
+        if not (_method_type(m) in ("true_fields", "linear_motion_oracle") and getattr(p, "u_t0", None) is None)
     ]
     it = todo
     if progress:

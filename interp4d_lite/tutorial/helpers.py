@@ -13,7 +13,7 @@ __all__ = ["ensure_phantom_data", "save_metrics"]
 
 def ensure_phantom_data(
     root: str | os.PathLike,
-    kind: str = "cardiac",
+    phantom: str = "cardiac",
     n_patients: int = 4,
     volume_shape=(48, 48, 16),
     n_frames: int = 10,
@@ -24,14 +24,14 @@ def ensure_phantom_data(
     The dataset is written with the data module's own writer
     (:func:`interp4d_lite.data.phantoms.write_phantom_dataset`) in ACDC layout for cardiac
     phantoms and in our 4D-Lung layout for lung phantoms; an existing dataset of the same
-    kind, shape, frame count and size is reused, anything else is regenerated.
+    phantom, shape, frame count and size is reused, anything else is regenerated.
     """
     from ..data.phantoms import write_phantom_dataset
 
     root = Path(root)
     manifest = root / "dataset.json"
     want = {
-        "kind": kind,
+        "phantom": phantom,
         "n_patients": int(n_patients),
         "volume_shape": [int(s) for s in volume_shape],
         "n_frames": int(n_frames),
@@ -47,7 +47,7 @@ def ensure_phantom_data(
     root.mkdir(parents=True, exist_ok=True)
     write_phantom_dataset(
         root,
-        kind=kind,
+        phantom=phantom,
         n_patients=int(n_patients),
         shape=tuple(want["volume_shape"]),
         n_frames=int(n_frames),

@@ -245,7 +245,7 @@ def run_tutorial(args: argparse.Namespace) -> int:
     try:
         ensure_phantom_data(
             data_root,
-            kind="cardiac",
+            phantom="cardiac",
             volume_shape=data["volume_shape"],
             n_frames=data["n_frames"],
             n_patients=data["n_patients"],

@@ -1,11 +1,13 @@
 """Figures and interactive tools of the notebooks.
 
-* :mod:`interp4d_lite.viz.plots`: static matplotlib figures (slices, comparisons, motion
-  curves, deformation fields, fusion weights, FiLM parameters, metrics against t);
+* :mod:`interp4d_lite.viz.plots`: static matplotlib figures (slices, comparisons, fusion
+  weights, FiLM parameters, feature maps, metrics against t);
+* :mod:`interp4d_lite.viz.fields`: figures of motion (displacement against t, the views of a
+  deformation field) and the voxels worth following;
 * :mod:`interp4d_lite.viz.widgets`: the ipywidgets tools (slice viewer, deformation
   viewer, live interpolation explorer, method comparison).
 
-Every public name of both is available here (``from interp4d_lite import viz;
+Every public name of all three is available here (``from interp4d_lite import viz;
 viz.plot_comparison(...)``). Nothing here computes metrics: evaluation lives in
 :mod:`interp4d_lite.train.evaluate`, whose results frame the plots draw, and
 ``viz.jacobian_determinant`` is :func:`interp4d_lite.metrics.jacobian_determinant` itself
@@ -13,15 +15,14 @@ viz.plot_comparison(...)``). Nothing here computes metrics: evaluation lives in
 """
 
 from .._lazy import lazy_exports
+from .fields import plot_displacement_curves, plot_field_views, strongest_motion_points
 from .plots import (
     AXIS_NAMES,
     INTENSITY_LABEL,
     METHOD_COLOURS,
     film_parameters,
     plot_comparison,
-    plot_displacement_curves,
     plot_feature_maps,
-    plot_field_views,
     plot_film,
     plot_metric_vs_t,
     plot_scale_weights,
@@ -29,7 +30,6 @@ from .plots import (
     save_figure,
     show_slice,
     slice_extent,
-    strongest_motion_points,
     take_slice,
     to_numpy,
 )

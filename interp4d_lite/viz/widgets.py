@@ -3,9 +3,9 @@
 
 They are plain ipywidgets (``IntSlider``/``FloatSlider``/``Dropdown`` with descriptions
 such as ``"t"``, ``"slice"``, ``"frame"``, ``"axis"``) whose callback is a package function
-(``render_*``, drawing with :mod:`interp4d_lite.viz.plots`): each tool keeps the last figure
-in ``.figure`` so tests can set a widget's value and inspect the image arrays without a
-browser.
+(``render_*``, drawing with :mod:`interp4d_lite.viz.plots` and :mod:`interp4d_lite.viz.fields`):
+each tool keeps the last figure in ``.figure`` so tests can set a widget's value and inspect the
+image arrays without a browser.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .plots import AXIS_NAMES, plot_comparison, plot_field_views, show_slice, to_numpy
+from .fields import plot_field_views
+from .plots import AXIS_NAMES, plot_comparison, show_slice, to_numpy
 
 
 # --------------------------------------------------------------------------- widgets

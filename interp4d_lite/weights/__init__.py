@@ -19,7 +19,7 @@ __all__ = ["PRETRAINED", "pretrained", "pretrained_path", "load_student", "resol
 HERE = Path(__file__).resolve().parent
 # name -> (file, the data kind it fits)
 PRETRAINED = {"cardiac": ("student_cardiac.pt", "cardiac"), "lung": ("student_lung.pt", "lung")}
-DEFAULT_FOR_KIND = {"cardiac": "cardiac", "linear": "cardiac", "lung": "lung"}
+DEFAULT_FOR_DATA_KIND = {"cardiac": "cardiac", "linear": "cardiac", "lung": "lung"}
 
 
 def pretrained_path(name: str) -> Path:
@@ -39,7 +39,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike | None, data_kind: str | 
     """A checkpoint path from a pretrained name, a path, or ``None`` (the pretrained student
     that fits ``data_kind``, cardiac by default)."""
     if name_or_path is None:
-        return pretrained_path(DEFAULT_FOR_KIND.get(data_kind or "cardiac", "cardiac"))
+        return pretrained_path(DEFAULT_FOR_DATA_KIND.get(data_kind or "cardiac", "cardiac"))
     if str(name_or_path) in PRETRAINED and not Path(name_or_path).exists():
         return pretrained_path(str(name_or_path))
     return Path(name_or_path)
