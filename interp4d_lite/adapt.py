@@ -300,8 +300,7 @@ def adapt_file(
 ):
     """The ``adapt`` command: read the allowed frames of ``input_4d``, adapt the student
     (``checkpoint``: a path or a pretrained name; default the pretrained one), write ``out``."""
-    from .interpolate import check_frames
-    from .io_utils import check_output_path
+    from .io_utils import check_frames, check_output_path
     from .train.config import AdaptConfig
 
     out = check_output_path(out, suffixes=(".pt",))

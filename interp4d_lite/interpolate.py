@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .errors import CLIError, DataError
-from .io_utils import check_output_path
+from .io_utils import check_frames, check_output_path
 
 __all__ = ["interpolate_volumes", "check_frames", "read_pair", "write_frames", "interpolate_files", "parse_times"]
 
@@ -81,19 +81,6 @@ def interpolate_volumes(
     lo = (1 - tt) * lo0 + tt * lo1
     hi = (1 - tt) * hi0 + tt * hi1
     return (lo + (hi - lo) * out).astype(np.float32)
-
-
-def check_frames(frames: Sequence[int] | None) -> tuple[int, int]:
-    """The two 0-based frame indices of ``--frames I J``, checked before the file is read:
-    two of them, not negative, and different (the range is checked against the file)."""
-    if frames is None or len(frames) != 2:
-        raise CLIError("--input needs --frames I J (two 0-based frame indices)")
-    i, j = (int(f) for f in frames)
-    if min(i, j) < 0:
-        raise CLIError(f"--frames {i} {j}: frame indices are 0-based, so they must be >= 0")
-    if i == j:
-        raise CLIError(f"--frames {i} {j}: frames I and J must differ (between a frame and itself there is no motion)")
-    return i, j
 
 
 def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequence | None = None):

@@ -25,7 +25,14 @@ from typing import IO, Any
 
 from .errors import CLIError
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "check_output_path"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "check_output_path",
+    "check_frames",
+]
 
 #: What the package writes volumes as (:func:`check_output_path`'s default).
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -133,3 +140,16 @@ def check_output_path(
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CLIError(f"{label}: the folder {folder} is not writable")
     return p
+
+
+def check_frames(frames: Sequence[int] | None) -> tuple[int, int]:
+    """The two 0-based frame indices of ``--frames I J``, checked before the file is read:
+    two of them, not negative, and different (the range is checked against the file)."""
+    if frames is None or len(frames) != 2:
+        raise CLIError("--input needs --frames I J (two 0-based frame indices)")
+    i, j = (int(f) for f in frames)
+    if min(i, j) < 0:
+        raise CLIError(f"--frames {i} {j}: frame indices are 0-based, so they must be >= 0")
+    if i == j:
+        raise CLIError(f"--frames {i} {j}: frames I and J must differ (between a frame and itself there is no motion)")
+    return i, j

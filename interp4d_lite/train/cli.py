@@ -204,7 +204,7 @@ def _evaluation_patients(args) -> tuple[list, str]:
 
     if args.input is not None:
         from ..data.io import load_series
-        from ..interpolate import check_frames
+        from ..io_utils import check_frames
 
         i, j = sorted(check_frames(args.frames))
         shape = _shape(args.volume_shape) or "native"
