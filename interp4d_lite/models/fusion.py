@@ -8,10 +8,12 @@ residual on the finest level's fields and the blend-mask logit. ``synthesize`` t
 brings fields and mask to full resolution (the only full-resolution work: one
 upsample, two warps and the blend).
 
-The scale weights are a 1x1 convolution of the projected features at each voxel, so they
-depend on the content (where the coarse or the fine levels' features speak), not only on
-the scale. :class:`FinestLevelHead` is the ablation without fusion
-(``StudentConfig.fusion="finest"``): the same head on the finest level's feature alone.
+The scale weights are a softmax of a 1x1 convolution of the projected features at each
+voxel, so they can follow the content; the deformation features are small beside the
+convolutions' biases, though, and with short CPU trainings the weights stay close to a
+fixed mix of the scales, nearly the same at every voxel (docs/METHOD.md, sections 10 and
+11). :class:`FinestLevelHead` is the ablation without fusion (``StudentConfig.fusion="finest"``):
+the same head on the finest level's feature alone.
 """
 
 from __future__ import annotations
