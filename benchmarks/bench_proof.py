@@ -3,11 +3,15 @@
 For each seed, generates cardiac and lung phantoms (separate training and held-out test
 patients), trains the privileged teacher, the linear-motion baseline (registration on
 (I0, I1) pairs only), the student with distillation and the student without it (the
-ablation), and evaluates every method on the held-out patients:
+ablation), the two ablations of the paper's blocks (``student_no_film``: t as one more
+decoder input channel instead of FiLM; ``student_no_fusion``: the finest decoder level's
+fields and mask instead of the multi-scale fusion; both distilled like the student, same
+seeds), and evaluates every method on the held-out patients:
 
 * ``linear_blend`` (no motion), ``linear_motion`` (trained registration, scaled by t),
   ``linear_motion_oracle`` (the TRUE endpoint fields scaled by t: the best any
-  linear-motion method can do), ``student_nokd``, ``student``, ``teacher`` (privileged,
+  linear-motion method can do), ``student_nokd``, ``student``, ``student_no_film``,
+  ``student_no_fusion``, ``teacher`` (privileged,
   with instance optimisation), ``teacher_net`` (its network alone) and ``true_fields``;
 * metrics: PSNR (every intermediate frame, and at mid-cycle), ``epe_moving`` (field error
   where tissue moves, voxels), folding %.
@@ -17,11 +21,14 @@ ablation), and evaluates every method on the held-out patients:
 different field of view, grid, voxel spacing and motion amplitude), reported as data set
 ``lung_shift``.
 
-Prints a table (mean +- sd over seeds) and one line per target saying met or missed.
+Prints a table (mean +- sd over seeds), what each block of the paper buys (the student minus
+its ablation, per data set: PSNR over all frames in dB, ``epe_moving`` in voxels; mean +- sd of
+the per-seed differences) and one line per target saying met or missed.
 
-    .venv/bin/python benchmarks/bench_proof.py                # 3 seeds (about 12 min a seed on a quiet 2-core CPU)
+    .venv/bin/python benchmarks/bench_proof.py                # 3 seeds (6 networks per data set and seed)
     .venv/bin/python benchmarks/bench_proof.py --seeds 1      # one seed
-    .venv/bin/python benchmarks/bench_proof.py --quick        # a smoke run (~2 min)
+    .venv/bin/python benchmarks/bench_proof.py --quick        # a smoke run (1 seed, 3 + 1 patients, 20-30 steps)
+    .venv/bin/python benchmarks/bench_proof.py --quick --student-steps 5   # sizes given explicitly win
 
 Writes ``runs/proof/`` (git-ignored): per seed and data set the data, checkpoints and
 histories; ``metrics.{json,csv}`` (every row), ``summary.{json,csv}``, ``timings.json``
@@ -64,10 +71,19 @@ ORDER = [
     "linear_motion_oracle",
     "student_nokd",
     "student",
+    "student_no_film",
+    "student_no_fusion",
     "teacher_net",
     "teacher",
     "true_fields",
 ]
+# the recipes trained per data set and seed (evaluated under their recipe's method name)
+TRAINED = ("teacher", "baseline", "student", "student_nokd", "student_no_film", "student_no_fusion")
+# the paper's blocks and the recipe of the student without each
+BLOCKS = (("FiLM", "student_no_film"), ("fusion", "student_no_fusion"))
+# run sizes: the benchmark's, and --quick's (a smoke run); a flag given explicitly wins over either
+FULL = dict(seeds=3, train_patients=8, test_patients=3, teacher_steps=300, baseline_steps=100, student_steps=300)
+QUICK = dict(seeds=1, train_patients=3, test_patients=1, teacher_steps=30, baseline_steps=20, student_steps=30)
 COLUMNS = [
     ("psnr", "all", "PSNR all (dB)"),
     ("psnr", "mid", "PSNR mid (dB)"),
@@ -80,12 +96,17 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/proof", help="run folder")
     p.add_argument("--datasets", nargs="+", default=["cardiac", "lung"], choices=["cardiac", "lung", "linear"])
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...): data, initialisation, order")
-    p.add_argument("--train-patients", type=int, default=8)
-    p.add_argument("--test-patients", type=int, default=3)
-    p.add_argument("--teacher-steps", type=int, default=300)
-    p.add_argument("--baseline-steps", type=int, default=100)
-    p.add_argument("--student-steps", type=int, default=300)
+    sizes = {
+        "seeds": "number of seeds (0, 1, ...): data, initialisation, order",
+        "train_patients": "training patients per data set and seed",
+        "test_patients": "held-out test patients per data set and seed",
+        "teacher_steps": "teacher training steps",
+        "baseline_steps": "baseline training steps",
+        "student_steps": "training steps of every student",
+    }
+    for name, text in sizes.items():
+        help_ = f"{text} (default {FULL[name]}; with --quick {QUICK[name]})"
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=help_)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--distill-weight", type=float, default=1.0)
@@ -93,7 +114,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (OpenMP waits passively, see top)")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (1 seed, few steps, 3 train / 1 test patient)")
     p.add_argument("--progress", action="store_true", help="show tqdm progress bars")
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    for name, value in (QUICK if a.quick else FULL).items():  # a size given on the command line wins
+        if getattr(a, name) is None:
+            setattr(a, name, value)
+    return a
 
 
 def load_dir(root, data_kind, shape):
@@ -138,10 +163,10 @@ def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
         train, test = stage(f"{tag}: phantoms ({a.train_patients} train + {a.test_patients} test, {shape})", gen)
         steps = {"teacher": a.teacher_steps, "baseline": a.baseline_steps}
         trained = {}
-        for name in ("teacher", "baseline", "student", "student_nokd"):  # rows of the recipe table
+        for name in TRAINED:  # rows of the recipe table
             recipe = get_recipe(name)
             cfg = recipe.config_cls(steps=steps.get(name, a.student_steps), **common)
-            if name == "student":
+            if hasattr(cfg, "distill_weight"):  # every distilled student (student_nokd's recipe sets 0)
                 cfg = cfg.replace(distill_weight=a.distill_weight)
             trained[name], _ = stage(
                 f"{tag}: {recipe.description} ({cfg.steps} steps)",
@@ -216,6 +241,26 @@ def table(stats: dict, datasets: list[str]) -> str:
     return "\n".join(lines)
 
 
+def block_gains(stats: dict, datasets: list[str]) -> list[str]:
+    """One line per data set and block of the paper: what the block buys, from the per-seed
+    differences (student minus its ablation in PSNR over all frames; the ablation minus the
+    student in ``epe_moving``: positive is better for the block in both)."""
+    out = []
+    for ds in datasets:
+        for block, ablation in BLOCKS:
+            psnr = _differences(stats, ds, "student", ablation, "psnr")
+            epe = _differences(stats, ds, ablation, "student", "epe_moving")
+            if psnr or epe:
+                out.append(f"{ds}: {block} buys {fmt(psnr)} dB / {fmt(epe, 3)} voxels")
+    return out
+
+
+def _differences(stats: dict, ds: str, a: str, b: str, metric: str) -> list[float]:
+    """``a - b`` of ``metric`` (all frames) per seed (seeds where both were measured)."""
+    va, vb = stats.get((ds, a, "all", metric), []), stats.get((ds, b, "all", metric), [])
+    return [x - y for x, y in zip(va, vb) if not (math.isnan(x) or math.isnan(y))]
+
+
 def targets(stats: dict, datasets: list[str]) -> list[str]:
     """One line per target: met or missed, with the numbers (means over seeds)."""
 
@@ -275,9 +320,6 @@ def targets(stats: dict, datasets: list[str]) -> list[str]:
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    if a.quick:
-        a.seeds, a.train_patients, a.test_patients = 1, 3, 1
-        a.teacher_steps, a.baseline_steps, a.student_steps = 30, 20, 30
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -311,6 +353,11 @@ def main(argv=None) -> int:
             "EPE moving: field error where the true motion exceeds 1 voxel, mean of u_t0 and u_t1 (voxels).",
             "linear_motion_oracle: the true endpoint fields scaled by t. teacher: privileged (sees I_t), with",
             "instance optimisation; teacher_net: its network alone. lung_shift: lung models tested on lung family b.",
+            "",
+            "what each block of the paper buys (PSNR all frames: student minus its ablation; EPE moving: the",
+            "ablation minus the student; mean +- sd over seeds): FiLM vs student_no_film (t as an input channel),",
+            "fusion vs student_no_fusion (the finest decoder level alone)",
+            *block_gains(stats, datasets),
             "",
             "targets (means over seeds):",
             *targets(stats, datasets),

@@ -290,3 +290,163 @@ def test_student_learns_non_linear_timing():
     p_student, p_linear = psnr(pred, frame(t)), psnr(lin, frame(t))
     print(f"t=0.5: student {p_student:.1f} dB, linear motion with true endpoint fields {p_linear:.1f} dB")
     assert p_student > p_linear + 3.0  # 46.4 vs 27.0 dB at writing
+
+
+# ---------------------------------------------------------------------- ablations of the paper's blocks
+NO_FILM = {"time_conditioning": "channel"}
+NO_FUSION = {"fusion": "finest"}
+VARIANTS = [NO_FILM, NO_FUSION, {**NO_FILM, **NO_FUSION}]
+
+
+def _variant(options, seed=0):
+    torch.manual_seed(seed)
+    return build_model("student", options).eval()
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=["no_film", "no_fusion", "neither"])
+def test_ablated_students_keep_the_interpolator_contract(student, options):
+    """Every variant returns the default's keys and shapes, starts near the linear blend, and
+    its encode-once/decode-many path (with chunking) equals single decodes."""
+    s = _variant(options)
+    I0, I1, _ = _pair((19, 13, 9), b=2)
+    ts = torch.tensor([0.25, 0.75])
+    with torch.no_grad():
+        out, ref = s(I0, I1, ts), student(I0, I1, ts)
+    assert set(out) == KEYS
+    for k in KEYS - {"features"}:
+        assert out[k].shape == ref[k].shape, k
+        assert torch.isfinite(out[k]).all()
+    assert [f.shape for f in out["features"]] == [f.shape for f in ref["features"]]  # feature distillation fits
+    torch.testing.assert_close(out["scale_weights"].sum(1), torch.ones(2, 19, 13, 9), atol=1e-5, rtol=0)
+    assert (out["image"] - linear_blend(I0, I1, ts)["image"]).abs().max() < 0.05
+    assert (out["mask"] - (1 - ts).view(-1, 1, 1, 1, 1)).abs().max() < 0.05
+    one = I0[:1], I1[:1]
+    many = torch.tensor([0.0, 0.3, 0.6, 1.0])
+    with torch.no_grad():
+        feats = s.encode(*one)
+        batch = s.decode(feats, many)  # decode_chunk 2: two chunks
+        singles = torch.cat([s.decode(feats, many[i : i + 1])["image"] for i in range(4)])
+        whole = s(one[0].expand(4, -1, -1, -1, -1), one[1].expand(4, -1, -1, -1, -1), many)["image"]
+    torch.testing.assert_close(batch["image"], singles, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batch["image"], whole, atol=1e-5, rtol=1e-5)
+    assert (batch["u_t0"][0] - batch["u_t0"][-1]).abs().max() > 1e-6  # t reaches the fields
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=["no_film", "no_fusion", "neither"])
+def test_gradients_reach_every_parameter_of_the_ablated_students(options):
+    s = _variant(options).train()
+    I0, I1, It = _pair((24, 16, 16))
+    out = s(I0, I1, torch.tensor([0.4]))
+    ((out["image"] - It).abs().mean() + out["u_t0"].pow(2).mean() + out["u_t1"].pow(2).mean()).backward()
+    missing = [n for n, p in s.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing, f"no gradient reached: {missing}"
+
+
+def test_channel_variant_has_no_film_and_reads_t_as_one_input_channel(student):
+    from interp4d_lite.models import TemporalModulation
+    from interp4d_lite.viz.plots import film_parameters
+
+    s = _variant(NO_FILM)
+    assert s.temporal is None and not any(isinstance(m, TemporalModulation) for m in s.modules())
+    assert not any(n.startswith("temporal.") for n, _ in s.named_parameters())
+    film_params = count_parameters(student.temporal)
+    extra = sum(lvl.conv1[0].weight[:, :1].numel() for lvl in s.generator.levels)  # one input channel per level
+    assert count_parameters(s) == count_parameters(student) - film_params + extra
+    for mine, paper in zip(s.generator.levels, student.generator.levels):
+        assert mine.conv1[0].in_channels == paper.conv1[0].in_channels + 1
+    # the extra channel is t: zeroing its weights makes the output independent of t
+    I0, I1, _ = _pair((24, 24, 16))
+    with torch.no_grad():
+        for lvl in s.generator.levels:
+            lvl.conv1[0].weight[:, -1] = 0
+        a, b = s(I0, I1, 0.1), s(I0, I1, 0.9)
+    torch.testing.assert_close(a["u_t0"], b["u_t0"], atol=0, rtol=0)
+    assert (a["mask"] - b["mask"]).abs().max() > 0.1  # only the prior logit(1 - t) still moves
+    with pytest.raises(ValueError, match="has no TemporalModulation"):
+        film_parameters(s, [0.5])
+
+
+def test_finest_variant_has_no_fusion_and_reads_only_the_finest_feature(student):
+    from interp4d_lite.models import DeformationFusion, FinestLevelHead
+
+    s = _variant(NO_FUSION)
+    assert s.fusion is None and not any(isinstance(m, DeformationFusion) for m in s.modules())
+    assert isinstance(s.finest_head, FinestLevelHead) and student.finest_head is None
+    assert not any(n.startswith("fusion.") for n, _ in s.named_parameters())
+    head = s.finest_head.head
+    assert head.in_channels == StudentConfig().decoder_channels[-1] and head.out_channels == 7
+    I0, I1, _ = _pair((24, 24, 16))
+    with torch.no_grad():
+        out = s(I0, I1, torch.tensor([0.3]))
+        feats = [f.clone() for f in out["features"]]
+        delta, logit, w = s.finest_head(feats)
+        feats[0].normal_()  # the coarser levels' features do not enter the head
+        feats[1].normal_()
+        delta2, logit2, w2 = s.finest_head(feats)
+    assert torch.equal(delta, delta2) and torch.equal(logit, logit2)
+    assert torch.equal(w, w2) and w.shape == (1, 3, 12, 12, 8)
+    assert (out["scale_weights"][:, -1] == 1).all() and (out["scale_weights"][:, :-1] == 0).all()
+
+
+def test_default_student_is_the_paper_student_bit_for_bit():
+    """The defaults build the same modules in the same order (same seed: same weights) and
+    compute the same graph as the paper's model assembled by hand from its blocks."""
+    from interp4d_lite.models import DeformationFeatureGenerator, DeformationFusion, Encoder, TemporalModulation
+    from interp4d_lite.models.fusion import synthesize
+    from interp4d_lite.models.student import decoded_encoder_channels, log_prior_mask
+
+    cfg = StudentConfig()
+    torch.manual_seed(7)
+    s = Student(cfg).eval()
+    torch.manual_seed(7)
+    blocks = torch.nn.ModuleDict(
+        {
+            "encoder": Encoder(cfg.in_channels, cfg.encoder_channels),
+            "temporal": TemporalModulation(cfg.decoder_channels, cfg.time_freqs, cfg.time_hidden),
+            "generator": DeformationFeatureGenerator(
+                decoded_encoder_channels(cfg.encoder_channels, cfg.decoder_channels), cfg.decoder_channels
+            ),
+            "fusion": DeformationFusion(cfg.decoder_channels, cfg.fused_channels),
+        }
+    ).eval()
+    ours, theirs = s.state_dict(), blocks.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    I0, I1, _ = _pair((16, 16, 8))
+    t = torch.tensor([0.2, 0.7])
+    with torch.no_grad():
+        out = s(I0, I1, t)
+        x = torch.cat([I0, I1])
+        pyr = blocks["generator"].lateral(blocks["encoder"](x)[::-1][:3])
+        feats, fields = blocks["generator"](
+            [f[:1] for f in pyr], [f[1:] for f in pyr], modulation=blocks["temporal"](t), batch=2
+        )
+        delta, logit, w = blocks["fusion"](feats)
+        ref = synthesize(I0, I1, fields[-1] + delta, logit + log_prior_mask(t), w, (16, 16, 8), (16, 16, 8), s.warp)
+    for k in ref:
+        assert torch.equal(out[k], ref[k]), k
+
+
+def test_a_checkpoint_without_the_ablation_fields_loads_as_the_paper_student(tmp_path):
+    from interp4d_lite.errors import CheckpointError
+    from interp4d_lite.train.checkpoint import load_model, save_checkpoint
+
+    torch.manual_seed(0)
+    s = Student().eval()
+    old = {k: v for k, v in s.config.to_dict().items() if k not in ("time_conditioning", "fusion")}
+    assert StudentConfig.from_dict(old) == StudentConfig()
+    path = save_checkpoint(tmp_path / "old.pt", model_kind="student", model=s, model_config=old)
+    loaded, info = load_model(path, device="cpu", model_kind="student")
+    assert loaded.config.time_conditioning == "film" and loaded.config.fusion == "multiscale"
+    I0, I1, _ = _pair((16, 16, 8))
+    with torch.no_grad():
+        assert torch.equal(loaded(I0, I1, 0.4)["image"], s(I0, I1, 0.4)["image"])
+    # a variant's checkpoint rebuilds the variant; a wrong value is one clear error naming the file
+    v = _variant(NO_FUSION)
+    path = save_checkpoint(tmp_path / "v.pt", model_kind="student", model=v, model_config=v.config.to_dict())
+    assert load_model(path, device="cpu", model_kind="student")[0].finest_head is not None
+    bad = save_checkpoint(tmp_path / "bad.pt", model_kind="student", model=s, model_config={**old, "fusion": "mean"})
+    with pytest.raises(CheckpointError, match=r"bad\.pt.*fusion must be one of"):
+        load_model(bad, device="cpu", model_kind="student")
+    with pytest.raises(ValueError, match="time_conditioning must be one of"):
+        StudentConfig(time_conditioning="concat")

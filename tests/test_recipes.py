@@ -45,6 +45,51 @@ def test_loss_is_the_weighted_sum_of_its_named_terms():
     assert names == ["charb", "warped", "smooth"]
 
 
+ABLATIONS = {"student_no_film": {"time_conditioning": "channel"}, "student_no_fusion": {"fusion": "finest"}}
+
+
+def test_the_ablations_of_the_papers_blocks_are_distilled_students_with_one_model_option():
+    student = get_recipe("student")
+    for name, option in ABLATIONS.items():
+        recipe = get_recipe(name)
+        assert recipe.model_kind == "student" and recipe.targets == "teacher" and recipe.command is None
+        assert recipe.terms == student.terms and recipe.overrides == () and recipe.checkpoint == f"{name}.pt"
+        assert recipe.needs_teacher(DistillConfig()) and not recipe.needs_teacher(DistillConfig(distill_weight=0))
+        cfg = recipe.config(DistillConfig(distill_weight=2.0, model={"time_hidden": 8}))
+        assert cfg.model == {"time_hidden": 8, **option} and cfg.distill_weight == 2.0  # merged, not replaced
+        assert recipe.config().model == option
+    # the paper's student and the no-distillation ablation build the default model
+    assert get_recipe("student").config().model == {} and get_recipe("student_nokd").config().model == {}
+    # the recipe's option wins over the config's, as overrides do
+    assert get_recipe("student_no_fusion").config(DistillConfig(model={"fusion": "multiscale"})).model == {
+        "fusion": "finest"
+    }
+    from interp4d_lite.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["evaluate", "--data", "x", "--student-no-film", "a.pt", "--student-no-fusion", "b.pt"]
+    )
+    assert (args.student_no_film, args.student_no_fusion) == ("a.pt", "b.pt")
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_an_ablation_run_trains_and_saves_its_variant(name, tmp_path):
+    from interp4d_lite.models import Teacher, TeacherConfig
+    from interp4d_lite.train.checkpoint import load_model
+
+    torch.manual_seed(0)
+    teacher = Teacher(TeacherConfig(encoder_channels=(4, 8, 8, 8), decoder_channels=(8, 4, 4), fused_channels=4))
+    cfg = DistillConfig(steps=2, batch_size=2, progress=False, log_every=1, model=TINY.to_dict(), distill_refined=False)
+    model, hist = fit(name, config=cfg, dataset=Toy(), teacher=teacher.eval(), out_dir=tmp_path)
+    key, value = next(iter(ABLATIONS[name].items()))
+    assert getattr(model.config, key) == value and model.config.time_hidden == TINY.time_hidden
+    assert "distill" in hist[-1] and hist[-1]["distill"] > 0  # distilled like the student
+    loaded, info = load_model(tmp_path / f"{name}.pt", device="cpu", model_kind="student")
+    assert getattr(loaded.config, key) == value and info["extra"]["recipe"] == name
+    assert (loaded.temporal is None) == (name == "student_no_film")
+    assert (loaded.fusion is None) == (name == "student_no_fusion")
+
+
 @pytest.fixture
 def toy_recipe():
     """A fifth method in one place: a student trained on its own frame only (no smoothness)."""

@@ -7,6 +7,13 @@ softmax over the L scales and summed. A small head turns the fused feature into 
 residual on the finest level's fields and the blend-mask logit. ``synthesize`` then
 brings fields and mask to full resolution (the only full-resolution work: one
 upsample, two warps and the blend).
+
+The scale weights are a softmax of a 1x1 convolution of the projected features at each
+voxel, so they can follow the content; the deformation features are small beside the
+convolutions' biases, though, and with short CPU trainings the weights stay close to a
+fixed mix of the scales, nearly the same at every voxel (docs/METHOD.md, sections 10 and
+11). :class:`FinestLevelHead` is the ablation without fusion (``StudentConfig.fusion="finest"``):
+the same head on the finest level's feature alone.
 """
 
 from __future__ import annotations
@@ -48,6 +55,27 @@ class DeformationFusion(nn.Module):
         weights = torch.softmax(self.score(torch.cat(projected, dim=1)), dim=1)  # (N, L, ...)
         fused = sum(weights[:, i : i + 1] * p for i, p in enumerate(projected))  # (N, C, ...)
         out = self.head(fused)  # (N, 7, ...)
+        return out[:, :6], out[:, 6:], weights
+
+
+class FinestLevelHead(nn.Module):
+    """The ablation of :class:`DeformationFusion`: no fusion over the scales. The same head (one
+    3x3x3 conv: fields residual + mask logit) on the finest level's deformation feature alone;
+    ``forward`` returns what :meth:`DeformationFusion.forward` does, with ``weights`` all on the
+    finest scale (one-hot over the L scales)."""
+
+    def __init__(self, feat_channels: tuple[int, ...]):
+        super().__init__()
+        self.n_scales = len(feat_channels)
+        self.head = flow_head(feat_channels[-1], 7)
+
+    def forward(self, features: list[torch.Tensor]):
+        """``features`` coarse -> fine (only the last is read) -> ``(delta_fields, mask_logit, weights)``
+        on the finest feature's grid, as :meth:`DeformationFusion.forward`."""
+        finest = features[-1]
+        out = self.head(finest)  # (N, 7, ...)
+        weights = finest.new_zeros((finest.shape[0], self.n_scales, *finest.shape[2:]))
+        weights[:, -1] = 1
         return out[:, :6], out[:, 6:], weights
 
 

@@ -7,6 +7,12 @@
     DeformationFusion: per-voxel softmax over the 3 scales -> final fields + mask logit
     synthesize: upsample to full resolution, I_t = m warp(I0, u_t0) + (1 - m) warp(I1, u_t1)
 
+Two ablations of the paper's blocks (``StudentConfig``; docs/METHOD.md, "Ablations of the
+paper's blocks"): ``time_conditioning="channel"`` drops TemporalModulation and appends t as
+one constant input channel to every decoder level; ``fusion="finest"`` drops
+DeformationFusion for a head on the finest level's feature alone
+(:class:`~interp4d_lite.models.fusion.FinestLevelHead`).
+
 Every additional t costs only ``decode`` (decoder + fusion at <= 1/2 resolution, then
 one upsample, two warps and the blend at full resolution). The blend mask starts at
 the linear-blend prior ``m = 1 - t`` (its logit is added to the predicted logit), so
@@ -23,15 +29,19 @@ from torch import nn
 
 from .blocks import Encoder, as_timestamps, pad_to_multiple
 from .config import JSONConfig
-from .fusion import DeformationFusion, synthesize
+from .fusion import DeformationFusion, FinestLevelHead, synthesize
 from .generator import DeformationFeatureGenerator
 from .temporal import TemporalModulation
 from .warp import Warper
 
+TIME_CONDITIONINGS = ("film", "channel")  # StudentConfig.time_conditioning: the paper's FiLM, or the ablation
+FUSIONS = ("multiscale", "finest")  # StudentConfig.fusion: the paper's multi-scale fusion, or the ablation
+
 
 @dataclass
 class StudentConfig(JSONConfig):
-    """Sizes of the student (channels per level, FiLM embedding, decode chunking)."""
+    """Sizes of the student (channels per level, FiLM embedding, decode chunking) and which of the
+    paper's blocks it has (``time_conditioning``, ``fusion``: the defaults are the paper's model)."""
 
     in_channels: int = 1
     encoder_channels: tuple[int, ...] = (8, 16, 32, 64)  # levels at 1, 1/2, 1/4, 1/8 resolution
@@ -42,6 +52,15 @@ class StudentConfig(JSONConfig):
     time_hidden: int = 64
     decode_chunk: int = 2  # on CPU, decode at most this many timestamps at once (0: all): keeps a
     # sweep's working set in cache; results are the same either way; GPUs decode all at once
+    time_conditioning: str = "film"  # how t enters the decoder: "film" (TemporalModulation: FiLM at every
+    # level) or "channel" (the ablation: t as one more constant input channel of every level, no FiLM)
+    fusion: str = "multiscale"  # "multiscale" (DeformationFusion over the decoded levels) or "finest" (the
+    # ablation: fields residual and mask from the finest level's feature alone, no fusion)
+
+    def __post_init__(self):
+        for name, choices in (("time_conditioning", TIME_CONDITIONINGS), ("fusion", FUSIONS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"StudentConfig.{name} must be one of {choices}, not {getattr(self, name)!r}")
 
 
 def decoded_encoder_channels(encoder_channels, decoder_channels) -> tuple[int, ...]:
@@ -70,9 +89,15 @@ class Student(nn.Module):
         self.multiple = 2 ** (len(config.encoder_channels) - 1)  # inputs padded to this
         self.n_decoded = len(config.decoder_channels)
         self.encoder = Encoder(config.in_channels, config.encoder_channels)
-        self.temporal = TemporalModulation(config.decoder_channels, config.time_freqs, config.time_hidden)
-        self.generator = DeformationFeatureGenerator(enc, config.decoder_channels)
-        self.fusion = DeformationFusion(config.decoder_channels, config.fused_channels)
+        film = config.time_conditioning == "film"
+        # built in this order (it fixes the initialisation of a seed); an ablated block is None
+        self.temporal = (
+            TemporalModulation(config.decoder_channels, config.time_freqs, config.time_hidden) if film else None
+        )
+        self.generator = DeformationFeatureGenerator(enc, config.decoder_channels, time_channel=not film)
+        multiscale = config.fusion == "multiscale"
+        self.fusion = DeformationFusion(config.decoder_channels, config.fused_channels) if multiscale else None
+        self.finest_head = None if multiscale else FinestLevelHead(config.decoder_channels)
         self.warp = Warper()
 
     def encode(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
@@ -101,9 +126,11 @@ class Student(nn.Module):
         if chunk and n > chunk and feats["I0"].device.type == "cpu":
             parts = [self.decode(_slice_feats(feats, i, i + chunk), t[i : i + chunk]) for i in range(0, n, chunk)]
             return _cat_outputs(parts)
-        modulation = self.temporal(t)
-        features, fields = self.generator(feats["f0"], feats["f1"], modulation=modulation, batch=n)
-        delta, mask_logit, weights = self.fusion(features)
+        if self.temporal is not None:
+            features, fields = self.generator(feats["f0"], feats["f1"], modulation=self.temporal(t), batch=n)
+        else:
+            features, fields = self.generator(feats["f0"], feats["f1"], batch=n, time=t)
+        delta, mask_logit, weights = (self.fusion if self.fusion is not None else self.finest_head)(features)
         out = synthesize(
             feats["I0"],
             feats["I1"],
@@ -138,7 +165,7 @@ class Student(nn.Module):
             (``image = mask * warped0 + (1 - mask) * warped1``).
             ``warped0``, ``warped1``: ``(M, 1, X, Y, Z)`` the inputs warped to time ``t``.
             ``scale_weights``: ``(M, L, X, Y, Z)`` the fusion's per-voxel weights over the L decoded
-            scales (they sum to 1 over L).
+            scales (they sum to 1 over L; all on the finest scale with ``fusion="finest"``).
             ``features``: L deformation features, coarse -> fine, ``(M, C_l, X_l, Y_l, Z_l)`` on the
             padded grid at 1/8, 1/4, 1/2 resolution (by default), for feature distillation.
         """

@@ -35,7 +35,8 @@ def ensure_checkpoint(
     train it (resuming a partial run) and save it. ``method``: a name of the recipe table
     (:data:`~interp4d_lite.train.recipes.RECIPES`): ``"teacher"``, ``"baseline"`` (the
     registration net; wrap in ``LinearMotionBaseline``), ``"student"`` (needs ``teacher``: a
-    model or checkpoint path; default ``out_dir/teacher.pt``) or ``"student_nokd"``.
+    model or checkpoint path; default ``out_dir/teacher.pt``), ``"student_nokd"``, or an ablated
+    student (``"student_no_film"``, ``"student_no_fusion"``; need a teacher like ``"student"``).
     Returns ``(model, history)``.
     """
     from .loops import fit

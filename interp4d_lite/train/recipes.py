@@ -82,6 +82,9 @@ class Recipe:
             ``"teacher"`` (the frozen teacher's fields; when distilling with ``cache_targets``).
         needs_teacher: ``needs_teacher(cfg) -> bool``: this run needs a frozen teacher.
         overrides: config fields this recipe always sets, e.g. no distillation.
+        model_overrides: model-config fields this recipe always sets (merged into the config's
+            ``model`` dict, over what it holds), e.g. a student without FiLM: the model is built
+            from ``cfg.model``, so its checkpoint stores the variant and reloads as it.
         evaluated_as: the method's name in evaluation tables, when it is not ``name``.
         as_method: ``as_method(model)``: what evaluation runs for a trained model (default: the model).
         command: the ``interp4d-lite`` training command of this recipe (``None``: none of its own).
@@ -98,6 +101,7 @@ class Recipe:
     targets: str | None = None
     needs_teacher: Callable[[TrainConfig], bool] = lambda cfg: False
     overrides: tuple[tuple[str, object], ...] = ()
+    model_overrides: tuple[tuple[str, object], ...] = ()
     evaluated_as: str | None = None
     as_method: Callable[[nn.Module], nn.Module] | None = None
     command: str | None = None
@@ -105,11 +109,15 @@ class Recipe:
     help: str = ""
 
     def config(self, cfg: TrainConfig | None = None) -> TrainConfig:
-        """``cfg`` (default: the config class's defaults) with this recipe's overrides."""
+        """``cfg`` (default: the config class's defaults) with this recipe's overrides, and its
+        model overrides merged into ``cfg.model``."""
         cfg = cfg if cfg is not None else self.config_cls()
         if not isinstance(cfg, self.config_cls):
             raise TypeError(f"recipe {self.name!r} takes a {self.config_cls.__name__}, not {type(cfg).__name__}")
-        return dataclasses.replace(cfg, **dict(self.overrides)) if self.overrides else cfg
+        changes = dict(self.overrides)
+        if self.model_overrides:
+            changes["model"] = {**cfg.model, **dict(self.model_overrides)}
+        return dataclasses.replace(cfg, **changes) if changes else cfg
 
     @property
     def method(self) -> str:
@@ -393,6 +401,38 @@ register_recipe(
         forward=_student_forward,
         overrides=(("distill_weight", 0.0), ("feature_weight", 0.0)),
         description="the student trained without distillation (the ablation)",
+    )
+)
+# ablations of the paper's blocks: distilled like the student, one block of the model replaced
+# (models.student.StudentConfig; docs/METHOD.md, "Ablations of the paper's blocks")
+register_recipe(
+    Recipe(
+        name="student_no_film",
+        model_kind="student",
+        config_cls=DistillConfig,
+        checkpoint="student_no_film.pt",
+        data="triplets",
+        targets="teacher",
+        terms=_STUDENT_TERMS,
+        forward=_student_forward,
+        needs_teacher=_kd,
+        model_overrides=(("time_conditioning", "channel"),),
+        description="the distilled student without FiLM (t as one more input channel of the decoder; the ablation)",
+    )
+)
+register_recipe(
+    Recipe(
+        name="student_no_fusion",
+        model_kind="student",
+        config_cls=DistillConfig,
+        checkpoint="student_no_fusion.pt",
+        data="triplets",
+        targets="teacher",
+        terms=_STUDENT_TERMS,
+        forward=_student_forward,
+        needs_teacher=_kd,
+        model_overrides=(("fusion", "finest"),),
+        description="the distilled student without multi-scale fusion (finest decoder level only; the ablation)",
     )
 )
 register_recipe(

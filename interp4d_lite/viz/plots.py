@@ -329,7 +329,9 @@ def film_parameters(model, ts, level: int = -1):
 
     tm = next((m for m in model.modules() if isinstance(m, TemporalModulation)), None)
     if tm is None:
-        raise ValueError(f"{type(model).__name__} has no TemporalModulation (only the student is modulated by t)")
+        raise ValueError(
+            f"{type(model).__name__} has no TemporalModulation (a student with time_conditioning='film' has)"
+        )
     dev = next(tm.parameters()).device
     with torch.no_grad():
         gamma, beta = tm(torch.as_tensor(np.asarray(ts, dtype=np.float32), device=dev))[level]
