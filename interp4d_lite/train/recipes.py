@@ -36,6 +36,7 @@ __all__ = [
     "register_recipe",
     "get_recipe",
     "recipe_names",
+    "student_recipe",
     "active_terms",
     "training_step",
     "teacher_output",
@@ -371,19 +372,32 @@ _STUDENT_TERMS = (
     Term("distill", "distill_weight", _field_distill, needs="targets"),
     Term("feat", "feature_weight", _feature_distill, needs="teacher_step"),
 )
-register_recipe(
-    Recipe(
-        name="student",
+
+
+def student_recipe(name: str, description: str, **fields) -> Recipe:
+    """A student row of the table: the student model and :class:`DistillConfig`, trained on
+    triplets, distilled from the frozen teacher (its fields cached per sample) with the student's
+    terms, checkpoint ``<name>.pt``; ``fields`` change any of that (e.g. ``model_overrides``)."""
+    base = dict(
+        name=name,
         model_kind="student",
         config_cls=DistillConfig,
-        checkpoint="student.pt",
+        checkpoint=f"{name}.pt",
         data="triplets",
         targets="teacher",
         terms=_STUDENT_TERMS,
         forward=_student_forward,
         needs_teacher=_kd,
+        description=description,
+    )
+    return Recipe(**{**base, **fields})
+
+
+register_recipe(
+    student_recipe(
+        "student",
+        "the student (I0, I1, t), distilled from a teacher",
         command="distill",
-        description="the student (I0, I1, t), distilled from a teacher",
         help="Train the student, which sees only I0, I1 and t: Charbonnier + local NCC of its frame (and of each "
         "warped input) against I_t, smoothness, and DISTILL_WEIGHT x the distance of its fields to the frozen "
         "teacher's instance-optimised fields, at every voxel (cached once per sample). --distill-weight 0 "
@@ -391,48 +405,28 @@ register_recipe(
     )
 )
 register_recipe(
-    Recipe(
-        name="student_nokd",
-        model_kind="student",
-        config_cls=DistillConfig,
-        checkpoint="student_nokd.pt",
-        data="triplets",
-        terms=_STUDENT_TERMS,
-        forward=_student_forward,
+    student_recipe(
+        "student_nokd",
+        "the student trained without distillation (the ablation)",
+        targets=None,
+        needs_teacher=lambda cfg: False,
         overrides=(("distill_weight", 0.0), ("feature_weight", 0.0)),
-        description="the student trained without distillation (the ablation)",
     )
 )
 # ablations of the paper's blocks: distilled like the student, one block of the model replaced
 # (models.student.StudentConfig; docs/METHOD.md, "Ablations of the paper's blocks")
 register_recipe(
-    Recipe(
-        name="student_no_film",
-        model_kind="student",
-        config_cls=DistillConfig,
-        checkpoint="student_no_film.pt",
-        data="triplets",
-        targets="teacher",
-        terms=_STUDENT_TERMS,
-        forward=_student_forward,
-        needs_teacher=_kd,
+    student_recipe(
+        "student_no_film",
+        "the distilled student without FiLM (t as one more input channel of the decoder; the ablation)",
         model_overrides=(("time_conditioning", "channel"),),
-        description="the distilled student without FiLM (t as one more input channel of the decoder; the ablation)",
     )
 )
 register_recipe(
-    Recipe(
-        name="student_no_fusion",
-        model_kind="student",
-        config_cls=DistillConfig,
-        checkpoint="student_no_fusion.pt",
-        data="triplets",
-        targets="teacher",
-        terms=_STUDENT_TERMS,
-        forward=_student_forward,
-        needs_teacher=_kd,
+    student_recipe(
+        "student_no_fusion",
+        "the distilled student without multi-scale fusion (finest decoder level only; the ablation)",
         model_overrides=(("fusion", "finest"),),
-        description="the distilled student without multi-scale fusion (finest decoder level only; the ablation)",
     )
 )
 register_recipe(
