@@ -263,6 +263,8 @@ def _run_interpolate(args) -> int:
             )
     elif args.input is not None:
         print("self-check: the series has no frames outside the interval to score the student on")
+    else:
+        print("self-check: two volumes (--inputs) hold no other frames to score the student on against the blend")
     if written == "linear_blend":
         print("--fallback blend: wrote the linear blend, not the student's frames")
     print(f"wrote {path}")
