@@ -167,6 +167,21 @@ def register_to_frame(
     return u_t0, u_t1
 
 
+#: Gaussian sigma (voxels) of the images that instance optimisation compares (register_images)
+REGISTRATION_BLUR = 1.5
+
+
+def _blurred(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``x`` detached, float32, smoothed by a Gaussian of ``sigma`` voxels (MONAI's GaussianFilter)."""
+    x = x.detach().float()
+    if not sigma:
+        return x
+    from monai.networks.layers import GaussianFilter
+
+    with torch.no_grad():
+        return GaussianFilter(x.dim() - 2, sigma=float(sigma)).to(x.device)(x)
+
+
 def register_images(
     moving,
     fixed,
@@ -176,6 +191,7 @@ def register_images(
     smooth: float = 1.0,
     scale: int = 4,
     warper: Warper | None = None,
+    blur: float = REGISTRATION_BLUR,
 ) -> list[torch.Tensor]:
     """Pairwise registration by instance optimisation (no network): a field ``u_k`` on the
     grid of ``fixed[k]`` with ``warp(moving[k], u_k) ~ fixed[k]`` for every pair ``k``.
@@ -188,9 +204,16 @@ def register_images(
     :class:`~interp4d_lite.models.baselines.ExactIdentityWarper` as ``warper``; the default
     :class:`Warper`'s rounding at the identity, about 1e-6, is enough for Adam to move them.)
 
+    The images are compared after a Gaussian blur of ``blur`` voxels (0 = none): on noisy
+    images, sampling at a fraction of a voxel averages neighbouring voxels' noise away, so an
+    unblurred image loss is lowest for a shift of about half a voxel everywhere -- measured on a
+    static Rician-noise phantom: a mean field of 0.3 voxels in every axis with no blur, 0.05
+    with ``blur=1.5``.
+
     Args:
         moving, fixed: sequences of ``(B, 1, X, Y, Z)`` images (B == 1 is broadcast).
         init: optional sequence of ``(B, 3, X, Y, Z)`` fields, voxels.
+        blur: the Gaussian's sigma in voxels.
     Returns:
         a list of ``(B, 3, X, Y, Z)`` float32 fields in voxels, detached.
     """
@@ -208,8 +231,8 @@ def register_images(
         u = fixed[0].new_zeros((b, 3 * n, *shape), dtype=torch.float32)
     else:
         u = torch.cat(list(init), dim=1).detach().float()
-    mov = [x.detach().float().expand(b, *x.shape[1:]) for x in moving]
-    fix = [x.detach().float().expand(b, *x.shape[1:]) for x in fixed]
+    mov = [_blurred(x, blur).expand(b, *x.shape[1:]) for x in moving]
+    fix = [_blurred(x, blur).expand(b, *x.shape[1:]) for x in fixed]
     small = tuple(max(2, s // max(1, scale)) for s in shape)
     r = torch.zeros((b, 3 * n, *small), device=u.device)
     if steps > 0:
