@@ -341,8 +341,9 @@ register_recipe(
         command="train-teacher",
         description="the privileged teacher (sees I0, I1 and the true I_t)",
         help="Train the privileged teacher on (I0, I1, I_t) triplets of the training patients: Charbonnier + local "
-        "NCC of its output (and of each warped input) against the true I_t, smoothness, and the distance of its "
-        "fields to registration targets (I0 and I1 registered to I_t, cached once per sample).",
+        "NCC of its output against the true I_t, Charbonnier of each warped input against I_t, smoothness of its "
+        "fields, and the Charbonnier distance of its fields to registration targets (I0 and I1 registered to I_t by "
+        "instance optimisation, cached once per sample; --w-target 0 turns it off).",
     )
 )
 register_recipe(
@@ -398,10 +399,12 @@ register_recipe(
         "student",
         "the student (I0, I1, t), distilled from a teacher",
         command="distill",
-        help="Train the student, which sees only I0, I1 and t: Charbonnier + local NCC of its frame (and of each "
-        "warped input) against I_t, smoothness, and DISTILL_WEIGHT x the distance of its fields to the frozen "
-        "teacher's instance-optimised fields, at every voxel (cached once per sample). --distill-weight 0 "
-        "--feature-weight 0 trains the ablation without distillation (no teacher needed), named student_nokd.pt.",
+        help="Train the student, which sees only I0, I1 and t: Charbonnier + local NCC of its frame against I_t, "
+        "Charbonnier of each warped input against I_t, smoothness, and DISTILL_WEIGHT x the Charbonnier distance of "
+        "its fields to the frozen teacher's instance-optimised fields (--no-distill-refined: its network's), at every "
+        "voxel (--teacher-better: only where the teacher's frame is better), cached once per training sample "
+        "(--no-cache-targets: the teacher runs at every step). --distill-weight 0 --feature-weight 0 trains the "
+        "ablation without distillation (no teacher needed), named student_nokd.pt.",
     )
 )
 register_recipe(
