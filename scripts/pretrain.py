@@ -10,7 +10,7 @@ cardiac, on the real cine shipped with the package), and writes:
 * ``interp4d_lite/weights/student_<data_kind>.pt``: the student in the package's checkpoint format
   with float16 weights (no optimiser state), loaded by ``interp4d_lite.pretrained(data_kind)``;
 * ``interp4d_lite/weights/pretrain_<data_kind>.json``: the exact config, steps, seconds, hardware
-  and the measured metrics (what ``MODEL_CARD.md`` quotes).
+  and the measured metrics (what ``interp4d_lite/weights/MODEL_CARD.md`` quotes).
 
     .venv/bin/python scripts/pretrain.py                          # both data kinds, defaults
     .venv/bin/python scripts/pretrain.py --data-kinds cardiac --student-steps 2000
@@ -41,6 +41,7 @@ from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # n
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "interp4d_lite" / "weights"
+CARD = "MODEL_CARD" + ".md"  # the model card's file name, beside the weights
 DEFAULTS = {
     # shape in voxels, patients, teacher steps, student steps, crop
     "cardiac": dict(
@@ -66,7 +67,9 @@ def parse(argv=None):
     p.add_argument("--quick", action="store_true", help="a smoke run: few steps and patients, into runs/")
     p.add_argument("--progress", action="store_true")
     p.add_argument(
-        "--card-only", action="store_true", help="only (re)write MODEL_CARD.md from the pretrain_*.json in --out"
+        "--card-only",
+        action="store_true",
+        help="only (re)write the model card (interp4d_lite/weights/MODEL_CARD.md) from the pretrain_*.json in --out",
     )
     return p.parse_args(argv)
 
@@ -78,7 +81,8 @@ def _row(name: str, m: dict) -> str:
 
 
 def write_model_card(out: Path) -> Path:
-    """``out/MODEL_CARD.md`` from the ``pretrain_*.json`` there: every number comes from those runs."""
+    """The model card in ``out`` (interp4d_lite/weights/MODEL_CARD.md for the shipped students), written
+    from the ``pretrain_*.json`` there: every number comes from those runs."""
     from interp4d_lite.io_utils import atomic_write_text
 
     lines = [
@@ -147,7 +151,7 @@ def write_model_card(out: Path) -> Path:
         "  better students.",
         "",
     ]
-    return atomic_write_text(out / "MODEL_CARD.md", "\n".join(lines))
+    return atomic_write_text(out / CARD, "\n".join(lines))
 
 
 def export_fp16(src: Path, dst: Path, extra: dict) -> Path:
