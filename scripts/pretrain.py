@@ -41,7 +41,7 @@ from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # n
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "interp4d_lite" / "weights"
-CARD = "MODEL_CARD" + ".md"  # the model card's file name, beside the weights
+CARD = Path("interp4d_lite/weights/MODEL_CARD.md").name  # the model card, beside the weights
 DEFAULTS = {
     # shape in voxels, patients, teacher steps, student steps, crop
     "cardiac": dict(
