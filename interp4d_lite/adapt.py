@@ -203,11 +203,14 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
     to its real middle frame), computed in order within ``cfg.target_share`` of the time budget;
     the triplets without a target are dropped. Returns ``(CachedTargets dataset, count)``."""
     from .device import get_device
-    from .models.teacher import register_to_frame
+    from .models.teacher import register_images
     from .train.datasets import CachedTargets, compute_targets
 
     def register(b):
-        return register_to_frame(b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth)
+        return register_images(
+            (b["I0"], b["I1"]), (b["It"], b["It"]), steps=cfg.target_steps, smooth=cfg.target_smooth,
+            blur=cfg.target_blur,
+        )  # fmt: skip
 
     deadline = started + 60 * cfg.minutes * cfg.target_share if cfg.minutes else None
     device = get_device(cfg.device)

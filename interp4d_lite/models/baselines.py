@@ -176,25 +176,28 @@ class InstanceRegistration(nn.Module):
     :func:`~interp4d_lite.models.teacher.register_images` (``steps`` Adam steps of ``lr``
     voxels on a 1/``scale`` grid, Charbonnier + ``smooth`` * gradient smoothness, warping with
     :class:`ExactIdentityWarper`). The same inputs give the same fields (nothing random);
-    identical inputs give exactly zero fields."""
+    identical inputs give exactly zero fields. ``blur``: the Gaussian (voxels) the images are
+    compared under (none by default: the toolkit's plain answer)."""
 
-    def __init__(self, steps: int = 60, lr: float = 0.2, smooth: float = 1.0, scale: int = 4):
+    def __init__(self, steps: int = 60, lr: float = 0.2, smooth: float = 1.0, scale: int = 4, blur: float = 0.0):
         super().__init__()
         if int(steps) < 0:
             raise ValueError(f"InstanceRegistration: steps must be >= 0, got {steps}")
         self.steps, self.lr, self.smooth, self.scale = int(steps), float(lr), float(smooth), int(scale)
+        self.blur = float(blur)
         self.warper = ExactIdentityWarper()
 
     def forward(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
         from .teacher import register_images
 
         u_01, u_10 = register_images(
-            (I1, I0), (I0, I1), steps=self.steps, lr=self.lr, smooth=self.smooth, scale=self.scale, warper=self.warper
-        )
+            (I1, I0), (I0, I1), steps=self.steps, lr=self.lr, smooth=self.smooth, scale=self.scale, warper=self.warper,
+            blur=self.blur,
+        )  # fmt: skip
         return {"u_01": u_01, "u_10": u_10}
 
     def extra_repr(self) -> str:
-        return f"steps={self.steps}, lr={self.lr}, smooth={self.smooth}, scale={self.scale}"
+        return f"steps={self.steps}, lr={self.lr}, smooth={self.smooth}, scale={self.scale}, blur={self.blur}"
 
 
 class RegisteredLinearMotion(LinearMotionBaseline):

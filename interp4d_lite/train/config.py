@@ -173,6 +173,7 @@ class AdaptConfig(TrainConfig):
     w_target: float = knob(1.0, "weight of the distance of the fields to the per-scan registration targets (0 = off)")
     target_steps: int = knob(20, "Adam steps of each target registration (models.teacher.register_to_frame)")
     target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
+    target_blur: float = knob(1.0, "Gaussian sigma (voxels) the target registration compares the images under")
     target_share: float = knob(0.4, "share of the time budget the targets may take at most (the rest: fine-tuning)")
     max_triplets: int = knob(24, "triplets of the scan used for training at most (the target spacing first)")
     holdout: int = knob(2, "windows of the scan held back from training for the self-check against the blend")
