@@ -73,8 +73,7 @@ def allowed_frames(n: int, i: int, j: int) -> list[int]:
 
 
 def scan_windows(n: int, i: int, j: int, cyclic: bool = True, min_gap: int = 2) -> list[Window]:
-    """Every window of the series whose frames all avoid the open interval ``(i, j)`` and
-    which is not ``(i, j)`` itself, with gaps from ``min_gap`` up to ``|j - i|`` (the spacing to
+    """Every window of the series whose frames all avoid the open interval ``(i, j)``, with gaps from ``min_gap`` up to ``|j - i|`` (the spacing to
     interpolate; longer gaps are not needed to learn it). ``cyclic``: windows may wrap from
     the last frame to the first (one heartbeat, one breath)."""
     allowed = set(allowed_frames(n, i, j))
@@ -84,7 +83,7 @@ def scan_windows(n: int, i: int, j: int, cyclic: bool = True, min_gap: int = 2) 
             w = Window(a, gap, n)
             if (not cyclic and a + gap >= n) or gap >= n:
                 continue
-            if set(w.frames) <= allowed and {w.a, w.b} != {i, j}:
+            if set(w.frames) <= allowed:  # for a cycle this includes J -> I the other way round
                 out.append(w)
     return out
 

@@ -29,7 +29,8 @@ def test_windows_avoid_the_open_interval():
     assert Window(9, 3, 12).frames == [9, 10, 11, 0] and Window(9, 3, 12).b == 0
     assert any(w.frames[-1] == 0 and w.a > 5 for w in ws)  # wraps over the cycle's end
     assert all(w.gap <= 5 for w in ws) and {w.gap for w in ws} >= {2, 5}
-    assert not any({w.a, w.b} == {0, 5} for w in ws)
+    assert Window(5, 5, 10) in scan_windows(10, 0, 5)  # a breath: 50 % -> 0 % the other way round, same spacing
+    assert not any(w.a == 0 and w.gap == 5 for w in ws)  # the interval itself is never a window
     # without wrapping, no window uses the last-to-first step
     assert all(w.a + w.gap < n for w in scan_windows(n, i, j, cyclic=False))
     train, held = split_windows(ws, 5, 2)
