@@ -35,6 +35,7 @@ __all__ = [
     "scan_windows",
     "split_windows",
     "ScanTriplets",
+    "TimeReversed",
     "self_check",
     "SelfCheck",
     "adapt_student",
@@ -134,6 +135,31 @@ class ScanTriplets:
         return {"I0": vol(a), "I1": vol(b), "It": vol(m), "t": torch.tensor(float(t)), "patient": self.name, "frame": m}
 
 
+class TimeReversed:
+    """Each item of ``dataset`` (with its cached targets) forward, then again played backwards:
+    ``I0`` and ``I1`` swapped, ``t -> 1 - t``, ``target_u_t0`` and ``target_u_t1`` swapped. A
+    scan's frames outside (I, J) run the other way in time (ES -> ED against ED -> ES): without
+    the reversed copies a student fine-tuned on them learns the motion's direction for the wrong
+    order of its inputs."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.has_targets = bool(getattr(dataset, "has_targets", False))
+
+    def __len__(self) -> int:
+        return 2 * len(self.dataset)
+
+    def __getitem__(self, k: int) -> dict:
+        n = len(self.dataset)
+        item = dict(self.dataset[k % n])
+        if k >= n:
+            item["I0"], item["I1"] = item["I1"], item["I0"]
+            item["t"] = 1 - item["t"]
+            if "target_u_t0" in item:
+                item["target_u_t0"], item["target_u_t1"] = item["target_u_t1"], item["target_u_t0"]
+        return item
+
+
 @dataclass
 class SelfCheck:
     """PSNR (dB, peak 1, normalised frames) of a model and of the linear blend on windows of
@@ -200,7 +226,8 @@ def read_scan_frames(path, indices: Sequence[int]) -> tuple[dict[int, np.ndarray
 def _with_targets(triplets: ScanTriplets, cfg, started: float):
     """The triplets with their per-scan registration targets (each triplet's inputs registered
     to its real middle frame), computed in order within ``cfg.target_share`` of the time budget;
-    the triplets without a target are dropped. Returns ``(CachedTargets dataset, count)``."""
+    the triplets without a target are dropped; each is also played backwards (:class:`TimeReversed`).
+    Returns ``(dataset, count of triplets)``."""
     from .device import get_device
     from .models.teacher import register_images
     from .train.datasets import CachedTargets, compute_targets
@@ -215,7 +242,7 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
     device = get_device(cfg.device)
     targets = compute_targets(register, triplets, device, progress=cfg.progress, desc="scan targets", deadline=deadline)
     kept = ScanTriplets(triplets.frames, triplets.triplets[: len(targets)], name=triplets.name)
-    return CachedTargets(kept, targets), len(targets)
+    return TimeReversed(CachedTargets(kept, targets)), len(targets)
 
 
 def _budget_left(started: float, minutes: float) -> float:

@@ -130,3 +130,20 @@ def test_interpolate_self_check_and_fallback(tmp_path, student_ckpt, capsys):
         data = nib.load(str(out)).get_fdata()
         src = nib.load(str(series)).get_fdata()
         np.testing.assert_allclose(data[..., 1], 0.5 * src[..., 0] + 0.5 * src[..., 4], rtol=1e-5, atol=1e-4)
+
+
+def test_time_reversed_copies_swap_inputs_t_and_targets():
+    from interp4d_lite.adapt import ScanTriplets, TimeReversed
+    from interp4d_lite.train.datasets import CachedTargets
+
+    frames = {k: np.full((4, 4, 2), float(k), np.float32) for k in range(4)}
+    base = CachedTargets(
+        ScanTriplets(frames, [(0, 1, 3, 1 / 3)]), torch.arange(6.0).view(1, 6, 1, 1, 1).expand(1, 6, 4, 4, 2)
+    )
+    ds = TimeReversed(base)
+    fwd, back = ds[0], ds[1]
+    assert len(ds) == 2 and ds.has_targets
+    assert float(back["I0"].mean()) == 3 and float(back["I1"].mean()) == 0 and float(back["It"].mean()) == 1
+    assert float(back["t"]) == pytest.approx(2 / 3)
+    torch.testing.assert_close(back["target_u_t0"], fwd["target_u_t1"])
+    torch.testing.assert_close(back["target_u_t1"], fwd["target_u_t0"])

@@ -49,6 +49,8 @@ class CachedTargets(torch.utils.data.Dataset):
     :func:`~interp4d_lite.train.sampling.augment_sample` then crops and flips them with the
     sample (a flip negates the matching field channel, as for any field)."""
 
+    has_targets = True  # fit() computes no targets for a dataset that brings them
+
     def __init__(self, dataset: torch.utils.data.Dataset, targets: torch.Tensor):
         if len(targets) != len(dataset):
             raise ValueError(f"{len(targets)} cached targets for a dataset of {len(dataset)} items")

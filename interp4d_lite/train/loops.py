@@ -349,7 +349,8 @@ def fit(
     Writes ``out_dir/<checkpoint>`` (the recipe's name unless ``checkpoint_name``) and its
     ``_history.json`` when ``out_dir`` is given, resuming a partial run there. ``dataset``
     replaces the dataset built from the patients (items as :class:`~interp4d_lite.data.TripletDataset`'s;
-    a :class:`CachedTargets` one carries the targets the recipe needs, which are then not computed);
+    one whose ``has_targets`` is true, as :class:`CachedTargets`, carries the targets the recipe needs,
+    which are then not computed);
     ``model`` is trained instead of a new one (fine-tuning: its weights are the start). A
     ``config.minutes`` budget covers the cached targets and the steps together.
     """
@@ -375,7 +376,7 @@ def fit(
         model = build_model(recipe.model_kind, cfg.model)  # right after the seed: the same init on every rank
     tnet, cfg = _frozen_teacher(recipe, cfg, teacher, env.device)
     targets = _targets_fn(recipe, cfg, tnet)
-    if targets is not None and not isinstance(dataset, CachedTargets):  # a CachedTargets dataset brings its own
+    if targets is not None and not getattr(dataset, "has_targets", False):  # a dataset may bring its own
         fn, channels, desc = targets
         progress = cfg.progress and env.is_main
         cached = compute_targets(fn, dataset, env.device, desc=desc, progress=progress, channels=channels)
