@@ -187,8 +187,10 @@ class SelfCheck:
 
 
 def self_check(model, frames: dict[int, np.ndarray], windows: Sequence[Window], device="cpu") -> SelfCheck | None:
-    """Score ``model`` (a student) and the linear blend on every middle frame of ``windows``
-    (``None`` when there are none). PSNR per frame, averaged."""
+    """Score ``model`` (a student) and the linear blend on every middle frame of ``windows``,
+    each window played both ways (``a -> b`` and ``b -> a`` with ``t -> 1 - t``: the held-out
+    windows run the other way in time than the interval to interpolate); ``None`` when there are
+    no windows. PSNR per frame, averaged."""
     import torch
 
     from .metrics import psnr
@@ -198,17 +200,21 @@ def self_check(model, frames: dict[int, np.ndarray], windows: Sequence[Window], 
     if not windows:
         return None
     model = model.to(device).eval()
+    vol = lambda i: torch.from_numpy(frames[i])[None, None].float().to(device)  # noqa: E731
     got, blend = [], []
     with torch.no_grad():
         for w in windows:
             trip = w.triplets()
-            I0 = torch.from_numpy(frames[w.a])[None, None].float().to(device)
-            I1 = torch.from_numpy(frames[w.b])[None, None].float().to(device)
-            t = torch.tensor([tr[3] for tr in trip], dtype=torch.float32, device=device)
-            gt = torch.stack([torch.from_numpy(frames[tr[1]]).float() for tr in trip])[:, None].to(device)
-            out = model(I0.expand(len(trip), -1, -1, -1, -1), I1.expand(len(trip), -1, -1, -1, -1), t)["image"]
-            got += psnr(out.clamp(0, 1).float(), gt, reduction="none").tolist()
-            blend += psnr(linear_blend(I0, I1, t)["image"], gt, reduction="none").tolist()
+            gt = torch.cat([vol(tr[1]) for tr in trip])
+            for I0, I1, t in (
+                (vol(w.a), vol(w.b), [tr[3] for tr in trip]),
+                (vol(w.b), vol(w.a), [1 - tr[3] for tr in trip]),
+            ):
+                tt = torch.tensor(t, dtype=torch.float32, device=device)
+                n = len(trip)
+                out = model(I0.expand(n, -1, -1, -1, -1), I1.expand(n, -1, -1, -1, -1), tt)["image"]
+                got += psnr(out.clamp(0, 1).float(), gt, reduction="none").tolist()
+                blend += psnr(linear_blend(I0, I1, tt)["image"], gt, reduction="none").tolist()
     return SelfCheck(float(np.mean(got)), float(np.mean(blend)), len(got), windows)
 
 
@@ -245,6 +251,16 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
     return TimeReversed(CachedTargets(kept, targets)), len(targets)
 
 
+def _save_student(model, out, cfg) -> None:
+    """Write ``model`` (a student) to ``out`` as a checkpoint of the ``adapt`` recipe."""
+    from .train.checkpoint import save_checkpoint
+
+    save_checkpoint(
+        out, model_kind="student", model=model, model_config=model.config.to_dict(), train_config=cfg.to_dict(),
+        extra={"recipe": "adapt", "kept": "original"},
+    )  # fmt: skip
+
+
 def _budget_left(started: float, minutes: float) -> float:
     return math.inf if not minutes else 60 * minutes - (time.perf_counter() - started)
 
@@ -275,6 +291,8 @@ def adapt_student(
     Returns:
         ``(adapted student, report)``: the report holds the windows used, the steps, the
         seconds, and the self-check before and after (:class:`SelfCheck`) on the held-out windows.
+        When the fine-tuned student scores below the student it started from there, the start is
+        returned (and written to ``out``) instead: ``report["kept"]`` is ``"original"``.
     """
     import copy
 
@@ -311,6 +329,11 @@ def adapt_student(
         resume=False,
     )
     after = self_check(model, frames, held, device=next(model.parameters()).device)
+    kept = "adapted"
+    if before is not None and after is not None and after.model_db < before.model_db:
+        model, kept = copy.deepcopy(student), "original"  # adaptation made the self-check worse: undo it
+        if out is not None:
+            _save_student(model, out, cfg)
     report = {
         "pair": [i, j],
         "windows": len(windows),
@@ -320,6 +343,7 @@ def adapt_student(
         "seconds": round(time.perf_counter() - started, 1),
         "before": before,
         "after": after,
+        "kept": kept,
     }
     return model, report
 
@@ -372,6 +396,10 @@ def _fmt(report: dict) -> list[str]:
             lines.append(report[key].line(label))
     if report["after"] is None:
         lines.append("self-check: no window of the scan was left to hold back; nothing compares it to the blend")
+    elif report.get("kept") == "original":
+        lines.append(
+            "the fine-tuned student scored below the one it started from on the held-out windows: kept the original"
+        )
     return lines
 
 

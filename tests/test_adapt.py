@@ -85,8 +85,11 @@ def test_adapt_cli_never_reads_the_targets_and_reports_the_self_check(tmp_path, 
     from interp4d_lite.train.checkpoint import load_model
 
     model, info = load_model(out, device="cpu", model_kind="student")
-    assert info["step"] == 3 and info["extra"]["recipe"] == "adapt"
-    assert info["train_config"]["minutes"] == 0.0
+    assert info["extra"]["recipe"] == "adapt" and info["train_config"]["minutes"] == 0.0
+    if "kept the original" in text:  # the fine-tuned student scored lower on the held-out windows: undone
+        assert info["extra"]["kept"] == "original" and info["step"] == 0
+    else:
+        assert info["step"] == 3
 
 
 def test_adapt_refuses_bad_frames_and_outputs(tmp_path, student_ckpt, capsys):
