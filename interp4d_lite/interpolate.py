@@ -215,4 +215,6 @@ def _series_check(model, input_4d, frames, cyclic: bool, device, max_windows: in
     held = held or windows[:1]
     data, _, _ = read_scan_frames(input_4d, sorted({f for w in held for f in (w.a, w.b, *w.frames)}))
     assert not set(data) - set(allowed_frames(n, i, j))
-    return self_check(model, data, held, device=device)
+    from .device import get_device
+
+    return self_check(model, data, held, device=get_device(device))

@@ -162,7 +162,10 @@ def test_wheel_in_a_fresh_venv_runs_the_quickstart_outside_the_repository(tmp_pa
     )
     ran = time.perf_counter() - started - installed
     # a first interpolation with no checkpoint and no training: the pretrained student, with its self-check
-    cine = _run([py, "-c", "from interp4d_lite.data import real_cine_path; print(real_cine_path())"], env=env)
+    cine = _run(
+        [py, "-c", "from interp4d_lite.data import real_cine_path; print(real_cine_path())"], cwd=course, env=env
+    )
+    assert cine.stdout.strip().startswith(str(venv)), "the real cine must come from the installed wheel"
     scan = next(Path(cine.stdout.strip()).glob("*_4d.nii.gz"))
     done = _run(
         [venv / "bin" / "interp4d-lite", "interpolate", "--input", scan, "--frames", "0", "4", "--n", "3",
