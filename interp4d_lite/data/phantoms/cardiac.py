@@ -35,7 +35,7 @@ import numpy as np
 from scipy.special import expit
 
 from .cardiac_motion import LV_SHAPE_POWER, _angle, _CardiacMotion, cardiac_contraction
-from .common import Phantom4D, _bias_field, _check_common, _finish, _jitter, _sample, _soft, _texture
+from .common import Phantom4D, _bias_field, _check_common, _finish, _generator_params, _jitter, _sample, _soft, _texture
 
 #: SSFP-like intensities of the cardiac phantom's tissues, before the coil bias field and the
 #: noise (blood > fat > liver/muscle > myocardium >> lung/air, as in a bSSFP cine)
@@ -341,13 +341,7 @@ def make_cardiac_phantom(
     lv = (labels == CARDIAC_LABELS["lv"]).reshape(n_frames, -1).sum(1)
     params = dict(
         kind="cardiac",
-        patient_id=patient_id,
-        shape=list(shape),
-        spacing=list(spacing),
-        n_frames=n_frames,
-        noise=float(noise),
-        amplitude=float(amplitude),
-        seed=int(seed),
+        **_generator_params(patient_id, shape, spacing, n_frames, noise, amplitude, seed),
         bias=float(bias),
         heart_rate_bpm=heart_rate,
         es_frac=es_frac,

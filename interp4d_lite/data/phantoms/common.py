@@ -123,6 +123,19 @@ def _times(n_frames, i0, i1):
     return t.astype(np.float32)
 
 
+def _generator_params(patient_id, shape, spacing, n_frames, noise, amplitude, seed) -> dict:
+    """The arguments every generator records in ``Phantom4D.params`` (JSON types), in one order."""
+    return dict(
+        patient_id=patient_id,
+        shape=list(shape),
+        spacing=list(spacing),
+        n_frames=n_frames,
+        noise=float(noise),
+        amplitude=float(amplitude),
+        seed=int(seed),
+    )
+
+
 def _check_common(phantom, shape, spacing, n_frames, noise, amplitude):
     """Check the generator arguments shared by every phantom (ValueError naming the phantom);
     returns ``(shape, spacing, n_frames, grid)`` normalised to ints/floats and the grid."""

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import Phantom4D, _check_common, _ellipsoid_inside, _finish, _sample, _soft, _texture, _times
+from .common import (
+    Phantom4D,
+    _check_common,
+    _ellipsoid_inside,
+    _finish,
+    _generator_params,
+    _sample,
+    _soft,
+    _texture,
+    _times,
+)
 
 
 def make_linear_phantom(
@@ -50,13 +60,7 @@ def make_linear_phantom(
         u_t1[i] = ((1.0 - t[i]) * v_vox).reshape(3, 1, 1, 1)
     params = dict(
         kind="linear",
-        patient_id=patient_id,
-        shape=list(shape),
-        spacing=list(spacing),
-        n_frames=n_frames,
-        noise=float(noise),
-        amplitude=float(amplitude),
-        seed=int(seed),
+        **_generator_params(patient_id, shape, spacing, n_frames, noise, amplitude, seed),
         velocity_voxels=[float(v) for v in v_vox],
     )
     return _finish("linear", patient_id, frames, grid, i0, i1, u_t0, u_t1, noise, rng, params)

@@ -14,7 +14,18 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .common import HU_WINDOW, Phantom4D, _check_common, _ellipsoid_inside, _finish, _jitter, _sample, _soft, _texture
+from .common import (
+    HU_WINDOW,
+    Phantom4D,
+    _check_common,
+    _ellipsoid_inside,
+    _finish,
+    _generator_params,
+    _jitter,
+    _sample,
+    _soft,
+    _texture,
+)
 
 
 def lung_breathing(tau, n_exp, lag):
@@ -184,13 +195,7 @@ def make_lung_phantom(
     params = dict(
         kind="lung",
         anatomy=anatomy,
-        patient_id=patient_id,
-        shape=list(shape),
-        spacing=list(spacing),
-        n_frames=n_frames,
-        noise=float(noise),
-        amplitude=float(amplitude),
-        seed=int(seed),
+        **_generator_params(patient_id, shape, spacing, n_frames, noise, amplitude, seed),
         phases=[int(round(100 * k / n_frames)) for k in range(n_frames)],
         cos_exponent_n=n_exp,
         ap_lag=lag,
