@@ -6,12 +6,14 @@ patients), trains the privileged teacher, the linear-motion baseline (registrati
 ablation), the two ablations of the paper's blocks (``student_no_film``: t as one more
 decoder input channel instead of FiLM; ``student_no_fusion``: the finest decoder level's
 fields and mask instead of the multi-scale fusion; both distilled like the student, same
-seeds), and evaluates every method on the held-out patients:
+seeds), the option ``student_field_fusion`` (a fusion of the scales' fields, weights from
+normalised features and t), and evaluates every method on the held-out patients:
 
 * ``linear_blend`` (no motion), ``linear_motion`` (trained registration, scaled by t),
   ``linear_motion_oracle`` (the TRUE endpoint fields scaled by t: the best any
   linear-motion method can do), ``student_nokd``, ``student``, ``student_no_film``,
-  ``student_no_fusion``, ``teacher`` (privileged,
+  ``student_no_fusion``, ``student_field_fusion`` (an option: the scales' fields fused per
+  voxel), ``teacher`` (privileged,
   with instance optimisation), ``teacher_net`` (its network alone) and ``true_fields``;
 * metrics: PSNR (every intermediate frame, and at mid-cycle), ``epe_moving`` (field error
   where tissue moves, voxels), folding %.
@@ -25,7 +27,7 @@ Prints a table (mean +- sd over seeds), what each block of the paper buys (the s
 its ablation, per data set: PSNR over all frames in dB, ``epe_moving`` in voxels; mean +- sd of
 the per-seed differences) and one line per target saying met or missed.
 
-    .venv/bin/python benchmarks/bench_proof.py                # 3 seeds (6 networks per data set and seed)
+    .venv/bin/python benchmarks/bench_proof.py                # 3 seeds (7 networks per data set and seed)
     .venv/bin/python benchmarks/bench_proof.py --seeds 1      # one seed
     .venv/bin/python benchmarks/bench_proof.py --quick        # a smoke run (1 seed, 3 + 1 patients, 20-30 steps)
     .venv/bin/python benchmarks/bench_proof.py --quick --student-steps 5   # sizes given explicitly win
@@ -54,9 +56,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
+from interp4d_lite.data import TripletDataset, discover_patients, load_patient  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
-from interp4d_lite.train import evaluate_methods, fit, get_recipe, save_table, summarize  # noqa: E402
+from interp4d_lite.train import evaluate_methods, fit, get_recipe, save_table, summarize, with_targets  # noqa: E402
 
 SHAPES = {"cardiac": (64, 64, 10), "lung": (32, 32, 32), "linear": (48, 48, 24)}
 # The phantoms' anatomy scales with the field of view, so on a small grid the motion in voxels
@@ -73,14 +75,29 @@ ORDER = [
     "student",
     "student_no_film",
     "student_no_fusion",
+    "student_field_fusion",
     "teacher_net",
     "teacher",
     "true_fields",
 ]
 # the recipes trained per data set and seed (evaluated under their recipe's method name)
-TRAINED = ("teacher", "baseline", "student", "student_nokd", "student_no_film", "student_no_fusion")
-# the paper's blocks and the recipe of the student without each
-BLOCKS = (("FiLM", "student_no_film"), ("fusion", "student_no_fusion"))
+TRAINED = (
+    "teacher",
+    "baseline",
+    "student",
+    "student_nokd",
+    "student_no_film",
+    "student_no_fusion",
+    "student_field_fusion",
+)
+# (block, the student with it, the student without it): the paper's two blocks, then the
+# field-space fusion option against no fusion and against the paper's fusion
+BLOCKS = (
+    ("FiLM", "student", "student_no_film"),
+    ("fusion", "student", "student_no_fusion"),
+    ("field-space fusion", "student_field_fusion", "student_no_fusion"),
+    ("field-space fusion over the paper's fusion", "student_field_fusion", "student"),
+)
 # run sizes: the benchmark's, and --quick's (a smoke run); a flag given explicitly wins over either
 FULL = dict(seeds=3, train_patients=8, test_patients=3, teacher_steps=300, baseline_steps=100, student_steps=300)
 QUICK = dict(seeds=1, train_patients=3, test_patients=1, teacher_steps=30, baseline_steps=20, student_steps=30)
@@ -162,16 +179,26 @@ def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
 
         train, test = stage(f"{tag}: phantoms ({a.train_patients} train + {a.test_patients} test, {shape})", gen)
         steps = {"teacher": a.teacher_steps, "baseline": a.baseline_steps}
-        trained = {}
+        trained, shared = {}, {}
         for name in TRAINED:  # rows of the recipe table
             recipe = get_recipe(name)
             cfg = recipe.config_cls(steps=steps.get(name, a.student_steps), **common)
             if hasattr(cfg, "distill_weight"):  # every distilled student (student_nokd's recipe sets 0)
                 cfg = cfg.replace(distill_weight=a.distill_weight)
+            dataset = None
+            if recipe.needs_teacher(cfg):  # the distilled students share one set of cached teacher targets
+                if "targets" not in shared:
+                    shared["targets"] = stage(
+                        f"{tag}: teacher targets, cached once for every distilled student",
+                        lambda recipe=recipe, cfg=cfg: with_targets(
+                            recipe, TripletDataset(train), cfg, teacher=trained["teacher"]
+                        ),
+                    )
+                dataset = shared["targets"]
             trained[name], _ = stage(
                 f"{tag}: {recipe.description} ({cfg.steps} steps)",
-                lambda recipe=recipe, cfg=cfg: fit(
-                    recipe, train, cfg, teacher=trained.get("teacher"), out_dir=run, resume=False
+                lambda recipe=recipe, cfg=cfg, dataset=dataset: fit(
+                    recipe, train, cfg, teacher=trained.get("teacher"), out_dir=run, resume=False, dataset=dataset
                 ),
             )
         methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle"}
@@ -247,9 +274,9 @@ def block_gains(stats: dict, datasets: list[str]) -> list[str]:
     student in ``epe_moving``: positive is better for the block in both)."""
     out = []
     for ds in datasets:
-        for block, ablation in BLOCKS:
-            psnr = _differences(stats, ds, "student", ablation, "psnr")
-            epe = _differences(stats, ds, ablation, "student", "epe_moving")
+        for block, with_it, without in BLOCKS:
+            psnr = _differences(stats, ds, with_it, without, "psnr")
+            epe = _differences(stats, ds, without, with_it, "epe_moving")
             if psnr or epe:
                 out.append(f"{ds}: {block} buys {fmt(psnr)} dB / {fmt(epe, 3)} voxels")
     return out
@@ -356,7 +383,8 @@ def main(argv=None) -> int:
             "",
             "what each block of the paper buys (PSNR all frames: student minus its ablation; EPE moving: the",
             "ablation minus the student; mean +- sd over seeds): FiLM vs student_no_film (t as an input channel),",
-            "fusion vs student_no_fusion (the finest decoder level alone)",
+            "fusion vs student_no_fusion (the finest decoder level alone); field-space fusion (an option,",
+            "student_field_fusion) vs student_no_fusion and vs student",
             *block_gains(stats, datasets),
             "",
             "targets (means over seeds):",

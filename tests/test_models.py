@@ -295,7 +295,9 @@ def test_student_learns_non_linear_timing():
 # ---------------------------------------------------------------------- ablations of the paper's blocks
 NO_FILM = {"time_conditioning": "channel"}
 NO_FUSION = {"fusion": "finest"}
-VARIANTS = [NO_FILM, NO_FUSION, {**NO_FILM, **NO_FUSION}]
+FIELD_FUSION = {"fusion": "fields"}  # an option beside the ablations: the scales' fields fused
+VARIANTS = [NO_FILM, NO_FUSION, {**NO_FILM, **NO_FUSION}, FIELD_FUSION]
+VARIANT_IDS = ["no_film", "no_fusion", "neither", "field_fusion"]
 
 
 def _variant(options, seed=0):
@@ -303,7 +305,7 @@ def _variant(options, seed=0):
     return build_model("student", options).eval()
 
 
-@pytest.mark.parametrize("options", VARIANTS, ids=["no_film", "no_fusion", "neither"])
+@pytest.mark.parametrize("options", VARIANTS, ids=VARIANT_IDS)
 def test_ablated_students_keep_the_interpolator_contract(student, options):
     """Every variant returns the default's keys and shapes, starts near the linear blend, and
     its encode-once/decode-many path (with chunking) equals single decodes."""
@@ -332,7 +334,7 @@ def test_ablated_students_keep_the_interpolator_contract(student, options):
     assert (batch["u_t0"][0] - batch["u_t0"][-1]).abs().max() > 1e-6  # t reaches the fields
 
 
-@pytest.mark.parametrize("options", VARIANTS, ids=["no_film", "no_fusion", "neither"])
+@pytest.mark.parametrize("options", VARIANTS, ids=VARIANT_IDS)
 def test_gradients_reach_every_parameter_of_the_ablated_students(options):
     s = _variant(options).train()
     I0, I1, It = _pair((24, 16, 16))
@@ -386,6 +388,33 @@ def test_finest_variant_has_no_fusion_and_reads_only_the_finest_feature(student)
     assert torch.equal(delta, delta2) and torch.equal(logit, logit2)
     assert torch.equal(w, w2) and w.shape == (1, 3, 12, 12, 8)
     assert (out["scale_weights"][:, -1] == 1).all() and (out["scale_weights"][:, :-1] == 0).all()
+
+
+def test_field_space_fusion_mixes_the_scales_fields_with_weights_that_follow_voxels_and_t():
+    from interp4d_lite.models import FieldSpaceFusion
+    from interp4d_lite.models.blocks import resize, upsample_field
+
+    s = _variant(FIELD_FUSION)
+    assert isinstance(s.fusion, FieldSpaceFusion) and s.finest_head is None
+    I0, I1, _ = _pair((24, 24, 16))
+    with torch.no_grad():
+        feats = s.encode(I0, I1)
+        t = torch.tensor([0.2])
+        features, fields = s.generator(feats["f0"], feats["f1"], modulation=s.temporal(t), batch=1)
+        final, logit, w = s.fusion(features, fields, t)
+        size = features[-1].shape[2:]
+        mixed = sum(w[:, i : i + 1] * upsample_field(u, size) for i, u in enumerate(fields))
+        residual = s.fusion.head(
+            sum(w[:, i : i + 1] * resize(p(f), size) for i, (p, f) in enumerate(zip(s.fusion.project, features)))
+        )
+        torch.testing.assert_close(final, mixed + residual[:, :6])
+        torch.testing.assert_close(logit, residual[:, 6:])
+        _, _, w_late = s.fusion(features, fields, torch.tensor([0.9]))  # same features, another t
+    torch.testing.assert_close(w.sum(1), torch.ones_like(w[:, 0]))
+    assert (w - w_late).abs().max() > 1e-4  # t enters the scores
+    # normalised features: the weights differ between voxels from the start (the paper-style fusion's
+    # softmax of small features is nearly the same mix everywhere)
+    assert w.std(dim=(2, 3, 4)).min() > 10 * _variant({}).fusion(features)[2].std(dim=(2, 3, 4)).max()
 
 
 def test_default_student_is_the_paper_student_bit_for_bit():

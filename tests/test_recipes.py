@@ -45,7 +45,13 @@ def test_loss_is_the_weighted_sum_of_its_named_terms():
     assert names == ["charb", "warped", "smooth"]
 
 
-ABLATIONS = {"student_no_film": {"time_conditioning": "channel"}, "student_no_fusion": {"fusion": "finest"}}
+# the ablations of the paper's blocks, and the field-space fusion option: each a distilled student
+# with one model option
+ABLATIONS = {
+    "student_no_film": {"time_conditioning": "channel"},
+    "student_no_fusion": {"fusion": "finest"},
+    "student_field_fusion": {"fusion": "fields"},
+}
 
 
 def test_the_ablations_of_the_papers_blocks_are_distilled_students_with_one_model_option():
@@ -88,6 +94,26 @@ def test_an_ablation_run_trains_and_saves_its_variant(name, tmp_path):
     assert getattr(loaded.config, key) == value and info["extra"]["recipe"] == name
     assert (loaded.temporal is None) == (name == "student_no_film")
     assert (loaded.fusion is None) == (name == "student_no_fusion")
+
+
+def test_students_trained_on_shared_targets_equal_students_that_compute_their_own(tmp_path):
+    """``with_targets`` caches the teacher targets once (bench_proof trains every distilled student
+    on them); a run given that dataset trains exactly as one that computes the targets itself."""
+    from interp4d_lite.models import Teacher, TeacherConfig
+    from interp4d_lite.train import with_targets
+    from interp4d_lite.train.distributed import weight_hash
+
+    torch.manual_seed(0)
+    teacher = Teacher(TeacherConfig(encoder_channels=(4, 8, 8, 8), decoder_channels=(8, 4, 4), fused_channels=4))
+    cfg = DistillConfig(steps=3, batch_size=2, progress=False, log_every=1, model=TINY.to_dict(), distill_refined=False)
+    shared = with_targets("student", Toy(), cfg, teacher=teacher.eval())
+    assert shared.has_targets and len(shared) == len(Toy())
+    own, hist_own = fit("student", config=cfg, dataset=Toy(), teacher=teacher)
+    given, hist_given = fit("student", config=cfg, dataset=shared, teacher=teacher)
+    assert weight_hash(own) == weight_hash(given)
+    assert [h["loss"] for h in hist_own] == [h["loss"] for h in hist_given]
+    plain = Toy()
+    assert with_targets("student_nokd", plain, cfg) is plain  # no targets: the dataset as it is
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from .baselines import (
     linear_motion_interpolate,
 )
 from .blocks import ConvBlock, Encoder
-from .fusion import DeformationFusion, FinestLevelHead
+from .fusion import DeformationFusion, FieldSpaceFusion, FinestLevelHead
 from .generator import DeformationFeatureGenerator
 from .student import Student, StudentConfig
 from .teacher import Teacher, TeacherConfig
@@ -59,6 +59,7 @@ __all__ = [
     "TemporalModulation",
     "DeformationFeatureGenerator",
     "DeformationFusion",
+    "FieldSpaceFusion",
     "FinestLevelHead",
     "Student",
     "StudentConfig",

@@ -13,7 +13,9 @@ voxel, so they can follow the content; the deformation features are small beside
 convolutions' biases, though, and with short CPU trainings the weights stay close to a
 fixed mix of the scales, nearly the same at every voxel (docs/METHOD.md, sections 10 and
 11). :class:`FinestLevelHead` is the ablation without fusion (``StudentConfig.fusion="finest"``):
-the same head on the finest level's feature alone.
+the same head on the finest level's feature alone. :class:`FieldSpaceFusion`
+(``fusion="fields"``) is an option that fuses the scales' fields themselves, with weights
+scored from normalised features and t.
 """
 
 from __future__ import annotations
@@ -77,6 +79,52 @@ class FinestLevelHead(nn.Module):
         weights = finest.new_zeros((finest.shape[0], self.n_scales, *finest.shape[2:]))
         weights[:, -1] = 1
         return out[:, :6], out[:, 6:], weights
+
+
+class FieldSpaceFusion(nn.Module):
+    """A fusion that chooses among the scales' *fields*, not only their features
+    (``StudentConfig.fusion="fields"``; docs/METHOD.md, "Ablations of the paper's blocks").
+
+    Every decoded level's fields ``[u_t0, u_t1]`` are brought to the finest grid (in its voxel
+    units) and mixed with per-voxel softmax weights over the L scales; the weights are scored from
+    the projected deformation features *normalised per channel over the grid* (so their spatial
+    pattern, not their small magnitude, drives the score) and from t (one constant channel). The
+    fused feature (the same weights on the projected features) gives a residual on the fused
+    fields and the blend-mask logit, as in :class:`DeformationFusion`.
+    """
+
+    def __init__(self, feat_channels: tuple[int, ...], fused_channels: int = 16):
+        super().__init__()
+        n_scales = len(feat_channels)
+        self.project = nn.ModuleList([nn.Conv3d(c, fused_channels, 1) for c in feat_channels])
+        self.norm = nn.ModuleList([nn.InstanceNorm3d(fused_channels, affine=True) for _ in feat_channels])
+        self.score = nn.Conv3d(n_scales * fused_channels + 1, n_scales, 3, padding=1)  # + the t channel
+        self.head = flow_head(fused_channels, 7)
+
+    def forward(self, features: list[torch.Tensor], fields: list[torch.Tensor], t: torch.Tensor):
+        """Fuse the scales' fields and features with per-voxel weights that depend on t.
+
+        Args:
+            features: L deformation features, coarse -> fine, ``(N, C_l, x_l, y_l, z_l)``.
+            fields: the L levels' ``[u_t0, u_t1]``, coarse -> fine, ``(N, 6, x_l, y_l, z_l)`` in voxels
+                of each level's grid (the generator's second output).
+            t: ``(N,)`` timestamps in [0, 1].
+
+        Returns:
+            ``(fields, mask_logit, weights)`` on the finest grid ``(x, y, z)``: ``fields`` ``(N, 6, x, y,
+            z)`` the fused fields plus the head's residual, in voxels of that grid; ``mask_logit``
+            ``(N, 1, x, y, z)`` (before the prior); ``weights`` ``(N, L, x, y, z)`` (sum 1 over L).
+        """
+        size = features[-1].shape[2:]
+        projected = [resize(p(f), size) for p, f in zip(self.project, features)]  # L x (N, C, ...)
+        n = projected[0].shape[0]
+        t_map = t.to(projected[0].dtype).view(-1, 1, 1, 1, 1).expand(n, 1, *size)
+        normed = [norm(p) for norm, p in zip(self.norm, projected)]
+        weights = torch.softmax(self.score(torch.cat([*normed, t_map], dim=1)), dim=1)  # (N, L, ...)
+        fused = sum(weights[:, i : i + 1] * p for i, p in enumerate(projected))  # (N, C, ...)
+        stacked = sum(weights[:, i : i + 1] * upsample_field(u, size) for i, u in enumerate(fields))
+        out = self.head(fused)  # (N, 7, ...)
+        return stacked + out[:, :6], out[:, 6:], weights
 
 
 def synthesize(I0, I1, fields, mask_logit, weights, padded_shape, shape, warper: Warper) -> dict:

@@ -11,7 +11,8 @@ Two ablations of the paper's blocks (``StudentConfig``; docs/METHOD.md, "Ablatio
 paper's blocks"): ``time_conditioning="channel"`` drops TemporalModulation and appends t as
 one constant input channel to every decoder level; ``fusion="finest"`` drops
 DeformationFusion for a head on the finest level's feature alone
-(:class:`~interp4d_lite.models.fusion.FinestLevelHead`).
+(:class:`~interp4d_lite.models.fusion.FinestLevelHead`). ``fusion="fields"`` is an option, not
+an ablation: :class:`~interp4d_lite.models.fusion.FieldSpaceFusion` mixes the scales' fields.
 
 Every additional t costs only ``decode`` (decoder + fusion at <= 1/2 resolution, then
 one upsample, two warps and the blend at full resolution). The blend mask starts at
@@ -29,13 +30,13 @@ from torch import nn
 
 from .blocks import Encoder, as_timestamps, pad_to_multiple
 from .config import JSONConfig
-from .fusion import DeformationFusion, FinestLevelHead, synthesize
+from .fusion import DeformationFusion, FieldSpaceFusion, FinestLevelHead, synthesize
 from .generator import DeformationFeatureGenerator
 from .temporal import TemporalModulation
 from .warp import Warper
 
 TIME_CONDITIONINGS = ("film", "channel")  # StudentConfig.time_conditioning: the paper's FiLM, or the ablation
-FUSIONS = ("multiscale", "finest")  # StudentConfig.fusion: the paper's multi-scale fusion, or the ablation
+FUSIONS = ("multiscale", "finest", "fields")  # StudentConfig.fusion: the paper's fusion, the ablation, the option
 
 
 @dataclass
@@ -54,8 +55,9 @@ class StudentConfig(JSONConfig):
     # sweep's working set in cache; results are the same either way; GPUs decode all at once
     time_conditioning: str = "film"  # how t enters the decoder: "film" (TemporalModulation: FiLM at every
     # level) or "channel" (the ablation: t as one more constant input channel of every level, no FiLM)
-    fusion: str = "multiscale"  # "multiscale" (DeformationFusion over the decoded levels) or "finest" (the
-    # ablation: fields residual and mask from the finest level's feature alone, no fusion)
+    fusion: str = "multiscale"  # "multiscale" (DeformationFusion over the decoded levels), "finest" (the
+    # ablation: fields residual and mask from the finest level's feature alone, no fusion) or "fields"
+    # (FieldSpaceFusion: the scales' fields mixed per voxel, weights from normalised features and t)
 
     def __post_init__(self):
         for name, choices in (("time_conditioning", TIME_CONDITIONINGS), ("fusion", FUSIONS)):
@@ -95,9 +97,9 @@ class Student(nn.Module):
             TemporalModulation(config.decoder_channels, config.time_freqs, config.time_hidden) if film else None
         )
         self.generator = DeformationFeatureGenerator(enc, config.decoder_channels, time_channel=not film)
-        multiscale = config.fusion == "multiscale"
-        self.fusion = DeformationFusion(config.decoder_channels, config.fused_channels) if multiscale else None
-        self.finest_head = None if multiscale else FinestLevelHead(config.decoder_channels)
+        fusion = {"multiscale": DeformationFusion, "fields": FieldSpaceFusion}.get(config.fusion)
+        self.fusion = fusion(config.decoder_channels, config.fused_channels) if fusion else None
+        self.finest_head = FinestLevelHead(config.decoder_channels) if fusion is None else None
         self.warp = Warper()
 
     def encode(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
@@ -130,11 +132,15 @@ class Student(nn.Module):
             features, fields = self.generator(feats["f0"], feats["f1"], modulation=self.temporal(t), batch=n)
         else:
             features, fields = self.generator(feats["f0"], feats["f1"], batch=n, time=t)
-        delta, mask_logit, weights = (self.fusion if self.fusion is not None else self.finest_head)(features)
+        if isinstance(self.fusion, FieldSpaceFusion):
+            final, mask_logit, weights = self.fusion(features, fields, t)
+        else:
+            delta, mask_logit, weights = (self.fusion if self.fusion is not None else self.finest_head)(features)
+            final = fields[-1] + delta
         out = synthesize(
             feats["I0"],
             feats["I1"],
-            fields[-1] + delta,
+            final,
             mask_logit + log_prior_mask(t),
             weights,
             feats["padded_shape"],

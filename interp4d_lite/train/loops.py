@@ -41,6 +41,7 @@ from .sampling import StepSampler, augment_sample, collate, step_rng, to_device
 
 __all__ = [
     "fit",
+    "with_targets",
     "train_loop",
     "train_teacher",
     "train_baseline",
@@ -326,6 +327,25 @@ def _targets_fn(recipe: Recipe, cfg: TrainConfig, teacher: nn.Module | None):
     return None
 
 
+def _with_targets(recipe: Recipe, cfg: TrainConfig, tnet, dataset, device, progress: bool):
+    targets = _targets_fn(recipe, cfg, tnet)
+    if targets is None or getattr(dataset, "has_targets", False):  # a dataset may bring its own
+        return dataset
+    fn, channels, desc = targets
+    cached = compute_targets(fn, dataset, device, desc=desc, progress=progress, channels=channels)
+    return CachedTargets(dataset, cached)
+
+
+def with_targets(recipe: Recipe | str, dataset, config: TrainConfig | None = None, *, teacher=None, device="cpu"):
+    """``dataset`` with the targets ``recipe`` caches (a :class:`CachedTargets`), computed once, e.g.
+    to train several students on the same teacher targets (``fit(..., dataset=...)``); the dataset
+    itself when the recipe caches none. ``teacher`` as for :func:`fit`."""
+    recipe = get_recipe(recipe)
+    cfg = recipe.config(config)
+    tnet, cfg = _frozen_teacher(recipe, cfg, teacher, device)
+    return _with_targets(recipe, cfg, tnet, dataset, device, cfg.progress)
+
+
 def fit(
     recipe: Recipe | str,
     patients: Sequence | None = None,
@@ -375,12 +395,7 @@ def fit(
     if model is None:
         model = build_model(recipe.model_kind, cfg.model)  # right after the seed: the same init on every rank
     tnet, cfg = _frozen_teacher(recipe, cfg, teacher, env.device)
-    targets = _targets_fn(recipe, cfg, tnet)
-    if targets is not None and not getattr(dataset, "has_targets", False):  # a dataset may bring its own
-        fn, channels, desc = targets
-        progress = cfg.progress and env.is_main
-        cached = compute_targets(fn, dataset, env.device, desc=desc, progress=progress, channels=channels)
-        dataset = CachedTargets(dataset, cached)
+    dataset = _with_targets(recipe, cfg, tnet, dataset, env.device, cfg.progress and env.is_main)
 
     def step_fn(net, batch):
         return training_step(recipe, net, batch, cfg, tnet)

@@ -432,6 +432,15 @@ register_recipe(
         model_overrides=(("fusion", "finest"),),
     )
 )
+# an option, not an ablation: a fusion that mixes the scales' fields (models.fusion.FieldSpaceFusion)
+register_recipe(
+    student_recipe(
+        "student_field_fusion",
+        "the distilled student with field-space fusion (the scales' fields mixed per voxel, weights from "
+        "normalised features and t; an option)",
+        model_overrides=(("fusion", "fields"),),
+    )
+)
 register_recipe(
     Recipe(
         name="adapt",
