@@ -65,6 +65,7 @@ from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.train import (  # noqa: E402
     evaluate_methods,
     fit,
+    fusion_weights,
     get_recipe,
     load_model,
     save_table,
@@ -102,6 +103,8 @@ TRAINED = (
     "student_no_fusion",
     "student_field_fusion",
 )
+# the students with a fusion over the scales, whose weights bench_proof reports
+FUSED = ("student", "student_field_fusion")
 # (block, the student with it, the student without it): the paper's two blocks, then the
 # field-space fusion option against no fusion and against the paper's fusion
 BLOCKS = (
@@ -175,7 +178,7 @@ def finished(path: Path, recipe, steps: int):
     return model if int(info["step"]) >= steps else None
 
 
-def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
+def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
     rows: list[dict] = []
     for data_kind in a.datasets:
         shape = SHAPES[data_kind]
@@ -237,6 +240,10 @@ def run_seed(a, seed: int, out: Path, stage) -> list[dict]:
             methods[recipe.method] = recipe.as_method(model) if recipe.as_method else model
         methods["teacher_net"] = network_only(trained["teacher"])
         methods["true_fields"] = "true_fields"
+        for name in FUSED:  # where each fusion puts its weight: moving vs static tissue, spread over the grid
+            fusion_log.append(
+                {"dataset": data_kind, "method": name, "seed": seed, **fusion_weights(trained[name], test[0])}
+            )
         sets = [(data_kind, test)]
         if data_kind == "lung" and not a.no_shift:
 
@@ -311,6 +318,20 @@ def block_gains(stats: dict, datasets: list[str]) -> list[str]:
             epe = _differences(stats, ds, without, with_it, "epe_moving")
             if psnr or epe:
                 out.append(f"{ds}: {block} buys {fmt(psnr)} dB / {fmt(epe, 3)} voxels")
+    return out
+
+
+def fusion_lines(log: list[dict]) -> list[str]:
+    """One line per data set and fused student: its scale weights moving / static / spread."""
+    out = []
+    for ds, m in dict.fromkeys((r["dataset"], r["method"]) for r in log):
+        rs = [r for r in log if (r["dataset"], r["method"]) == (ds, m)]
+
+        def mix(key, rs=rs):
+            return "/".join(f"{v:.2f}" for v in np.mean([r[key] for r in rs], axis=0))
+
+        sd = "/".join(f"{v:.3f}" for v in np.mean([r["spatial_sd"] for r in rs], axis=0))
+        out.append(f"{ds} {m}: moving {mix('moving')}, static {mix('static')}, sd over the grid {sd}")
     return out
 
 
@@ -400,13 +421,15 @@ def main(argv=None) -> int:
         return r
 
     rows: list[dict] = []
+    fusion_log: list[dict] = []
     for seed in range(a.seeds):
-        rows += run_seed(a, seed, out, stage)
+        rows += run_seed(a, seed, out, stage, fusion_log)
         save_table(rows, out / "metrics")  # after every seed: a stopped run keeps what it measured
     save_table(summarize(rows), out / "summary")
     total = time.perf_counter() - t_start
     timings.append({"stage": "total", "seconds": round(total, 1)})
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    (out / "fusion_weights.json").write_text(json.dumps(fusion_log, indent=1))
     order = ("cardiac", "real_cine", "lung", "lung_shift", "linear")
     datasets = [d for d in order if d in {r["dataset"] for r in rows}]
     stats = per_seed_means(rows)
@@ -426,6 +449,10 @@ def main(argv=None) -> int:
             "fusion vs student_no_fusion (the finest decoder level alone); field-space fusion (an option,",
             "student_field_fusion) vs student_no_fusion and vs student",
             *block_gains(stats, datasets),
+            "",
+            "fusion weights per scale (coarse -> fine; first test patient, middle target; mean over seeds): where",
+            "the tissue moves, where it is static, and their sd over the grid (0: the same mix at every voxel)",
+            *fusion_lines(fusion_log),
             "",
             "targets (means over seeds):",
             *targets(stats, datasets),

@@ -211,3 +211,23 @@ def test_cli_end_to_end_on_phantoms(tmp_path, capsys):
         == 0
     )
     assert nib.load(out).shape == nib.load(src).shape[:3] + (2,)
+
+
+def test_fusion_weights_say_where_a_fusion_puts_its_weight(cardiac_root):
+    from conftest import CARDIAC_SHAPE
+
+    from interp4d_lite.data import discover_patients, load_patient, load_real_cine
+    from interp4d_lite.models import build_model
+    from interp4d_lite.train import fusion_weights
+
+    patient = load_patient(discover_patients(cardiac_root)[0], volume_shape=CARDIAC_SHAPE)
+    torch.manual_seed(0)
+    for options in ({}, {"fusion": "fields"}):
+        w = fusion_weights(build_model("student", options), patient)
+        assert set(w) == {"moving", "static", "spatial_sd"} and all(len(v) == 3 for v in w.values())
+        assert sum(w["moving"]) == pytest.approx(1, abs=1e-5) and sum(w["static"]) == pytest.approx(1, abs=1e-5)
+    assert max(w["spatial_sd"]) > 0.01  # the field-space fusion's weights differ between voxels from the start
+    finest = fusion_weights(build_model("student", {"fusion": "finest"}), patient)
+    assert finest["moving"] == [0.0, 0.0, 1.0] and finest["spatial_sd"] == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="pig_cine_lax has none"):
+        fusion_weights(build_model("student", {}), load_real_cine())

@@ -22,6 +22,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "classical_methods",
             "evaluate_methods",
             "format_summary",
+            "fusion_weights",
             "method_table",
             "predict_patient",
             "save_table",

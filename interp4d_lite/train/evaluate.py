@@ -38,6 +38,7 @@ __all__ = [
     "format_summary",
     "mid_frames",
     "classical_methods",
+    "fusion_weights",
     "REGISTERED_STEPS",
 ]
 
@@ -135,6 +136,32 @@ def predict_patient(
         for j, i in enumerate(fr):
             out[i] = {"image": img[j, 0], "u_t0": u0[j], "u_t1": u1[j]}
     return out
+
+
+def fusion_weights(student, patient, frame: int | None = None, device="cpu", static: float = 0.05) -> dict:
+    """Where does a student's fusion put its weight? Its per-voxel scale weights at one
+    intermediate ``frame`` of a phantom (default: the middle target), averaged where the tissue
+    moves (true ``|u_t0| + |u_t1|`` above :data:`MOVING_THRESHOLD` voxels) and where it is
+    static (below ``static``), and their spread over the grid: ``{"moving", "static",
+    "spatial_sd"}``, each a list over the scales, coarse -> fine (on the fusion's grid,
+    repeated to full resolution)."""
+    if getattr(patient, "u_t0", None) is None:
+        raise ValueError(f"fusion_weights needs a phantom's true fields; patient {patient.patient_id} has none")
+    device = get_device(device)
+    frame = patient.target_indices[len(patient.target_indices) // 2] if frame is None else frame
+    f = torch.as_tensor(np.asarray(patient.frames, dtype=np.float32))
+    I0, I1 = (f[i][None, None].to(device) for i in (patient.i0, patient.i1))
+    student = student.to(device).eval()
+    with torch.no_grad():
+        t = torch.tensor([float(patient.times[frame])], device=device)
+        weights = student.decode(student.encode(I0, I1), t)["scale_weights"][0].cpu().numpy()  # (L, X, Y, Z)
+    k = frame - patient.i0
+    motion = np.linalg.norm(patient.u_t0[k], axis=0) + np.linalg.norm(patient.u_t1[k], axis=0)
+    return {
+        "moving": weights[:, motion > MOVING_THRESHOLD].mean(1).tolist(),
+        "static": weights[:, motion < static].mean(1).tolist(),
+        "spatial_sd": weights.reshape(len(weights), -1).std(1).tolist(),
+    }
 
 
 def _metrics(pred: dict, gt: np.ndarray, true_u0, true_u1, spacing) -> dict[str, float]:
