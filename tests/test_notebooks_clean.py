@@ -31,6 +31,17 @@ def test_committed_without_outputs(path: Path):
         assert cell.get("execution_count") is None, f"{path.name}: code cell {i} has an execution count"
 
 
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_every_cell_has_its_own_id(path: Path):
+    """In the file itself: nbformat adds missing ids when it reads (and warns that this will
+    become an error), so the raw JSON is checked."""
+    import json
+
+    ids = [cell.get("id") for cell in json.loads(path.read_text())["cells"]]
+    assert None not in ids, f"{path.name}: cells {[i for i, x in enumerate(ids) if x is None]} have no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: cell ids repeat"
+
+
 def _parameters_cell(nb):
     return next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
 
