@@ -36,7 +36,8 @@ def ensure_checkpoint(
     (:data:`~interp4d_lite.train.recipes.RECIPES`): ``"teacher"``, ``"baseline"`` (the
     registration net; wrap in ``LinearMotionBaseline``), ``"student"`` (needs ``teacher``: a
     model or checkpoint path; default ``out_dir/teacher.pt``), ``"student_nokd"``, or an ablated
-    student (``"student_no_film"``, ``"student_no_fusion"``; need a teacher like ``"student"``).
+    student (``"student_no_film"``, ``"student_no_fusion"``) or the field-space fusion option
+    (``"student_field_fusion"``); these need a teacher like ``"student"``.
     Returns ``(model, history)``.
     """
     from .loops import fit
