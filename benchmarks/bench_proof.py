@@ -208,7 +208,7 @@ def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
 
         train, test = stage(f"{tag}: phantoms ({a.train_patients} train + {a.test_patients} test, {shape})", gen)
         steps = {"teacher": a.teacher_steps, "baseline": a.baseline_steps}
-        trained, shared = {}, {}
+        trained, targets = {}, None
         for name in TRAINED:  # rows of the recipe table
             recipe = get_recipe(name)
             cfg = recipe.config_cls(steps=steps.get(name, a.student_steps), **common)
@@ -220,14 +220,14 @@ def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
                 continue
             dataset = None
             if recipe.needs_teacher(cfg):  # the distilled students share one set of cached teacher targets
-                if "targets" not in shared:
-                    shared["targets"] = stage(
+                if targets is None:
+                    targets = stage(
                         f"{tag}: teacher targets, cached once for every distilled student",
                         lambda recipe=recipe, cfg=cfg: with_targets(
                             recipe, TripletDataset(train), cfg, teacher=trained["teacher"]
                         ),
                     )
-                dataset = shared["targets"]
+                dataset = targets
             trained[name], _ = stage(
                 f"{tag}: {recipe.description} ({cfg.steps} steps)",
                 lambda recipe=recipe, cfg=cfg, dataset=dataset: fit(
@@ -383,7 +383,7 @@ def targets(stats: dict, datasets: list[str]) -> list[str]:
         )
     if "real_cine" in datasets:
         pb = g("real_cine", "linear_blend", "psnr")
-        for m in ("student", "student_nokd", "student_no_film", "student_no_fusion", "student_field_fusion"):
+        for m in [get_recipe(n).method for n in TRAINED if get_recipe(n).model_kind == "student"]:
             pk = g("real_cine", m, "psnr")
             if not math.isnan(pk):
                 line(pk >= pb, f"real_cine: {m} PSNR {pk:.2f} >= linear blend {pb:.2f} ({pk - pb:+.2f} dB)")
