@@ -235,14 +235,13 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
     the triplets without a target are dropped; each is also played backwards (:class:`TimeReversed`).
     Returns ``(dataset, count of triplets)``."""
     from .device import get_device
-    from .models.teacher import register_images
+    from .models.teacher import register_to_frame
     from .train.datasets import CachedTargets, compute_targets
 
     def register(b):
-        return register_images(
-            (b["I0"], b["I1"]), (b["It"], b["It"]), steps=cfg.target_steps, smooth=cfg.target_smooth,
-            blur=cfg.target_blur,
-        )  # fmt: skip
+        return register_to_frame(
+            b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth, blur=cfg.target_blur
+        )
 
     deadline = started + 60 * cfg.minutes * cfg.target_share if cfg.minutes else None
     device = get_device(cfg.device)

@@ -145,6 +145,7 @@ def register_to_frame(
     smooth: float = 1.0,
     scale: int = 4,
     warper: Warper | None = None,
+    blur: float | None = None,
 ):
     """Register both inputs to the frame at t by instance optimisation (no network).
 
@@ -158,11 +159,13 @@ def register_to_frame(
     Args:
         I0, I1, It: ``(B, 1, X, Y, Z)`` images (I0/I1 may have B == 1).
         init: optional ``(u_t0, u_t1)``, each ``(B, 3, X, Y, Z)`` voxels.
+        blur: the Gaussian sigma (voxels) the images are compared under; None: ``REGISTRATION_BLUR``.
     Returns:
         ``(u_t0, u_t1)``, each ``(B, 3, X, Y, Z)`` float32 voxels, detached.
     """
+    blur = REGISTRATION_BLUR if blur is None else blur
     u_t0, u_t1 = register_images(
-        (I0, I1), (It, It), init=init, steps=steps, lr=lr, smooth=smooth, scale=scale, warper=warper
+        (I0, I1), (It, It), init=init, steps=steps, lr=lr, smooth=smooth, scale=scale, warper=warper, blur=blur
     )
     return u_t0, u_t1
 
