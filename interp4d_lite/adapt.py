@@ -252,7 +252,7 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
 
 def _save_student(model, out, cfg) -> None:
     """Write ``model`` (a student) to ``out`` as a checkpoint of the ``adapt`` recipe."""
-    from .train.checkpoint import save_checkpoint
+    from .models.checkpoint import save_checkpoint
 
     save_checkpoint(
         out, model_kind="student", model=model, model_config=model.config.to_dict(), train_config=cfg.to_dict(),

@@ -177,7 +177,7 @@ def test_inputs_are_read_by_the_data_reader(tmp_path, student_ckpt, capsys):
 @pytest.fixture
 def no_model(monkeypatch):
     """Record any attempt to load the model: every check below must come before it."""
-    import interp4d_lite.train.checkpoint as ckpt
+    import interp4d_lite.models.checkpoint as ckpt
 
     calls = []
 

@@ -1,7 +1,7 @@
 """Models: warping, baselines, teacher and student (see docs/ARCHITECTURE.md).
 
 ``build_model(model_kind, config_dict)`` builds any model (the training loops and
-``train.checkpoint.load_model`` use it).
+``models.checkpoint.load_model`` use it).
 """
 
 from .baselines import (

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..device import get_device
-from .checkpoint import load_model
+from ..models.checkpoint import load_model
 from .recipes import RECIPES, get_recipe
 
 __all__ = ["load_model", "ensure_checkpoint"]

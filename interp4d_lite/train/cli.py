@@ -221,8 +221,8 @@ def _evaluation_patients(args) -> tuple[list, str]:
 
 def _run_evaluate(args) -> int:
     from ..io_utils import check_output_path
+    from ..models.checkpoint import load_model
     from ..weights import resolve_checkpoint
-    from .checkpoint import load_model
     from .evaluate import classical_methods, evaluate_methods, format_summary, summarize
 
     out = check_output_path(args.out or "runs/evaluate", suffixes=None)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from ..jsonconfig import JSONConfig
 
 
 def knob(default: Any, help: str, **cli: Any) -> Any:
@@ -29,8 +31,9 @@ def knob(default: Any, help: str, **cli: Any) -> Any:
 
 
 @dataclass
-class TrainConfig:
-    """Settings shared by every training loop."""
+class TrainConfig(JSONConfig):
+    """Settings shared by every training loop; ``to_dict()`` / ``from_dict()`` are the model
+    configs' (:class:`~interp4d_lite.jsonconfig.JSONConfig`), unknown keys skipped."""
 
     steps: int = knob(200, "optimiser steps (each sees batch_size samples per process)")
     batch_size: int = knob(2, "samples per step and process; the global batch is batch_size x world size")
@@ -68,27 +71,8 @@ class TrainConfig:
         metavar="JSON",
     )
 
-    # ------------------------------------------------------------------ io
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types (tuples as lists), as stored in checkpoints."""
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, tuple):
-                d[k] = list(v)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]):
-        """Inverse of :meth:`to_dict`; unknown keys (of other versions) are ignored."""
-        names = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for k, v in dict(d).items():
-            if k not in names:
-                continue  # tolerate keys from newer/older versions
-            if isinstance(v, list) and k in ("crop_shape", "flip_axes"):
-                v = tuple(v)
-            kwargs[k] = v
-        return cls(**kwargs)
+    #: a checkpoint of another version may hold keys this one no longer has: skipped
+    UNKNOWN_KEYS: ClassVar[str] = "ignore"
 
     def replace(self, **changes):
         """A copy with ``changes`` (``dataclasses.replace``)."""

@@ -31,7 +31,7 @@ from torch import nn
 from ..device import seed_everything
 from ..io_utils import atomic_write_json
 from ..models import build_model
-from .checkpoint import get_rng_state, load_checkpoint, load_model, save_checkpoint, set_rng_state
+from ..models.checkpoint import get_rng_state, load_checkpoint, load_model, save_checkpoint, set_rng_state
 from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
 from .datasets import CachedTargets, PairDataset, compute_targets, resolve_patients
 from .distributed import DistEnv, all_reduce_mean, barrier, gather_weight_hashes, init_distributed

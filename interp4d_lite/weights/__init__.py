@@ -48,7 +48,7 @@ def resolve_checkpoint(name_or_path: str | os.PathLike | None, data_kind: str | 
 def load_student(name_or_path=None, device="auto", data_kind: str | None = None):
     """A student (eval mode, on ``device``) from a pretrained name or a checkpoint path
     (:func:`resolve_checkpoint`); errors name the file."""
-    from ..train.checkpoint import load_model
+    from ..models.checkpoint import load_model
 
     model, _ = load_model(resolve_checkpoint(name_or_path, data_kind), device=device, model_kind="student")
     return model
