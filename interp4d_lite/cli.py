@@ -1,8 +1,9 @@
 """The ``interp4d-lite`` command line.
 
 Each subcommand lives next to the code it drives and registers itself here:
-``phantom`` and ``convert`` in :mod:`interp4d_lite.data.cli`, the training/evaluation/interpolation
-commands in :mod:`interp4d_lite.train.cli`, ``download`` in
+``phantom`` and ``convert`` in :mod:`interp4d_lite.data.cli`, the training and evaluation
+commands in :mod:`interp4d_lite.train.cli`, ``interpolate`` in :mod:`interp4d_lite.interpolate`,
+``adapt`` in :mod:`interp4d_lite.adapt`, ``download`` in
 :mod:`interp4d_lite.download.cli`, ``notebooks`` and ``tutorial`` in :mod:`interp4d_lite.tutorial.cli`.
 """
 
@@ -31,11 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .adapt import add_commands as add_adapt_commands
     from .data.cli import add_commands as add_data_commands
     from .download.cli import add_commands as add_download_commands
+    from .interpolate import add_commands as add_interpolate_commands
     from .train.cli import add_commands as add_train_commands
     from .tutorial.cli import add_commands as add_notebook_commands
 
     add_data_commands(sub)
     add_train_commands(sub)
+    add_interpolate_commands(sub)
     add_adapt_commands(sub)
     add_download_commands(sub)
     add_notebook_commands(sub)

@@ -11,21 +11,36 @@ What happens to an input of any size (documented choice):
    ``lo_t + (hi_t - lo_t) * I_t`` with ``lo_t = (1 - t) lo_0 + t lo_1`` (same for hi).
 
 The encoder runs once per pair; every timestamp only costs the decoder.
+
+The ``interpolate`` command (:func:`add_commands`) lives here, beside the code it drives; the
+module imports torch only when it runs, so the command line parses without it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import CLIError, DataError
 from .io_utils import check_frames, check_output_path
 
-__all__ = ["interpolate_volumes", "check_frames", "read_pair", "write_frames", "interpolate_files", "parse_times"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "interpolate_volumes",
+    "check_frames",
+    "read_pair",
+    "write_frames",
+    "interpolate_files",
+    "parse_times",
+    "add_commands",
+]
 
 
 def parse_times(times: Sequence[float] | None = None, n: int | None = None) -> list[float]:
@@ -45,7 +60,6 @@ def parse_times(times: Sequence[float] | None = None, n: int | None = None) -> l
     return out
 
 
-@torch.no_grad()
 def interpolate_volumes(
     model,
     vol0: np.ndarray,
@@ -56,9 +70,17 @@ def interpolate_volumes(
 ) -> np.ndarray:
     """``vol0``, ``vol1``: ``(X, Y, Z)`` arrays in any intensity range -> ``(N, X, Y, Z)``
     float32 frames at ``times``, in the inputs' intensity range (see module docstring)."""
+    import torch
+
     from .device import get_device
 
-    device = get_device(device)
+    with torch.no_grad():
+        return _interpolate_volumes(model, vol0, vol1, times, get_device(device), chunk)
+
+
+def _interpolate_volumes(model, vol0, vol1, times, device, chunk: int) -> np.ndarray:
+    import torch
+
     v0 = np.nan_to_num(np.asarray(vol0, dtype=np.float32))
     v1 = np.nan_to_num(np.asarray(vol1, dtype=np.float32))
     if v0.shape != v1.shape or v0.ndim != 3:
@@ -88,6 +110,13 @@ def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequen
     (:func:`check_frames`), or from two 3D NIfTI files (which must share shape and affine).
     Files are read by :func:`interp4d_lite.data.io.read_nifti` (a :class:`DataError` naming
     the file)."""
+    return _read_inputs(input_4d, frames, inputs)[2:]
+
+
+def _read_inputs(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequence | None = None):
+    """``(series, pair, vol0, vol1, reference_image)``: :func:`read_pair`'s volumes and, for a
+    4D input, the whole series ``(X, Y, Z, T)`` as read once and the checked frame pair
+    (``None`` and ``None`` for two 3D files)."""
     from .data.io import read_nifti
 
     if (input_4d is None) == (inputs is None):
@@ -103,7 +132,7 @@ def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequen
         for f in frames:
             if not 0 <= int(f) < n:
                 raise CLIError(f"frame index {f} out of range for {input_4d}: it has {n} frames (0-based: 0..{n - 1})")
-        return data[..., int(frames[0])], data[..., int(frames[1])], img
+        return data, frames, data[..., int(frames[0])], data[..., int(frames[1])], img
     if len(inputs) != 2:
         raise CLIError("--inputs needs exactly two 3D NIfTI files")
     d0, img0 = read_nifti(inputs[0], ndim=3)
@@ -112,7 +141,7 @@ def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequen
         raise DataError(f"{inputs[0]} and {inputs[1]} have different shapes {d0.shape} and {d1.shape}")
     if not np.allclose(img0.affine, img1.affine, atol=1e-4):
         raise DataError(f"{inputs[0]} and {inputs[1]} have different affines (not on one grid)")
-    return d0, d1, img0
+    return None, None, d0, d1, img0
 
 
 def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, times: Sequence[float]) -> Path:
@@ -167,24 +196,26 @@ def interpolate_files(
     are checked first, before any file is read or the model is loaded.
 
     With a 4D ``input_4d``, the model is also scored against the linear blend on windows of the
-    same series outside frames (I, J) (:func:`interp4d_lite.adapt.self_check`; never on the
+    same series outside frames (I, J) (:func:`interp4d_lite.selfcheck.self_check`; never on the
     frames between I and J). ``fallback="blend"`` writes the linear blend instead when the
     model is below it there.
 
-    Returns ``(path, check, written)``: the output, the :class:`~interp4d_lite.adapt.SelfCheck`
+    Returns ``(path, check, written)``: the output, the :class:`~interp4d_lite.selfcheck.SelfCheck`
     (``None`` when the series has no window to score) and ``"model"`` or ``"linear_blend"``.
     """
+    from .device import get_device
     from .weights import load_student
 
     if fallback not in ("none", "blend"):
         raise CLIError(f"--fallback must be 'none' or 'blend', not {fallback!r}")
     check_output_path(out)
     ts = parse_times(times, n)
-    vol0, vol1, ref = read_pair(input_4d, frames, inputs)
+    series, pair, vol0, vol1, ref = _read_inputs(input_4d, frames, inputs)  # the series is read once
+    device = get_device(device)
     model = load_student(checkpoint, device=device, data_kind=data_kind or guess_data_kind(vol0))
     check = None
-    if input_4d is not None:
-        check = _series_check(model, input_4d, frames, cyclic, device)
+    if series is not None:
+        check = _series_check(model, series, pair, cyclic, device)
     if fallback == "blend" and check is not None and check.gain_db < 0:
         frames_out = _blend_volumes(vol0, vol1, ts)
         written = "linear_blend"
@@ -200,21 +231,96 @@ def _blend_volumes(vol0, vol1, times) -> np.ndarray:
     return np.stack([(1 - t) * v0 + t * v1 for t in times]).astype(np.float32)
 
 
-def _series_check(model, input_4d, frames, cyclic: bool, device, max_windows: int = 3):
-    """The self-check of ``model`` on up to ``max_windows`` windows of the series outside the
-    target interval, at the spacing closest to it."""
-    from .adapt import allowed_frames, read_scan_frames, scan_windows, self_check, split_windows
-    from .data.io import read_nifti_frames
+def _series_check(model, series: np.ndarray, pair: tuple[int, int], cyclic: bool, device, max_windows: int = 3):
+    """The self-check (:mod:`interp4d_lite.selfcheck`) of ``model`` on up to ``max_windows``
+    windows of ``series`` ``(X, Y, Z, T)`` outside the target interval ``pair``, at the spacing
+    closest to it; only the frames of those windows are normalised and scored."""
+    from .data.preprocess import minmax_per_frame
+    from .selfcheck import allowed_frames, scan_windows, self_check, split_windows
 
-    i, j = check_frames(frames)
-    n = read_nifti_frames(input_4d, [])[2]
+    i, j = pair
+    n = series.shape[3]
     windows = scan_windows(n, i, j, cyclic=cyclic)
     if not windows:
         return None
     _, held = split_windows(windows, abs(j - i), min(max_windows, len(windows) - 1) or 1)
     held = held or windows[:1]
-    data, _, _ = read_scan_frames(input_4d, sorted({f for w in held for f in (w.a, w.b, *w.frames)}))
-    assert not set(data) - set(allowed_frames(n, i, j))
-    from .device import get_device
+    used = sorted({f for w in held for f in (w.a, w.b, *w.frames)})
+    assert not set(used) - set(allowed_frames(n, i, j))
+    data = {k: minmax_per_frame(series[..., k][None])[0] for k in used}
+    return self_check(model, data, held, device=device)
 
-    return self_check(model, data, held, device=get_device(device))
+
+def _run_interpolate(args) -> int:
+    if args.n is None and args.times is None:
+        raise CLIError("give --times T [T ...] or --n N")
+    path, check, written = interpolate_files(
+        args.checkpoint, args.out, input_4d=args.input, frames=args.frames, inputs=args.inputs, times=args.times,
+        n=args.n, device=args.device, fallback=args.fallback, cyclic=args.cyclic, data_kind=args.data_kind,
+    )  # fmt: skip
+    if check is not None:
+        print(check.line("student"))
+        if check.gain_db < 0 and written == "model":
+            print(
+                "the student is below the linear blend on this scan: adapt it first (interp4d-lite adapt), "
+                "or rerun with --fallback blend to write the blend"
+            )
+    elif args.input is not None:
+        print("self-check: the series has no frames outside the interval to score the student on")
+    else:
+        print("self-check: two volumes (--inputs) hold no other frames to score the student on against the blend")
+    if written == "linear_blend":
+        print("--fallback blend: wrote the linear blend, not the student's frames")
+    print(f"wrote {path}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Register ``interp4d-lite interpolate``."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = subparsers.add_parser(
+        "interpolate",
+        help="write interpolated frames between two volumes with a student checkpoint",
+        description="Interpolate frames at the given timestamps between two volumes -- two frames of a 4D NIfTI "
+        "(--input, --frames) or two 3D NIfTI files (--inputs) -- and write them as one 4D NIfTI on the input's own "
+        "grid and affine. Each input is min-max normalised, the student runs on the native grid (padding internally "
+        "to its multiple and cropping back, no resampling) and the output is mapped back to the inputs' intensity "
+        "range (interpolated linearly in t). With --input, the student is first scored against the linear blend "
+        "on windows of the same series outside frames I..J (never on the frames between them), and a result below "
+        "the blend is reported with its numbers.",
+        formatter_class=fmt,
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="CKPT_OR_NAME",
+        help="student checkpoint (distill, adapt) or a pretrained name: cardiac, lung (default: the pretrained "
+        "student that fits the data, lung for CT intensities, else cardiac)",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", default=None, metavar="NII4D", help="a 4D NIfTI (X, Y, Z, T)")
+    src.add_argument("--inputs", nargs=2, default=None, metavar=("NII0", "NII1"), help="two 3D NIfTI files on one grid")
+    p.add_argument(
+        "--frames", type=int, nargs=2, default=None, metavar=("I", "J"), help="0-based frame indices of --input"
+    )
+    tg = p.add_mutually_exclusive_group()
+    tg.add_argument(
+        "--times", type=float, nargs="+", default=None, metavar="T", help="timestamps in [0, 1], e.g. 0.25 0.5 0.75"
+    )
+    tg.add_argument("--n", type=int, default=None, help="N evenly spaced timestamps strictly between 0 and 1")
+    p.add_argument("--out", required=True, metavar="NII", help="output 4D NIfTI (X, Y, Z, N)")
+    p.add_argument(
+        "--fallback",
+        choices=("none", "blend"),
+        default="none",
+        help="blend: write the linear blend when the self-check finds the student below it on this series",
+    )
+    p.add_argument(
+        "--cyclic",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the series is one cycle (a beat, a breath): self-check windows may wrap from the last frame to the first",
+    )
+    p.add_argument("--data-kind", choices=("cardiac", "lung"), default=None, help="which pretrained student fits")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_run_interpolate)

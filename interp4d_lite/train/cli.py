@@ -1,5 +1,6 @@
-"""Subcommands ``train-teacher``, ``train-baseline``, ``distill``, ``evaluate`` and
-``interpolate`` of ``interp4d-lite`` (also ``python -m interp4d_lite.train`` for torchrun).
+"""Subcommands ``train-teacher``, ``train-baseline``, ``distill`` and ``evaluate`` of
+``interp4d-lite`` (also ``python -m interp4d_lite.train`` for torchrun; ``interpolate`` is
+registered by :mod:`interp4d_lite.interpolate`).
 
 Wrong arguments raise :class:`~interp4d_lite.errors.CLIError` (one line, exit 2)."""
 
@@ -245,37 +246,10 @@ def _run_evaluate(args) -> int:
     return 0
 
 
-def _run_interpolate(args) -> int:
-    from ..interpolate import interpolate_files
-
-    if args.n is None and args.times is None:
-        raise CLIError("give --times T [T ...] or --n N")
-    path, check, written = interpolate_files(
-        args.checkpoint, args.out, input_4d=args.input, frames=args.frames, inputs=args.inputs, times=args.times,
-        n=args.n, device=args.device, fallback=args.fallback, cyclic=args.cyclic, data_kind=args.data_kind,
-    )  # fmt: skip
-    if check is not None:
-        print(check.line("student"))
-        if check.gain_db < 0 and written == "model":
-            print(
-                "the student is below the linear blend on this scan: adapt it first (interp4d-lite adapt), "
-                "or rerun with --fallback blend to write the blend"
-            )
-    elif args.input is not None:
-        print("self-check: the series has no frames outside the interval to score the student on")
-    else:
-        print("self-check: two volumes (--inputs) hold no other frames to score the student on against the blend")
-    if written == "linear_blend":
-        print("--fallback blend: wrote the linear blend, not the student's frames")
-    print(f"wrote {path}")
-    return 0
-
-
 def add_commands(subparsers) -> None:
-    """Register the training commands (one per recipe with a command), ``evaluate`` and ``interpolate``."""
+    """Register the training commands (one per recipe with a command) and ``evaluate``."""
     _add_training_commands(subparsers)
     _add_evaluate_command(subparsers)
-    _add_interpolate_command(subparsers)
 
 
 def _add_training_commands(subparsers) -> None:
@@ -325,53 +299,3 @@ def _add_evaluate_command(subparsers) -> None:
     p.add_argument("--dataset-name", default=None, help="name of the data set in the table (default: folder name)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_run_evaluate)
-
-
-def _add_interpolate_command(subparsers) -> None:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
-        "interpolate",
-        help="write interpolated frames between two volumes with a student checkpoint",
-        description="Interpolate frames at the given timestamps between two volumes -- two frames of a 4D NIfTI "
-        "(--input, --frames) or two 3D NIfTI files (--inputs) -- and write them as one 4D NIfTI on the input's own "
-        "grid and affine. Each input is min-max normalised, the student runs on the native grid (padding internally "
-        "to its multiple and cropping back, no resampling) and the output is mapped back to the inputs' intensity "
-        "range (interpolated linearly in t). With --input, the student is first scored against the linear blend "
-        "on windows of the same series outside frames I..J (never on the frames between them), and a result below "
-        "the blend is reported with its numbers.",
-        formatter_class=fmt,
-    )
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        metavar="CKPT_OR_NAME",
-        help="student checkpoint (distill, adapt) or a pretrained name: cardiac, lung (default: the pretrained "
-        "student that fits the data, lung for CT intensities, else cardiac)",
-    )
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--input", default=None, metavar="NII4D", help="a 4D NIfTI (X, Y, Z, T)")
-    src.add_argument("--inputs", nargs=2, default=None, metavar=("NII0", "NII1"), help="two 3D NIfTI files on one grid")
-    p.add_argument(
-        "--frames", type=int, nargs=2, default=None, metavar=("I", "J"), help="0-based frame indices of --input"
-    )
-    tg = p.add_mutually_exclusive_group()
-    tg.add_argument(
-        "--times", type=float, nargs="+", default=None, metavar="T", help="timestamps in [0, 1], e.g. 0.25 0.5 0.75"
-    )
-    tg.add_argument("--n", type=int, default=None, help="N evenly spaced timestamps strictly between 0 and 1")
-    p.add_argument("--out", required=True, metavar="NII", help="output 4D NIfTI (X, Y, Z, N)")
-    p.add_argument(
-        "--fallback",
-        choices=("none", "blend"),
-        default="none",
-        help="blend: write the linear blend when the self-check finds the student below it on this series",
-    )
-    p.add_argument(
-        "--cyclic",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the series is one cycle (a beat, a breath): self-check windows may wrap from the last frame to the first",
-    )
-    p.add_argument("--data-kind", choices=("cardiac", "lung"), default=None, help="which pretrained student fits")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=_run_interpolate)
