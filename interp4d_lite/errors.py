@@ -13,6 +13,11 @@ class DataError(Interp4DError, ValueError):
     """Bad input data: missing/corrupt files, wrong dimensionality, NaNs, bad Info.cfg, ..."""
 
 
+class DicomSeriesError(DataError):
+    """A DICOM series that cannot be turned into one regular volume
+    (missing or duplicated slices, mixed geometry, no pixel data, ...)."""
+
+
 class CheckpointError(Interp4DError, ValueError):
     """A checkpoint that is corrupt, of another model kind, or of an incompatible config."""
 

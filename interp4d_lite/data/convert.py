@@ -1,7 +1,7 @@
 """A cine DICOM series (one file per slice and phase) -> one 4D NIfTI ``(X, Y, Z, T)``.
 
 The geometry (slice order along the normal, RAS affine, spacing) and the phase order come
-from :func:`interp4d_lite.download.dicom.read_dicom_cine`; this module writes the result:
+from :func:`interp4d_lite.data.dicom.read_dicom_cine`; this module writes the result:
 
 * the voxel -> RAS affine as sform and qform (code 1, scanner);
 * zooms ``(sx, sy, sz, dt)`` with ``xyzt_units = ("mm", "msec")``: ``pixdim[4]`` is the time
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..download.dicom import DicomCine, read_dicom_cine
 from ..errors import DataError
 from ..io_utils import atomic_write_bytes
+from .dicom import DicomCine, read_dicom_cine
 
 __all__ = ["DicomCine", "read_dicom_cine", "convert_dicom_cine", "cine_to_nifti", "check_nifti_out", "save_nifti"]
 

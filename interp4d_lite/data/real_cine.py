@@ -81,7 +81,7 @@ def end_systole_frame(frames: np.ndarray, ed: int = 0) -> tuple[int, np.ndarray]
 
 def write_real_cine(cine, folder, license_text: str, factor: int = 2) -> dict:
     """Write ``folder`` in ACDC layout (files named after the folder) from a
-    :class:`~interp4d_lite.download.dicom.DicomCine` ``(X, Y, Z, T)``: the 4D image ``factor``
+    :class:`~interp4d_lite.data.dicom.DicomCine` ``(X, Y, Z, T)``: the 4D image ``factor``
     x down in plane (:func:`downsample_in_plane`, rounded to int16, gzip), ``Info.cfg`` with
     ``ED: 1`` and ``ES`` from :func:`end_systole_frame`, and ``LICENSE``. Returns what it
     wrote: ``shape``, ``spacing``, ``dt_ms``, ``es`` (0-based) and ``mad`` (each frame's mean

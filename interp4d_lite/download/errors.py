@@ -1,11 +1,13 @@
 """Exceptions of the download tools.
 
 All derive from :class:`interp4d_lite.errors.Interp4DError`, so the CLIs print
-them as one line and exit with status 2 (docs/ARCHITECTURE.md, "Errors")."""
+them as one line and exit with status 2 (docs/ARCHITECTURE.md, "Errors"). ``DicomSeriesError``
+(a DICOM series that is not one regular volume) belongs to the DICOM reader in ``data/``; it
+is defined in :mod:`interp4d_lite.errors` and re-exported here."""
 
 from __future__ import annotations
 
-from ..errors import DataError, Interp4DError
+from ..errors import DicomSeriesError, Interp4DError
 
 
 class DownloadError(Interp4DError):
@@ -26,11 +28,6 @@ class UnsafeArchiveError(DownloadError):
 
 class DiskFullError(DownloadError):
     """The disk filled up (ENOSPC) while writing."""
-
-
-class DicomSeriesError(DownloadError, DataError):
-    """A DICOM series that cannot be turned into one regular volume
-    (missing or duplicated slices, mixed geometry, no pixel data, ...)."""
 
 
 __all__ = [

@@ -24,7 +24,7 @@ Processing, per phase, and where each step lives:
 =====================================================  ===========================
 step                                                   where
 =====================================================  ===========================
-sort slices by position along the normal, spacing,     :mod:`interp4d_lite.download.dicom`
+sort slices by position along the normal, spacing,     :mod:`interp4d_lite.data.dicom`
 affine (LPS -> RAS), RescaleSlope/Intercept -> HU
 couch removal: HU > -500, holes (lungs, airways)       :func:`.convert.remove_couch`
 filled per axial slice, 2-voxel erosion (cuts thin

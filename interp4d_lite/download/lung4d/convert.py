@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dicom import read_dicom_series
+from ...data.dicom import read_dicom_series
 from ..errors import DownloadError
 from .plan import INPUT_PHASES, PHASES
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...errors import DicomSeriesError
 from ...io_utils import atomic_write_json
 from .. import _common as C
 from ..archive import list_safe_members, safe_extract, zip_content_digest
@@ -173,7 +174,7 @@ def _run_plan(plan: Plan, state: dict, http) -> RunResult:
         used += need
         try:
             _do_patient(plan, sess, state, http)
-        except DownloadError as exc:
+        except (DownloadError, DicomSeriesError) as exc:  # a series that is not one volume fails this patient only
             if not plan.keep_going:
                 raise
             result.failed.append(pid)
