@@ -14,7 +14,9 @@ A few windows are held back from the fine-tuning; :func:`~interp4d_lite.selfchec
 (the self-check module, which ``interpolate`` calls too; its names are re-exported here) scores
 the student on them against the linear blend, before and after.
 
-Frames are min-max normalised one by one, as :mod:`interp4d_lite.interpolate` does.
+Frames are normalised as every route normalises a scan
+(:func:`~interp4d_lite.data.preprocess.normalize_scan`: CT-like intensities clipped to the HU
+window, then min-max per frame), as :mod:`interp4d_lite.interpolate` and ``evaluate`` do.
 """
 
 from __future__ import annotations

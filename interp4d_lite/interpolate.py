@@ -3,11 +3,13 @@ input's own grid.
 
 What happens to an input of any size (documented choice):
 
-1. each input volume is min-max normalised to [0, 1] on its own (as in training);
+1. the inputs are normalised as every route normalises a scan
+   (:func:`~interp4d_lite.data.preprocess.normalize_scan`): CT-like intensities clipped to the
+   HU window, then each volume min-max normalised to [0, 1] on its own (as in training);
 2. the student runs on the input's **own grid**: it pads internally (replicate) to its
    pyramid's multiple and crops its outputs back, so nothing is resampled, and the
    output has exactly the input's shape, voxel size and affine;
-3. intensities are mapped back to the input's range: frame t gets
+3. intensities are mapped back to the input's range (after the clip, for CT): frame t gets
    ``lo_t + (hi_t - lo_t) * I_t`` with ``lo_t = (1 - t) lo_0 + t lo_1`` (same for hi).
 
 The encoder runs once per pair; every timestamp only costs the decoder.
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .data.preprocess import guess_data_kind
 from .errors import CLIError, DataError
 from .io_utils import check_frames, check_output_path
 
@@ -67,27 +70,30 @@ def interpolate_volumes(
     times: Sequence[float],
     device: str | torch.device = "cpu",
     chunk: int = 4,
+    ct: bool | None = None,
 ) -> np.ndarray:
     """``vol0``, ``vol1``: ``(X, Y, Z)`` arrays in any intensity range -> ``(N, X, Y, Z)``
-    float32 frames at ``times``, in the inputs' intensity range (see module docstring)."""
+    float32 frames at ``times``, in the inputs' intensity range (see module docstring).
+    ``ct``: whether the inputs are CT (``None``: guessed from the two volumes)."""
     import torch
 
     from .device import get_device
 
     with torch.no_grad():
-        return _interpolate_volumes(model, vol0, vol1, times, get_device(device), chunk)
+        return _interpolate_volumes(model, vol0, vol1, times, get_device(device), chunk, ct)
 
 
-def _interpolate_volumes(model, vol0, vol1, times, device, chunk: int) -> np.ndarray:
+def _interpolate_volumes(model, vol0, vol1, times, device, chunk: int, ct: bool | None) -> np.ndarray:
     import torch
+
+    from .data.preprocess import normalize_scan
 
     v0 = np.nan_to_num(np.asarray(vol0, dtype=np.float32))
     v1 = np.nan_to_num(np.asarray(vol1, dtype=np.float32))
     if v0.shape != v1.shape or v0.ndim != 3:
         raise DataError(f"the two input volumes must be 3D with one shape; got {v0.shape} and {v1.shape}")
-    lo0, hi0, lo1, hi1 = float(v0.min()), float(v0.max()), float(v1.min()), float(v1.max())
-    n0 = (v0 - lo0) / max(hi0 - lo0, 1e-8)
-    n1 = (v1 - lo1) / max(hi1 - lo1, 1e-8)
+    (n0, n1), lo, hi = normalize_scan(np.stack([v0, v1]), ct=ct, return_range=True)
+    lo0, lo1, hi0, hi1 = float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
     model = model.to(device).eval()
     I0 = torch.from_numpy(n0)[None, None].to(device)
     I1 = torch.from_numpy(n1)[None, None].to(device)
@@ -167,12 +173,6 @@ def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, tim
     return out_path
 
 
-def guess_data_kind(volume: np.ndarray) -> str:
-    """``"lung"`` for CT-like intensities (air near -1000 HU), else ``"cardiac"``: which
-    pretrained student fits a volume when none is named."""
-    return "lung" if float(np.min(volume)) < -500 else "cardiac"
-
-
 def interpolate_files(
     checkpoint,
     out,
@@ -190,7 +190,10 @@ def interpolate_files(
     """The ``interpolate`` command: read, interpolate with the student, self-check, write.
 
     ``checkpoint``: a student checkpoint path, a pretrained name (``"cardiac"``, ``"lung"``) or
-    ``None`` (the pretrained student that fits ``data_kind``, guessed from the intensities).
+    ``None`` (the pretrained student that fits ``data_kind``). ``data_kind`` (default: guessed
+    from the intensities of the whole series, :func:`~interp4d_lite.data.preprocess.guess_data_kind`)
+    also says how the scan is normalised: ``"lung"`` clips it to the HU window first, as
+    ``evaluate`` and ``adapt`` do.
     The output path (:func:`interp4d_lite.io_utils.check_output_path`: a ``.nii`` or
     ``.nii.gz`` name in an existing, writable folder), the timestamps and the frame indices
     are checked first, before any file is read or the model is loaded.
@@ -212,15 +215,16 @@ def interpolate_files(
     ts = parse_times(times, n)
     series, pair, vol0, vol1, ref = _read_inputs(input_4d, frames, inputs)  # the series is read once
     device = get_device(device)
-    model = load_student(checkpoint, device=device, data_kind=data_kind or guess_data_kind(vol0))
+    kind = data_kind or guess_data_kind(series if series is not None else [vol0, vol1])
+    model = load_student(checkpoint, device=device, data_kind=kind)
     check = None
     if series is not None:
-        check = _series_check(model, series, pair, cyclic, device)
+        check = _series_check(model, series, pair, cyclic, device, ct=kind == "lung")
     if fallback == "blend" and check is not None and check.gain_db < 0:
         frames_out = _blend_volumes(vol0, vol1, ts)
         written = "linear_blend"
     else:
-        frames_out = interpolate_volumes(model, vol0, vol1, ts, device=device)
+        frames_out = interpolate_volumes(model, vol0, vol1, ts, device=device, ct=kind == "lung")
         written = "model"
     return write_frames(frames_out, ref, out, ts), check, written
 
@@ -231,12 +235,11 @@ def _blend_volumes(vol0, vol1, times) -> np.ndarray:
     return np.stack([(1 - t) * v0 + t * v1 for t in times]).astype(np.float32)
 
 
-def _series_check(model, series: np.ndarray, pair: tuple[int, int], cyclic: bool, device, max_windows: int = 3):
+def _series_check(model, series: np.ndarray, pair, cyclic: bool, device, ct: bool, max_windows: int = 3):
     """The self-check (:mod:`interp4d_lite.selfcheck`) of ``model`` on up to ``max_windows``
     windows of ``series`` ``(X, Y, Z, T)`` outside the target interval ``pair``, at the spacing
     closest to it; only the frames of those windows are normalised and scored."""
-    from .data.preprocess import minmax_per_frame
-    from .selfcheck import allowed_frames, scan_windows, self_check, split_windows
+    from .selfcheck import allowed_frames, normalize_frames, scan_windows, self_check, split_windows
 
     i, j = pair
     n = series.shape[3]
@@ -247,7 +250,7 @@ def _series_check(model, series: np.ndarray, pair: tuple[int, int], cyclic: bool
     held = held or windows[:1]
     used = sorted({f for w in held for f in (w.a, w.b, *w.frames)})
     assert not set(used) - set(allowed_frames(n, i, j))
-    data = {k: minmax_per_frame(series[..., k][None])[0] for k in used}
+    data = normalize_frames({k: series[..., k] for k in used}, ct=ct)
     return self_check(model, data, held, device=device)
 
 

@@ -17,7 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Window", "allowed_frames", "scan_windows", "split_windows", "SelfCheck", "self_check", "read_scan_frames"]
+__all__ = [
+    "Window",
+    "allowed_frames",
+    "scan_windows",
+    "split_windows",
+    "SelfCheck",
+    "self_check",
+    "read_scan_frames",
+    "normalize_frames",
+]
 
 
 @dataclass(frozen=True)
@@ -138,12 +147,25 @@ def self_check(model, frames: dict[int, np.ndarray], windows: Sequence[Window], 
     return SelfCheck(float(np.mean(got)), float(np.mean(blend)), len(got), windows)
 
 
-def read_scan_frames(path, indices: Sequence[int]) -> tuple[dict[int, np.ndarray], object, int]:
+def read_scan_frames(path, indices: Sequence[int], ct: bool | None = None) -> tuple[dict[int, np.ndarray], object, int]:
     """``({index: (X, Y, Z) float32 in [0, 1]}, image, n_frames)``: only the frames ``indices``
-    of a 4D NIfTI are read (each min-max normalised), so frames not named are never touched.
+    of a 4D NIfTI are read, so frames not named are never touched; they are normalised as every
+    route normalises a scan (:func:`~interp4d_lite.data.preprocess.normalize_scan`: CT-like
+    clipped to the HU window, ``ct=None`` guesses it from the frames read, then min-max per frame).
     Errors are one line naming the file (:class:`~interp4d_lite.errors.DataError`)."""
     from .data.io import read_nifti_frames
-    from .data.preprocess import minmax_per_frame
 
     data, img, n = read_nifti_frames(path, indices)
-    return {k: minmax_per_frame(v[None])[0] for k, v in data.items()}, img, n
+    return normalize_frames(data, ct), img, n
+
+
+def normalize_frames(frames: dict[int, np.ndarray], ct: bool | None = None) -> dict[int, np.ndarray]:
+    """``{index: (X, Y, Z)}`` raw frames of one scan -> the same frames normalised together by
+    :func:`~interp4d_lite.data.preprocess.normalize_scan` (``ct=None``: guessed from them)."""
+    from .data.preprocess import normalize_scan
+
+    if not frames:
+        return {}
+    keys = list(frames)
+    normed = normalize_scan(np.stack([frames[k] for k in keys]), ct=ct)
+    return dict(zip(keys, normed, strict=True))

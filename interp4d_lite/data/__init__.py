@@ -52,7 +52,14 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "real_cine_path",
             "write_real_cine",
         ],
-        ".preprocess": ["center_crop_or_pad", "clip_hu", "minmax_per_frame", "shift_affine"],
+        ".preprocess": [
+            "center_crop_or_pad",
+            "clip_hu",
+            "guess_data_kind",
+            "minmax_per_frame",
+            "normalize_scan",
+            "shift_affine",
+        ],
     },
 )
 __all__ = ["DATA_KINDS", *__all__]

@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from ..errors import DataError
-from .preprocess import center_crop_or_pad, clip_hu, minmax_per_frame, shift_affine
+from .preprocess import center_crop_or_pad, guess_data_kind, normalize_scan, shift_affine
 
 __all__ = [
     "Patient4D",
@@ -353,7 +353,7 @@ def load_acdc_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
         )
     data_kind = data_kind or _phantom_data_kind(folder) or "cardiac"
     i0, i1 = ed - 1, es - 1
-    frames = minmax_per_frame(frames)
+    frames = normalize_scan(frames, ct=False)
     return _finish(
         folder, folder.name, data_kind, frames, affine, spacing, i0, i1, _times(n, i0, i1), image, volume_shape
     )
@@ -374,9 +374,7 @@ def load_lung_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
     i0, i1 = phases.index(meta["input_phases"][0]), phases.index(meta["input_phases"][1])
     if i1 < i0:
         raise DataError(f"{meta_path}: input phase {phases[i1]} comes before {phases[i0]} in 'phases'")
-    if str(meta.get("units", "HU")).upper() == "HU":
-        frames = clip_hu(frames)
-    frames = minmax_per_frame(frames)
+    frames = normalize_scan(frames, ct=str(meta.get("units", "HU")).upper() == "HU")
     data_kind = data_kind or _phantom_data_kind(folder) or "lung"
     return _finish(
         folder,
@@ -396,8 +394,9 @@ def load_lung_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
 def load_series(path, frames, data_kind: str | None = None, volume_shape="native") -> Patient4D:
     """One 4D NIfTI series as a :class:`Patient4D`: the inputs are the 0-based ``frames = (I, J)``
     (``I < J``), the targets every frame between them with ``t = (k - I) / (J - I)``. CT-like
-    intensities (``data_kind="lung"``, or a minimum below -500 when ``data_kind`` is ``None``)
-    are clipped to the HU window first; every frame is min-max normalised. Keeps the file's grid
+    intensities (``data_kind="lung"``, or :func:`~interp4d_lite.data.preprocess.guess_data_kind`
+    when ``data_kind`` is ``None``) are clipped to the HU window first; every frame is min-max
+    normalised (:func:`~interp4d_lite.data.preprocess.normalize_scan`). Keeps the file's grid
     unless ``volume_shape`` is given."""
     path = Path(path)
     data, affine, spacing = read_nifti_4d(path)  # (T, X, Y, Z)
@@ -405,10 +404,7 @@ def load_series(path, frames, data_kind: str | None = None, volume_shape="native
     i, j = (int(f) for f in frames)
     if not (0 <= i < j < n):
         raise DataError(f"{path}: frames {i} {j} must be 0 <= I < J < {n} (it has {n} frames, 0-based)")
-    if data_kind is None:
-        data_kind = "lung" if float(data.min()) < -500 else "cardiac"
-    if data_kind == "lung":
-        data = clip_hu(data)
+    data_kind = data_kind or guess_data_kind(data)
     name = path.name.removesuffix(".gz").removesuffix(".nii")
-    return _finish(path.parent, name, data_kind, minmax_per_frame(data), affine, spacing, i, j, _times(n, i, j), path,
+    return _finish(path.parent, name, data_kind, normalize_scan(data, ct=data_kind == "lung"), affine, spacing, i, j, _times(n, i, j), path,
                    volume_shape)  # fmt: skip

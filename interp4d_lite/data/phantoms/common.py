@@ -11,6 +11,7 @@ from scipy.ndimage import gaussian_filter, map_coordinates
 from scipy.special import expit
 
 from .. import DATA_KINDS
+from ..preprocess import HU_WINDOW
 
 #: the phantom generators (one per data kind)
 PHANTOMS = DATA_KINDS
@@ -19,7 +20,6 @@ DEFAULT_SPACING = {"cardiac": (1.5, 1.5, 8.0), "lung": (2.5, 2.5, 2.5), "linear"
 DEFAULT_FRAMES = {"cardiac": 25, "lung": 10, "linear": 6}
 DEFAULT_NOISE = {"cardiac": 0.02, "lung": 0.01, "linear": 0.01}
 MIN_FRAMES = {"cardiac": 6, "lung": 4, "linear": 3}
-HU_WINDOW = (-1400.0, 200.0)
 EDGE_WIDTH = 0.6  # logistic edge width in voxels (keeps trilinear warping >= 35 dB)
 
 
@@ -54,7 +54,9 @@ class Phantom4D:
 
 
 def hu_to_unit(hu: np.ndarray) -> np.ndarray:
-    """HU -> [0, 1] with the CT window [-1400, 200] (the fixed-window part of the lung preprocessing)."""
+    """HU -> [0, 1] with the CT window [-1400, 200] (``data.preprocess.HU_WINDOW``): a fixed
+    window, to look at a lung phantom's frames; scans reach the models through
+    ``data.preprocess.normalize_scan`` (the window's clip, then min-max per frame)."""
     lo, hi = HU_WINDOW
     return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32)
 
