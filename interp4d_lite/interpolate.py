@@ -152,25 +152,19 @@ def _read_inputs(input_4d=None, frames: Sequence[int] | None = None, inputs: Seq
 
 def write_frames(frames: np.ndarray, reference, out_path: str | os.PathLike, times: Sequence[float]) -> Path:
     """Write ``(N, X, Y, Z)`` as a 4D NIfTI ``(X, Y, Z, N)`` with the reference's affine and
-    voxel sizes; the timestamps go into the header description."""
-    import nibabel as nib
+    voxel sizes, atomically (:func:`interp4d_lite.data.io.write_nifti`); the timestamps go into
+    the header description."""
+    from .data.io import nifti_4d, write_nifti
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    data = np.moveaxis(np.asarray(frames, dtype=np.float32), 0, -1)  # (X, Y, Z, N)
-    affine = np.asarray(reference.affine, dtype=np.float64)
-    img = nib.Nifti1Image(data, affine)
-    zooms = tuple(float(z) for z in reference.header.get_zooms()[:3])
-    img.header.set_zooms(zooms + (1.0,))
-    img.header.set_xyzt_units(*reference.header.get_xyzt_units()) if hasattr(
-        reference.header, "get_xyzt_units"
-    ) else None
-    img.set_sform(affine, code=1)
-    img.set_qform(affine, code=1)
-    desc = ("interp4d t=" + ",".join(f"{t:.3g}" for t in times))[:79]
-    img.header["descrip"] = desc.encode()
-    nib.save(img, str(out_path))
-    return out_path
+    header = reference.header
+    img = nifti_4d(
+        frames,
+        reference.affine,
+        zooms=header.get_zooms()[:3],
+        xyzt_units=header.get_xyzt_units() if hasattr(header, "get_xyzt_units") else None,
+        descrip="interp4d t=" + ",".join(f"{t:.3g}" for t in times),
+    )
+    return write_nifti(img, out_path, compresslevel=1)
 
 
 def interpolate_files(

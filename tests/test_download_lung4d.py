@@ -18,6 +18,7 @@ from _download_server import lock_is_free as _lock_is_free
 import interp4d_lite.download.http as dh
 import interp4d_lite.download.lung4d as L
 import interp4d_lite.download.lung4d.convert as LC  # where convert_session looks up resample_to_grid
+import interp4d_lite.io_utils as io_utils
 from interp4d_lite.download.errors import DownloadError
 
 API = "/nbia-api/services/v1"
@@ -335,7 +336,7 @@ def test_disk_full_while_writing_nifti(tmp_path, tcia, capsys, monkeypatch):
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(nib, "save", full)
+    monkeypatch.setattr(io_utils, "atomic_write_bytes", full)  # under the one NIfTI writer
     with FakeServer(tcia.routes()) as srv:
         assert run(dest, srv, "--patients", B) == 2
         assert "disk full" in capsys.readouterr().err

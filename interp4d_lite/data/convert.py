@@ -15,15 +15,14 @@ from :func:`interp4d_lite.data.dicom.read_dicom_cine`; this module writes the re
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
-from ..io_utils import atomic_write_bytes
 from .dicom import DicomCine, read_dicom_cine
+from .io import write_nifti as save_nifti
 
 __all__ = ["DicomCine", "read_dicom_cine", "convert_dicom_cine", "cine_to_nifti", "check_nifti_out", "save_nifti"]
 
@@ -85,19 +84,5 @@ def convert_dicom_cine(folder, out, *, overwrite: bool = True, tolerance: float 
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: not a folder (give the folder holding the DICOM files)")
     cine = read_dicom_cine(folder, tolerance=tolerance)
-    save_nifti(cine_to_nifti(cine), out)
+    save_nifti(cine_to_nifti(cine), out)  # data.io.write_nifti, the one NIfTI writer
     return cine
-
-
-def save_nifti(img, out) -> Path:
-    """Write a NIfTI image to ``out`` atomically (gzip for ``.nii.gz``; reproducible bytes:
-    no time stamp in the gzip header)."""
-    out = Path(out)
-    blob = img.to_bytes()
-    if out.name.lower().endswith(".gz"):
-        blob = gzip.compress(blob, compresslevel=9, mtime=0)
-    try:
-        atomic_write_bytes(out, blob)
-    except OSError as exc:
-        raise DataError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    return out

@@ -156,6 +156,49 @@ def read_nifti(path, ndim: int | None = None, hint: str = "") -> tuple:
     return data, img
 
 
+def nifti_4d(frames: np.ndarray, affine: np.ndarray, *, dtype=np.float32, zooms=None, xyzt_units=None, descrip=None):
+    """A ``nibabel.Nifti1Image`` ``(X, Y, Z, T)`` of ``frames`` ``(T, X, Y, Z)`` (cast to
+    ``dtype``; int16 is rounded first), with ``affine`` as sform and qform (code 1, scanner);
+    optionally the voxel sizes ``zooms`` (spatial, or with the time step), the units
+    (``("mm", "sec")``) and the header's description (79 bytes at most)."""
+    data = np.moveaxis(np.asarray(frames), 0, -1)  # (T, X, Y, Z) -> (X, Y, Z, T)
+    data = np.round(data).astype(dtype) if np.dtype(dtype) == np.int16 else data.astype(dtype)
+    affine = np.asarray(affine, dtype=np.float64)
+    img = nib.Nifti1Image(data, affine)
+    if zooms is not None:
+        zooms = tuple(float(z) for z in zooms)
+        img.header.set_zooms(zooms if len(zooms) == 4 else zooms + (1.0,))
+    if xyzt_units is not None:
+        img.header.set_xyzt_units(*xyzt_units)
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    if descrip is not None:
+        img.header["descrip"] = str(descrip)[:79].encode()
+    return img
+
+
+def write_nifti(img, out, compresslevel: int = 9) -> Path:
+    """The package's one NIfTI writer: ``img`` (a nibabel image) to ``out`` atomically
+    (:func:`interp4d_lite.io_utils.atomic_write_bytes`: a crash never leaves half a file under
+    the real name), gzip for ``.nii.gz`` with no time stamp in its header (the same image gives
+    the same bytes). A failed write is a :class:`~interp4d_lite.errors.DataError` naming ``out``."""
+    import errno
+    import gzip
+
+    from ..io_utils import atomic_write_bytes
+
+    out = Path(out)
+    blob = img.to_bytes()
+    if out.name.lower().endswith(".gz"):
+        blob = gzip.compress(blob, compresslevel=compresslevel, mtime=0)
+    try:
+        atomic_write_bytes(out, blob)
+    except OSError as exc:
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise DataError(f"{out}: cannot write ({'disk full: ' if full else ''}{exc.strerror or exc})") from None
+    return out
+
+
 def _spacing(img) -> tuple:
     return tuple(float(z) for z in img.header.get_zooms()[:3])
 

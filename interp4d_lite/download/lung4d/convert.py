@@ -153,6 +153,8 @@ def write_patient(dest: Path, pid: str, data: np.ndarray, affine: np.ndarray, me
     """Write DEST/<pid>/ atomically: build DEST/.<pid>.part/ then rename."""
     import nibabel as nib
 
+    from ...data.io import write_nifti
+
     final = Path(dest) / pid
     tmp = Path(dest) / f".{pid}.part"
     if tmp.exists():
@@ -163,7 +165,7 @@ def write_patient(dest: Path, pid: str, data: np.ndarray, affine: np.ndarray, me
         img.header.set_data_dtype(np.int16)
         img.header.set_xyzt_units("mm", "sec")
         img.header["descrip"] = b"4D-Lung phases 0-90%, HU"
-        nib.save(img, tmp / f"{pid}_4d.nii.gz")
+        write_nifti(img, tmp / f"{pid}_4d.nii.gz", compresslevel=1)
         (tmp / "phases.json").write_text(json.dumps(meta, indent=2) + "\n")
         if final.exists():
             raise DownloadError(f"{final}: exists but is not a complete conversion; move it away and re-run")
