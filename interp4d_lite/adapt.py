@@ -65,11 +65,11 @@ def _pick_triplets(windows: Sequence[Window], gap: int, limit: int, seed: int) -
 class ScanTriplets:
     """Triplets of one scan as training items (the items of
     :class:`~interp4d_lite.data.TripletDataset`): ``I0``, ``I1``, ``It`` ``(1, X, Y, Z)``
-    float32, ``t`` 0-d tensor, ``patient``, ``frame``. ``frames`` maps a frame index to its
+    float32, ``t`` 0-d tensor, ``patient``, ``frame``. ``volumes`` maps a frame index to its
     normalised ``(X, Y, Z)`` volume; only the frames the triplets name are touched."""
 
-    def __init__(self, frames: dict[int, np.ndarray], triplets: Sequence[tuple[int, int, int, float]], name="scan"):
-        self.frames, self.triplets, self.name = frames, list(triplets), name
+    def __init__(self, volumes: dict[int, np.ndarray], triplets: Sequence[tuple[int, int, int, float]], name="scan"):
+        self.volumes, self.triplets, self.name = volumes, list(triplets), name
         if not self.triplets:
             raise ValueError("no triplets to adapt on")
 
@@ -80,7 +80,7 @@ class ScanTriplets:
         import torch
 
         a, m, b, t = self.triplets[k]
-        vol = lambda i: torch.from_numpy(np.ascontiguousarray(self.frames[i], dtype=np.float32))[None]  # noqa: E731
+        vol = lambda i: torch.from_numpy(np.ascontiguousarray(self.volumes[i], dtype=np.float32))[None]  # noqa: E731
         return {"I0": vol(a), "I1": vol(b), "It": vol(m), "t": torch.tensor(float(t)), "patient": self.name, "frame": m}
 
 
@@ -126,7 +126,7 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
     deadline = started + 60 * cfg.minutes * cfg.target_share if cfg.minutes else None
     device = get_device(cfg.device)
     targets = compute_targets(register, triplets, device, progress=cfg.progress, desc="scan targets", deadline=deadline)
-    kept = ScanTriplets(triplets.frames, triplets.triplets[: len(targets)], name=triplets.name)
+    kept = ScanTriplets(triplets.volumes, triplets.triplets[: len(targets)], name=triplets.name)
     return TimeReversed(CachedTargets(kept, targets)), len(targets)
 
 
@@ -145,7 +145,7 @@ def _budget_left(started: float, minutes: float) -> float:
 
 
 def adapt_student(
-    frames: dict[int, np.ndarray],
+    volumes: dict[int, np.ndarray],
     n_frames: int,
     pair: tuple[int, int],
     student,
@@ -158,7 +158,7 @@ def adapt_student(
     """Fine-tune ``student`` on one scan for interpolating between frames ``pair = (I, J)``.
 
     Args:
-        frames: ``{index: (X, Y, Z)}`` normalised frames of the scan; frames strictly between
+        volumes: ``{index: (X, Y, Z)}`` normalised frames of the scan; frames strictly between
             I and J are not needed (and are refused).
         n_frames: the number of frames of the series.
         pair: the two input frames ``(I, J)`` (0-based).
@@ -183,7 +183,7 @@ def adapt_student(
     if device is not None:
         cfg = cfg.replace(device=device)
     i, j = (int(v) for v in pair)
-    inside = [k for k in frames if min(i, j) < k < max(i, j)]
+    inside = [k for k in volumes if min(i, j) < k < max(i, j)]
     if inside:
         raise ValueError(f"adaptation must not see the target frames strictly between {i} and {j}; got {inside}")
     windows = scan_windows(n_frames, i, j, cyclic=cfg.cyclic)
@@ -196,8 +196,8 @@ def adapt_student(
         )
     train_w, held = split_windows(windows, abs(j - i), cfg.holdout)
     trip = _pick_triplets(train_w, abs(j - i), cfg.max_triplets, cfg.seed)
-    before = self_check(copy.deepcopy(student).cpu(), frames, held, device="cpu")
-    dataset, n_targets = _with_targets(ScanTriplets(frames, trip, name=name), cfg, started)
+    before = self_check(copy.deepcopy(student).cpu(), volumes, held, device="cpu")
+    dataset, n_targets = _with_targets(ScanTriplets(volumes, trip, name=name), cfg, started)
     model, history = fit(
         "adapt",
         config=cfg.replace(minutes=max(_budget_left(started, cfg.minutes) / 60, 1e-3) if cfg.minutes else 0.0),
@@ -207,7 +207,7 @@ def adapt_student(
         checkpoint_name=Path(out).name if out is not None else None,
         resume=False,
     )
-    after = self_check(model, frames, held, device=next(model.parameters()).device)
+    after = self_check(model, volumes, held, device=next(model.parameters()).device)
     kept = "adapted"
     if before is not None and after is not None and after.model_db < before.model_db:
         model, kept = copy.deepcopy(student), "original"  # adaptation made the self-check worse: undo it
@@ -228,21 +228,17 @@ def adapt_student(
 
 
 def adapt_file(
-    input_4d, frames: Sequence[int], out, *, checkpoint=None, steps=None, minutes=None, seed=0, device="auto", **cfg
+    input_4d, pair: Sequence[int], out, *, checkpoint=None, steps=None, minutes=None, seed=0, device="auto", **cfg
 ):
-    """The ``adapt`` command: read the allowed frames of ``input_4d``, adapt the student
+    """The ``adapt`` command: read the frames of ``input_4d`` outside ``pair = (I, J)``, adapt the student
     (``checkpoint``: a path or a pretrained name; default the pretrained one), write ``out``."""
     from .io_utils import check_frames, check_output_path
     from .train.config import AdaptConfig
 
     out = check_output_path(out, suffixes=(".pt",))
-    i, j = check_frames(frames)
+    check_frames(pair)
     n = _n_frames(input_4d)
-    for f in (i, j):
-        if not 0 <= f < n:
-            from .errors import CLIError
-
-            raise CLIError(f"frame index {f} out of range for {input_4d}: it has {n} frames (0-based: 0..{n - 1})")
+    i, j = check_frames(pair, n, input_4d)
     student = _load_student(checkpoint, device)
     data, _, _ = read_scan_frames(input_4d, allowed_frames(n, i, j))
     config = AdaptConfig(seed=seed, device=device, **cfg)

@@ -111,15 +111,15 @@ def _interpolate_volumes(model, vol0, vol1, times, device, chunk: int, ct: bool 
     return (lo + (hi - lo) * out).astype(np.float32)
 
 
-def read_pair(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequence | None = None):
+def read_pair(input_4d=None, pair: Sequence[int] | None = None, inputs: Sequence | None = None):
     """``(vol0, vol1, reference_image)`` from a 4D NIfTI and two 0-based frame indices
     (:func:`check_frames`), or from two 3D NIfTI files (which must share shape and affine).
     Files are read by :func:`interp4d_lite.data.io.read_nifti` (a :class:`DataError` naming
     the file)."""
-    return _read_inputs(input_4d, frames, inputs)[2:]
+    return _read_inputs(input_4d, pair, inputs)[2:]
 
 
-def _read_inputs(input_4d=None, frames: Sequence[int] | None = None, inputs: Sequence | None = None):
+def _read_inputs(input_4d=None, pair: Sequence[int] | None = None, inputs: Sequence | None = None):
     """``(series, pair, vol0, vol1, reference_image)``: :func:`read_pair`'s volumes and, for a
     4D input, the whole series ``(X, Y, Z, T)`` as read once and the checked frame pair
     (``None`` and ``None`` for two 3D files)."""
@@ -128,17 +128,14 @@ def _read_inputs(input_4d=None, frames: Sequence[int] | None = None, inputs: Seq
     if (input_4d is None) == (inputs is None):
         raise CLIError("give either --input 4D.nii.gz --frames I J, or --inputs A.nii.gz B.nii.gz")
     if input_4d is not None:
-        frames = check_frames(frames)
+        pair = check_frames(pair)
         data, img = read_nifti(
             input_4d,
             ndim=4,
             hint=" (--input takes one 4D file; to interpolate between two 3D volumes pass both with --inputs A B)",
         )
-        n = data.shape[3]
-        for f in frames:
-            if not 0 <= int(f) < n:
-                raise CLIError(f"frame index {f} out of range for {input_4d}: it has {n} frames (0-based: 0..{n - 1})")
-        return data, frames, data[..., int(frames[0])], data[..., int(frames[1])], img
+        pair = check_frames(pair, data.shape[3], input_4d)
+        return data, pair, data[..., pair[0]], data[..., pair[1]], img
     if len(inputs) != 2:
         raise CLIError("--inputs needs exactly two 3D NIfTI files")
     d0, img0 = read_nifti(inputs[0], ndim=3)
@@ -172,7 +169,7 @@ def interpolate_files(
     out,
     *,
     input_4d=None,
-    frames=None,
+    pair=None,
     inputs=None,
     times=None,
     n=None,
@@ -180,8 +177,12 @@ def interpolate_files(
     fallback: str = "none",
     cyclic: bool = True,
     data_kind: str | None = None,
+    frames=None,
 ):
     """The ``interpolate`` command: read, interpolate with the student, self-check, write.
+
+    ``input_4d`` and ``pair`` (its two 0-based input frames ``(I, J)``; ``frames`` is the older
+    name of the argument, still accepted), or ``inputs``: two 3D files.
 
     ``checkpoint``: a student checkpoint path, a pretrained name (``"cardiac"``, ``"lung"``) or
     ``None`` (the pretrained student that fits ``data_kind``). ``data_kind`` (default: guessed
@@ -207,7 +208,7 @@ def interpolate_files(
         raise CLIError(f"--fallback must be 'none' or 'blend', not {fallback!r}")
     check_output_path(out)
     ts = parse_times(times, n)
-    series, pair, vol0, vol1, ref = _read_inputs(input_4d, frames, inputs)  # the series is read once
+    series, pair, vol0, vol1, ref = _read_inputs(input_4d, pair if pair is not None else frames, inputs)  # read once
     device = get_device(device)
     kind = data_kind or guess_data_kind(series if series is not None else [vol0, vol1])
     model = load_student(checkpoint, device=device, data_kind=kind)
@@ -233,7 +234,7 @@ def _series_check(model, series: np.ndarray, pair, cyclic: bool, device, ct: boo
     """The self-check (:mod:`interp4d_lite.selfcheck`) of ``model`` on up to ``max_windows``
     windows of ``series`` ``(X, Y, Z, T)`` outside the target interval ``pair``, at the spacing
     closest to it; only the frames of those windows are normalised and scored."""
-    from .selfcheck import allowed_frames, normalize_frames, scan_windows, self_check, split_windows
+    from .selfcheck import allowed_frames, normalize_volumes, scan_windows, self_check, split_windows
 
     i, j = pair
     n = series.shape[3]
@@ -242,9 +243,9 @@ def _series_check(model, series: np.ndarray, pair, cyclic: bool, device, ct: boo
         return None
     _, held = split_windows(windows, abs(j - i), min(max_windows, len(windows) - 1) or 1)
     held = held or windows[:1]
-    used = sorted({f for w in held for f in (w.a, w.b, *w.frames)})
+    used = sorted({f for w in held for f in (w.a, w.b, *w.indices)})
     assert not set(used) - set(allowed_frames(n, i, j))
-    data = normalize_frames({k: series[..., k] for k in used}, ct=ct)
+    data = normalize_volumes({k: series[..., k] for k in used}, ct=ct)
     return self_check(model, data, held, device=device)
 
 
@@ -252,7 +253,7 @@ def _run_interpolate(args) -> int:
     if args.n is None and args.times is None:
         raise CLIError("give --times T [T ...] or --n N")
     path, check, written = interpolate_files(
-        args.checkpoint, args.out, input_4d=args.input, frames=args.frames, inputs=args.inputs, times=args.times,
+        args.checkpoint, args.out, input_4d=args.input, pair=args.frames, inputs=args.inputs, times=args.times,
         n=args.n, device=args.device, fallback=args.fallback, cyclic=args.cyclic, data_kind=args.data_kind,
     )  # fmt: skip
     if check is not None:

@@ -142,9 +142,10 @@ def check_output_path(
     return p
 
 
-def check_frames(frames: Sequence[int] | None) -> tuple[int, int]:
+def check_frames(frames: Sequence[int] | None, n: int | None = None, path=None) -> tuple[int, int]:
     """The two 0-based frame indices of ``--frames I J``, checked before the file is read:
-    two of them, not negative, and different (the range is checked against the file)."""
+    two of them, not negative, and different; with ``n`` (the frames of the file ``path``), also
+    that both exist."""
     if frames is None or len(frames) != 2:
         raise CLIError("--input needs --frames I J (two 0-based frame indices)")
     i, j = (int(f) for f in frames)
@@ -152,4 +153,7 @@ def check_frames(frames: Sequence[int] | None) -> tuple[int, int]:
         raise CLIError(f"--frames {i} {j}: frame indices are 0-based, so they must be >= 0")
     if i == j:
         raise CLIError(f"--frames {i} {j}: frames I and J must differ (between a frame and itself there is no motion)")
+    for f in (i, j) if n is not None else ():
+        if not f < n:
+            raise CLIError(f"frame index {f} out of range for {path}: it has {n} frames (0-based: 0..{n - 1})")
     return i, j

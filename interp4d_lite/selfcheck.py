@@ -25,7 +25,7 @@ __all__ = [
     "SelfCheck",
     "self_check",
     "read_scan_frames",
-    "normalize_frames",
+    "normalize_volumes",
 ]
 
 
@@ -43,9 +43,14 @@ class Window:
         return (self.a + self.gap) % self.n
 
     @property
-    def frames(self) -> list[int]:
-        """Every frame of the window, ends included, in time order."""
+    def indices(self) -> list[int]:
+        """The index of every frame of the window, ends included, in time order."""
         return [(self.a + k) % self.n for k in range(self.gap + 1)]
+
+    @property
+    def frames(self) -> list[int]:
+        """The older name of :attr:`indices`."""
+        return self.indices
 
     def triplets(self) -> list[tuple[int, int, int, float]]:
         """``(a, k, b, t)`` for each frame ``k`` strictly inside, ``t = (k - a) / gap``."""
@@ -70,7 +75,7 @@ def scan_windows(n: int, i: int, j: int, cyclic: bool = True, min_gap: int = 2) 
             w = Window(a, gap, n)
             if (not cyclic and a + gap >= n) or gap >= n:
                 continue
-            if set(w.frames) <= allowed:  # for a cycle this includes J -> I the other way round
+            if set(w.indices) <= allowed:  # for a cycle this includes J -> I the other way round
                 out.append(w)
     return out
 
@@ -115,8 +120,9 @@ class SelfCheck:
         return text
 
 
-def self_check(model, frames: dict[int, np.ndarray], windows: Sequence[Window], device="cpu") -> SelfCheck | None:
-    """Score ``model`` (a student) and the linear blend on every middle frame of ``windows``,
+def self_check(model, volumes: dict[int, np.ndarray], windows: Sequence[Window], device="cpu") -> SelfCheck | None:
+    """Score ``model`` (a student) and the linear blend on every middle frame of ``windows``
+    (``volumes``: ``{index: (X, Y, Z)}`` normalised frames of the scan),
     each window played both ways (``a -> b`` and ``b -> a`` with ``t -> 1 - t``: the held-out
     windows run the other way in time than the interval to interpolate); ``None`` when there are
     no windows. PSNR per frame, averaged."""
@@ -129,7 +135,7 @@ def self_check(model, frames: dict[int, np.ndarray], windows: Sequence[Window], 
     if not windows:
         return None
     model = model.to(device).eval()
-    vol = lambda i: torch.from_numpy(frames[i])[None, None].float().to(device)  # noqa: E731
+    vol = lambda i: torch.from_numpy(volumes[i])[None, None].float().to(device)  # noqa: E731
     got, blend = [], []
     with torch.no_grad():
         for w in windows:
@@ -156,16 +162,16 @@ def read_scan_frames(path, indices: Sequence[int], ct: bool | None = None) -> tu
     from .data.io import read_nifti_frames
 
     data, img, n = read_nifti_frames(path, indices)
-    return normalize_frames(data, ct), img, n
+    return normalize_volumes(data, ct), img, n
 
 
-def normalize_frames(frames: dict[int, np.ndarray], ct: bool | None = None) -> dict[int, np.ndarray]:
-    """``{index: (X, Y, Z)}`` raw frames of one scan -> the same frames normalised together by
+def normalize_volumes(volumes: dict[int, np.ndarray], ct: bool | None = None) -> dict[int, np.ndarray]:
+    """``{index: (X, Y, Z)}`` raw volumes of one scan -> the same volumes normalised together by
     :func:`~interp4d_lite.data.preprocess.normalize_scan` (``ct=None``: guessed from them)."""
     from .data.preprocess import normalize_scan
 
-    if not frames:
+    if not volumes:
         return {}
-    keys = list(frames)
-    normed = normalize_scan(np.stack([frames[k] for k in keys]), ct=ct)
+    keys = list(volumes)
+    normed = normalize_scan(np.stack([volumes[k] for k in keys]), ct=ct)
     return dict(zip(keys, normed, strict=True))

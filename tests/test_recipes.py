@@ -171,3 +171,14 @@ def test_teacher_better_with_cached_targets_uses_the_teachers_own_frame(tmp_path
     torch.testing.assert_close(parts[2], image)
     item = CachedTargets([dict(Toy()[2])], torch.cat(parts, dim=1))[0]
     assert item["target_image"].shape == (1, *Toy()[2]["I0"].shape[1:])
+
+
+def test_the_ablation_checkpoint_has_one_name_on_every_route(tmp_path):
+    """``distill_student`` with the distillation off saves ``student_nokd.pt``, as the ``distill``
+    command (``--distill-weight 0``) and ``ensure_checkpoint("student_nokd", ...)`` do."""
+    from interp4d_lite.train import distill_student
+
+    cfg = DistillConfig(steps=1, batch_size=2, progress=False, log_every=1, model=TINY.to_dict(), distill_weight=0.0)
+    distill_student(config=cfg, dataset=Toy(), out_dir=tmp_path)
+    assert get_recipe("student_nokd").checkpoint == "student_nokd.pt"
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["student_nokd.pt"]

@@ -434,8 +434,8 @@ def load_lung_patient(folder, volume_shape=None, data_kind=None) -> Patient4D:
     )
 
 
-def load_series(path, frames, data_kind: str | None = None, volume_shape="native") -> Patient4D:
-    """One 4D NIfTI series as a :class:`Patient4D`: the inputs are the 0-based ``frames = (I, J)``
+def load_series(path, pair, data_kind: str | None = None, volume_shape="native") -> Patient4D:
+    """One 4D NIfTI series as a :class:`Patient4D`: the inputs are the 0-based ``pair = (I, J)``
     (``I < J``), the targets every frame between them with ``t = (k - I) / (J - I)``. CT-like
     intensities (``data_kind="lung"``, or :func:`~interp4d_lite.data.preprocess.guess_data_kind`
     when ``data_kind`` is ``None``) are clipped to the HU window first; every frame is min-max
@@ -444,7 +444,7 @@ def load_series(path, frames, data_kind: str | None = None, volume_shape="native
     path = Path(path)
     data, affine, spacing = read_nifti_4d(path)  # (T, X, Y, Z)
     n = data.shape[0]
-    i, j = (int(f) for f in frames)
+    i, j = (int(f) for f in pair)
     if not (0 <= i < j < n):
         raise DataError(f"{path}: frames {i} {j} must be 0 <= I < J < {n} (it has {n} frames, 0-based)")
     data_kind = data_kind or guess_data_kind(data)

@@ -437,8 +437,9 @@ def train_baseline(patients: Sequence | None = None, config: BaselineTrainConfig
 def distill_student(patients: Sequence | None = None, teacher=None, config: DistillConfig | None = None, **kw):
     """Train the student (sees I0, I1, t): image loss on I_t plus distillation of the frozen
     ``teacher``'s fields (a model or a teacher checkpoint path). With ``distill_weight = 0`` and
-    ``feature_weight = 0`` this is the ablation (``fit("student_nokd", ...)``; no teacher needed)."""
+    ``feature_weight = 0`` this is the ablation (``fit("student_nokd", ...)``; no teacher needed),
+    saved as the recipe's ``student_nokd.pt`` as the ``distill`` command and ``ensure_checkpoint``
+    name it (``checkpoint_name`` overrides)."""
     cfg = config or DistillConfig()
     recipe = "student" if get_recipe("student").needs_teacher(cfg) else "student_nokd"
-    kw.setdefault("checkpoint_name", "student.pt")
     return fit(recipe, patients, cfg, teacher=teacher, **kw)

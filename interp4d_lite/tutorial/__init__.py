@@ -10,6 +10,8 @@
 * :mod:`.copying`: ``interp4d-lite notebooks DEST`` (:func:`copy_notebooks`);
 * :mod:`.runner`: the papermill runner, ``python -m interp4d_lite.tutorial`` and
   ``interp4d-lite tutorial`` (:func:`run_notebook`, :func:`main`);
+* :mod:`.exercises`: the notebooks' self-checking exercises (``check_*``; also importable as
+  ``interp4d_lite.exercises``), imported on first use;
 * :mod:`.cli`: registers both commands with :mod:`interp4d_lite.cli` (:func:`add_commands`).
 
 Every public name is importable from here (``from interp4d_lite.tutorial import

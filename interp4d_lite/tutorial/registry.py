@@ -49,7 +49,7 @@ class Notebook:
     """One tutorial notebook: its name (the file ``<name>.ipynb``), the global knobs of
     :data:`SMOKE_PARAMS` its parameters cell declares (papermill warns about others), the
     artifacts it promises (globs relative to its ``out_dir``; the tests check them) and its
-    self-checking exercises (names of ``interp4d_lite.exercises.check_*``, in notebook order)."""
+    self-checking exercises (names of ``interp4d_lite.tutorial.exercises.check_*``, in notebook order)."""
 
     name: str
     params: tuple[str, ...]
