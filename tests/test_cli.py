@@ -222,3 +222,26 @@ def test_check_output_path_accepts_what_the_writers_can_write(tmp_path):
     for bad in ("a.gz", "a.nii.zip", ".nii", "nifti"):
         with pytest.raises(CLIError, match=r"unsupported file name suffix .*; use \.nii or \.nii\.gz"):
             check_output_path(tmp_path / bad)
+
+
+@pytest.mark.parametrize("pair", [("1", "2"), ("3", "2")])
+def test_evaluate_needs_a_frame_between_the_inputs(files, pair, capsys):
+    out = files["dir"] / "eval"
+    argv = ["evaluate", "--input", str(files["src"]), "--frames", *pair, "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no frame lies between I and J" in err
+    assert not (out / "summary.json").exists()
+
+
+def test_summary_table_is_as_wide_as_its_longest_names():
+    from interp4d_lite.train.evaluate import format_summary
+
+    metrics = {"psnr": 30.0, "ncc": 0.9, "ssim": 0.9, "nmse": 0.01, "epe": 0.5, "epe_moving": 0.7, "folding": 0.0}
+    rows = [
+        {"dataset": name, "scope": "mid", "method": method, "n": 3, **metrics}
+        for name, method in (("pig_cine_lax_4d.nii.gz", "registered_linear_motion"), ("x", "linear_blend"))
+    ]
+    lines = format_summary(rows, scopes=("mid",)).splitlines()
+    assert len(lines) == 4 and len({len(line) for line in lines}) == 1  # every row lines up with the head
+    assert lines[2].index("30.00") == lines[3].index("30.00")

@@ -208,6 +208,11 @@ def _evaluation_patients(args) -> tuple[list, str]:
         from ..io_utils import check_frames
 
         i, j = sorted(check_frames(args.frames))
+        if j - i < 2:
+            raise CLIError(
+                f"--frames {args.frames[0]} {args.frames[1]}: no frame lies between I and J to score the methods on; "
+                "give two frames with at least one frame between them"
+            )
         shape = _shape(args.volume_shape) or "native"
         return [load_series(args.input, (i, j), data_kind=args.data_kind, volume_shape=shape)], Path(args.input).name
     data = _check_data(args.data)

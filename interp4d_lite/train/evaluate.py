@@ -314,19 +314,21 @@ def save_table(table, stem: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def format_summary(summary, scopes: Sequence[str] = ("mid", "all"), methods: Sequence[str] | None = None) -> str:
-    """Plain-text table of :func:`summarize` rows for the given scopes."""
+    """Plain-text table of :func:`summarize` rows for the given scopes; the text columns are as
+    wide as their longest entry, so every row lines up."""
+    records = _frame(summary).to_dict("records")
+    rows = [r for s in scopes for r in records if r["scope"] == s and (methods is None or r["method"] in methods)]
+    wd = max([9, *(len(str(r["dataset"])) for r in rows)])  # at least the widths the table always had
+    ws = max([5, *(len(str(r["scope"])) for r in rows)])
+    wm = max([20, *(len(str(r["method"])) for r in rows)])
     head = (
-        f"{'dataset':<9} {'scope':<5} {'method':<20} {'PSNR':>7} {'NCC':>6} {'SSIM':>6} {'NMSE':>8} {'EPE':>6} "
-        f"{'EPEmov':>6} {'fold%':>6} {'n':>4}"
+        f"{'dataset':<{wd}} {'scope':<{ws}} {'method':<{wm}} {'PSNR':>7} {'NCC':>6} {'SSIM':>6} {'NMSE':>8} "
+        f"{'EPE':>6} {'EPEmov':>6} {'fold%':>6} {'n':>4}"
     )
     lines = [head, "-" * len(head)]
-    rows = _frame(summary).to_dict("records")
-    for s in scopes:
-        for r in rows:
-            if r["scope"] != s or (methods is not None and r["method"] not in methods):
-                continue
-            lines.append(
-                f"{r['dataset']:<9} {s:<5} {r['method']:<20} {r['psnr']:7.2f} {r['ncc']:6.3f} {r['ssim']:6.3f} "
-                f"{r['nmse']:8.4f} {r['epe']:6.3f} {r['epe_moving']:6.3f} {r['folding']:6.2f} {r['n']:4d}"
-            )
+    for r in rows:
+        lines.append(
+            f"{r['dataset']:<{wd}} {r['scope']:<{ws}} {r['method']:<{wm}} {r['psnr']:7.2f} {r['ncc']:6.3f} "
+            f"{r['ssim']:6.3f} {r['nmse']:8.4f} {r['epe']:6.3f} {r['epe_moving']:6.3f} {r['folding']:6.2f} {r['n']:4d}"
+        )
     return "\n".join(lines)
