@@ -281,7 +281,8 @@ def add_commands(subparsers) -> None:
         help="write interpolated frames between two volumes with a student checkpoint",
         description="Interpolate frames at the given timestamps between two volumes -- two frames of a 4D NIfTI "
         "(--input, --frames) or two 3D NIfTI files (--inputs) -- and write them as one 4D NIfTI on the input's own "
-        "grid and affine. Each input is min-max normalised, the student runs on the native grid (padding internally "
+        "grid and affine. Each input is normalised as in training (CT-like intensities clipped to the HU window, "
+        "then min-max), the student runs on the native grid (padding internally "
         "to its multiple and cropping back, no resampling) and the output is mapped back to the inputs' intensity "
         "range (interpolated linearly in t). With --input, the student is first scored against the linear blend "
         "on windows of the same series outside frames I..J (never on the frames between them), and a result below "
