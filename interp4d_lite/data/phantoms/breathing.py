@@ -18,7 +18,7 @@ What the model reproduces of measured 4D-CT lung motion:
   ``abdomen_decay_mm``); the heart and mediastinum follow with ``heart_fraction``;
 * **anterior-posterior and lateral components** (``ap_mm``, ``lr_mm``): the lung expands
   forward and outward at inhale; they vanish at the lung surface (no motion normal to the
-  chest wall) and grow over the first ``12 mm`` inside it;
+  chest wall) and grow between 5 and 20 mm inside it (:data:`SURFACE_DEPTH_MM`);
 * **sliding at the chest wall**: ``W`` is sharp across the lung's outer surface (one voxel of
   the scan): ribs, spine, chest-wall muscle and everything outside the body do not move while
   the lung slides along them. Across horizontal interfaces (lung apex, diaphragm dome) ``W`` is
@@ -55,8 +55,9 @@ BREATHING_RANGES = {
     "heart_fraction": (0.4, 0.7),  # SI motion of the heart/mediastinum relative to the lung next to it
     "abdomen_decay_mm": (80.0, 160.0),  # how far below the lung base the abdomen follows the diaphragm
 }
-#: depth (mm) over which the AP/lateral motion grows from 0 at the lung surface to full
-SURFACE_DEPTH_MM = 12.0
+#: depths (mm) below the lung surface between which the AP/lateral motion grows from 0 to full
+#: (smoothstep): none in the sliding layer, where the SI motion changes sharply
+SURFACE_DEPTH_MM = (5.0, 20.0)
 #: HU thresholds of the masks: body > -500; lung (air inside the body) < -400; bone > 200
 BODY_HU, LUNG_HU, BONE_HU = -500.0, -400.0, 200.0
 
@@ -223,8 +224,8 @@ class BreathingMotion:
         self.si_map = (params.si_mm * w).astype(np.float32)
         # AP and lateral: expansion inside the lungs, zero at their surface
         depth = ndimage.distance_transform_edt(masks.lungs, sampling=sp)
-        s = ndimage.gaussian_filter(np.clip(depth / SURFACE_DEPTH_MM, 0.0, 1.0).astype(np.float32), 0.7)
-        s *= masks.lungs
+        r = np.clip((depth - SURFACE_DEPTH_MM[0]) / (SURFACE_DEPTH_MM[1] - SURFACE_DEPTH_MM[0]), 0.0, 1.0)
+        s = (r * r * (3.0 - 2.0 * r)).astype(np.float32)  # smoothstep: no kink where the lung slides
         rel_x = np.clip((x - masks.x_mid) / masks.half_width, -1.0, 1.0)
         rel_y = np.clip((y - masks.y_post) / (masks.y_ant - masks.y_post), 0.0, 1.0)
         self.lr_map = (params.lr_mm * s * rel_x).astype(np.float32)
