@@ -27,6 +27,7 @@ seconds and its self-check; one MET/MISSED line per target.
     .venv/bin/python benchmarks/bench_real.py                 # both sets, --minutes 5
     .venv/bin/python benchmarks/bench_real.py --sets real_cine --minutes 2
     .venv/bin/python benchmarks/bench_real.py --sets lung_real       # the real-anatomy lung rows only
+    .venv/bin/python benchmarks/bench_real.py --sets lung_real --lung-student runs/pretrain/student_lung.pt
     .venv/bin/python benchmarks/bench_real.py --quick         # a smoke run (few steps)
 
 Writes ``runs/bench_real/`` (git-ignored): metrics, summary, the adaptation reports, table.txt.
@@ -70,6 +71,11 @@ def parse(argv=None):
     p.add_argument("--minutes", type=float, default=5.0, help="adaptation time budget per scan")
     p.add_argument("--steps", type=int, default=None, help="adaptation steps at most (default AdaptConfig's)")
     p.add_argument("--lung-patients", type=int, default=2)
+    p.add_argument(
+        "--lung-student",
+        default="lung",
+        help="lung_real: the student to score (a checkpoint path; default the pretrained one)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
@@ -232,7 +238,7 @@ def lung_real_rows(a):
         "registered_linear_motion": RegisteredLinearMotion(),
         "linear_motion_oracle": "linear_motion_oracle",
         "true_fields": "true_fields",
-        "student": load_student("lung", device="cpu"),
+        "student": load_student(a.lung_student, device="cpu", data_kind="lung"),
     }
     df = evaluate_methods(methods, patients, device=a.device, dataset="lung_real", progress=False)
     return df, lung_real_cli(patients, a)
