@@ -1,11 +1,14 @@
 """Train the pretrained students shipped in ``interp4d_lite/weights/``, reproducibly by seed.
 
-For each data kind (``cardiac``: the anatomical cardiac phantom; ``lung``: the lung phantom),
-generates training and held-out phantom patients, trains the privileged teacher (with its
+For each data kind (``cardiac``: the anatomical cardiac phantom; ``lung``: 4D breathing series
+of the real chest CTs in ``chest_ct/`` whose role is ``train``, plus lung phantoms with
+``--lung-data both``, see ``interp4d_lite.data.chest_ct``), generates training and held-out
+patients, trains the privileged teacher (with its
 registration targets), distils the student from it (the recipe table's ``teacher`` and
 ``student`` rows, the package's defaults otherwise), evaluates the student against the
-linear blend, the linear-motion oracle and zero motion on the held-out patients (and, for
-cardiac, on the real cine shipped with the package), and writes:
+linear blend, the linear-motion oracle and zero motion on the held-out patients (for cardiac
+also on the real cine shipped with the package; for lung also on series of the held-out chest
+CT, never trained on), and writes:
 
 * ``interp4d_lite/weights/student_<data_kind>.pt``: the student in the package's checkpoint format
   with float16 weights (no optimiser state), loaded by ``interp4d_lite.pretrained(data_kind)``;
@@ -35,6 +38,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: passive Ope
 import torch  # noqa: E402
 
 from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
+from interp4d_lite.data.chest_ct import CHEST_CTS, write_chest_dataset  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.models.teacher import REGISTRATION_BLUR  # noqa: E402
 from interp4d_lite.train import evaluate_methods, fit, get_recipe, summarize  # noqa: E402
@@ -49,9 +53,20 @@ DEFAULTS = {
         shape=(128, 128, 10), amplitude=1.0, train=12, test=3, teacher_steps=400, student_steps=1200, crop=(64, 64, 10)
     ),
     "lung": dict(
-        shape=(40, 40, 40), amplitude=1.5, train=10, test=3, teacher_steps=300, student_steps=900, crop=(32, 32, 32)
-    ),
+        shape=(40, 40, 40),
+        amplitude=1.5,
+        train=10,
+        test=3,
+        teacher_steps=300,
+        student_steps=900,
+        crop=(32, 32, 32),
+        real_series=24,
+        real_test=4,
+        real_shape=(48, 48, 48),
+    ),  # fmt: skip
 }
+#: breathing of the held-out real-anatomy series (as benchmarks/bench_real.py's lung_real set)
+REAL_TEST_BREATHING = {"si_mm": (24.0, 32.0)}
 
 
 def parse(argv=None):
@@ -61,6 +76,13 @@ def parse(argv=None):
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--student-steps", type=int, default=None)
     p.add_argument("--train-patients", type=int, default=None)
+    p.add_argument(
+        "--lung-data",
+        choices=["real", "phantom", "both"],
+        default="both",
+        help="lung training data: breathing series of the real chest CTs (chest_ct/, role train), phantoms, or both",
+    )
+    p.add_argument("--real-series", type=int, default=None, help="breathing series per training chest CT (lung)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--work", default=str(ROOT / "runs" / "pretrain"), help="data and intermediate checkpoints")
@@ -94,9 +116,11 @@ def write_model_card(out: Path) -> Path:
         "",
         "**What they are.** The package's student (`StudentConfig()` defaults: a shared encoder, FiLM time",
         "modulation, multi-scale deformation fusion), distilled from the privileged teacher (its",
-        "instance-optimised fields, cached once per sample) on **phantoms only**: the anatomical cardiac",
-        "phantom (short-axis cine at ACDC-like geometry) and the lung phantom (anatomy `a`). Weights are",
-        "stored in float16; `interp4d_lite.pretrained(name)` loads them into a float32 model.",
+        "instance-optimised fields, cached once per sample) on the data listed under each student: the",
+        "anatomical cardiac phantom (short-axis cine at ACDC-like geometry); for the lung, breathing series",
+        "of real chest CTs (`chest_ct/`, their sources and licences in each README) and/or the lung",
+        "phantom (anatomy `a`). Weights are stored in float16; `interp4d_lite.pretrained(name)` loads them",
+        "into a float32 model.",
         "",
     ]
     for path in sorted(out.glob("pretrain_*.json")):
@@ -110,6 +134,7 @@ def write_model_card(out: Path) -> Path:
             f"* **Data**: {info['train_patients']} training and {info['test_patients']} held-out phantom patients "
             f"({kind}), {tuple(info['phantom_shape'])} voxels, motion amplitude {info.get('phantom_amplitude', 1.0)}, "
             f"seed {info['seed']}.",
+            *_real_data_lines(info.get("real_data")),
             f"* **Training**: teacher {info['teacher_steps']} steps, then the student {info['student_steps']} steps "
             f"(batch {info['student_config']['batch_size']}, crops {info['student_config']['crop_shape']}, "
             f"lr {info['student_config']['lr']}), distillation weight {info['student_config']['distill_weight']}; "
@@ -127,6 +152,7 @@ def write_model_card(out: Path) -> Path:
             lines.append(_row(name, m))
         mid = info["metrics"]["phantom_test"]["mid"]
         lines += ["", "At mid-cycle: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in mid.items()) + "."]
+        lines += _real_test_lines(info["metrics"].get("real_test"))
         real = info["metrics"].get("real_cine")
         if real:
             lines += [
@@ -143,7 +169,8 @@ def write_model_card(out: Path) -> Path:
     lines += [
         "## Limits",
         "",
-        "* Trained on phantoms alone: no real scan was seen in training. On a real scan check the student",
+        "* The cardiac student saw phantoms alone; the lung student saw real chest anatomy moved by a breathing",
+        "  model, not measured 4D-CT motion. On a real scan check the student",
         "  against the linear blend before trusting it (`interp4d-lite evaluate --input SCAN --frames I J",
         "  --student cardiac`; `interpolate` prints a self-check), and adapt it to the scan",
         "  (`interp4d-lite adapt`), whose numbers `benchmarks/bench_real.py` prints.",
@@ -154,6 +181,33 @@ def write_model_card(out: Path) -> Path:
         "",
     ]
     return atomic_write_text(out / CARD, "\n".join(lines))
+
+
+def _real_data_lines(real: dict | None) -> list[str]:
+    if not real:
+        return []
+    return [
+        f"* **Real anatomy**: {real['series_per_scan']} breathing series of each training chest CT "
+        f"({', '.join(real['train_scans'])}; `chest_ct/`), {tuple(real['shape'])} voxels "
+        f"(`interp4d_lite.data.chest_ct.write_chest_dataset`, breathing model in "
+        f"`interp4d_lite.data.phantoms.breathing`); training data `--lung-data {real['lung_data']}`. "
+        f"Held out: {real['test_series_per_scan']} series of {', '.join(real['test_scans'])}, never trained on.",
+    ]
+
+
+def _real_test_lines(real_test: dict | None) -> list[str]:
+    if not real_test:
+        return []
+    lines = [
+        "",
+        "Series of the held-out real chest CT (another chest than the training series', never trained on):",
+        "",
+        "| method | PSNR | epe_moving |",
+        "|---|---|---|",
+        *[_row(name, m) for name, m in real_test["all"].items()],
+    ]
+    gain = real_test["all"]["student"]["psnr"] - real_test["all"]["linear_blend"]["psnr"]
+    return lines + ["", f"On them the student is {gain:+.2f} dB from the linear blend."]
 
 
 def export_fp16(src: Path, dst: Path, extra: dict) -> Path:
@@ -184,11 +238,27 @@ def _scores(summary, scope: str = "all") -> dict:
     return out
 
 
+def lung_real_data(work: Path, d: dict, a) -> dict:
+    """Breathing series of the real chest CTs: ``d["real_series"]`` per training scan (role
+    ``train``) and ``d["real_test"]`` of each held-out scan (role ``heldout``, never trained on),
+    written under ``work`` (reproducible by ``--seed``) and loaded on their own grid."""
+    n = a.real_series if a.real_series is not None else d["real_series"]
+    shape = tuple(d["real_shape"])
+    scans = {role: [k for k, v in CHEST_CTS.items() if v["role"] == role] for role in ("train", "heldout")}
+    write_chest_dataset(work / "real_train", scans["train"], n_series=n, seed=3000 + a.seed, shape=shape)
+    write_chest_dataset(work / "real_test", scans["heldout"], n_series=d["real_test"], seed=4000 + a.seed,
+                        shape=shape, breathing=REAL_TEST_BREATHING)  # fmt: skip
+    load = lambda root: [load_patient(p, volume_shape="native") for p in discover_patients(root)]  # noqa: E731
+    info = {"train_scans": scans["train"], "series_per_scan": n, "test_scans": scans["heldout"],
+            "test_series_per_scan": d["real_test"], "shape": list(shape), "lung_data": a.lung_data}  # fmt: skip
+    return {"train": load(work / "real_train"), "test": load(work / "real_test"), "info": info}
+
+
 def run_data_kind(data_kind: str, a) -> dict:
     d = dict(DEFAULTS[data_kind])
     if a.quick:
         d.update(shape=(32, 32, 10) if data_kind == "cardiac" else (24, 24, 24), train=3, test=1, teacher_steps=6,
-                 student_steps=6, crop=None)  # fmt: skip
+                 student_steps=6, crop=None, real_series=2, real_test=1, real_shape=(24, 24, 24))  # fmt: skip
     for key in ("teacher_steps", "student_steps"):
         if getattr(a, key) is not None:
             d[key] = getattr(a, key)
@@ -202,6 +272,9 @@ def run_data_kind(data_kind: str, a) -> dict:
     write_phantom_dataset(work / "test", n_patients=d["test"], seed=2000 + a.seed, **gen)
     load = lambda root: [load_patient(p, volume_shape=shape) for p in discover_patients(root)]  # noqa: E731
     train, test = load(work / "train"), load(work / "test")
+    real = lung_real_data(work, d, a) if data_kind == "lung" and a.lung_data != "phantom" else None
+    if real is not None:
+        train = (train if a.lung_data == "both" else []) + real["train"]
     common = dict(seed=a.seed, device=a.device, progress=a.progress, crop_shape=d["crop"], checkpoint_every=100)
     teacher_cfg = get_recipe("teacher").config_cls(steps=d["teacher_steps"], **common)
     teacher, _ = fit("teacher", train, teacher_cfg, out_dir=work)
@@ -212,6 +285,9 @@ def run_data_kind(data_kind: str, a) -> dict:
     methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle", "student": student}
     summary = summarize(evaluate_methods(methods, test, device=a.device, progress=a.progress))
     metrics = {"phantom_test": {scope: _scores(summary, scope) for scope in ("all", "mid")}}
+    if real is not None:
+        summary = summarize(evaluate_methods(methods, real["test"], device=a.device, progress=a.progress))
+        metrics["real_test"] = {scope: _scores(summary, scope) for scope in ("all", "mid")}
     if data_kind == "cardiac":
         try:
             from interp4d_lite.data import load_real_cine
@@ -226,8 +302,9 @@ def run_data_kind(data_kind: str, a) -> dict:
         "seed": a.seed,
         "phantom_shape": list(shape),
         "phantom_amplitude": d["amplitude"],
-        "train_patients": d["train"],
+        "train_patients": d["train"] if real is None or a.lung_data == "both" else 0,
         "test_patients": d["test"],
+        "real_data": None if real is None else real["info"],
         "teacher_steps": d["teacher_steps"],
         "student_steps": d["student_steps"],
         "teacher_config": teacher_cfg.to_dict(),

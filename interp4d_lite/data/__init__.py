@@ -10,6 +10,7 @@ DATA_KINDS = ("cardiac", "lung", "linear")
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
+        ".chest_ct": ["CHEST_CTS", "chest_ct_path", "load_chest_ct", "make_chest_series", "write_chest_dataset"],
         ".convert": ["DicomCine", "convert_dicom_cine", "read_dicom_cine"],
         ".dataset": [
             "Patient4D",

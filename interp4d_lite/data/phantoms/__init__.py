@@ -28,12 +28,15 @@ The modules, by job:
 * :mod:`.cardiac` (anatomy, generator) and :mod:`.cardiac_motion` (contraction curve, the
   heart's backward map): the short-axis cine of a beating heart in a thorax;
 * :mod:`.lung`: the breathing thorax in HU; :mod:`.linear`: uniform translation, the control case;
+* :mod:`.breathing`: the same kind of series from a real static chest CT (a breathing model on its
+  lungs, rendered from the scan with exact fields; the scans are in :mod:`interp4d_lite.data.chest_ct`);
 * :mod:`.make`: :func:`make_phantom`, one entry point with each phantom's defaults;
 * :mod:`.writers`: the ACDC and 4D-Lung layouts on disk and whole datasets.
 
 Every public name is importable from here (``from interp4d_lite.data.phantoms import make_phantom``).
 """
 
+from .breathing import BREATHING_RANGES, BreathingMotion, BreathingParams, chest_masks, make_breathing_series
 from .cardiac import CARDIAC_LABELS, CARDIAC_REFERENCE_FOV, SSFP_INTENSITY, make_cardiac_phantom
 from .cardiac_motion import LV_SHAPE_POWER, cardiac_contraction
 from .common import (
@@ -80,4 +83,9 @@ __all__ = [
     "SSFP_INTENSITY",
     "LV_SHAPE_POWER",
     "cardiac_contraction",
+    "BREATHING_RANGES",
+    "BreathingParams",
+    "BreathingMotion",
+    "chest_masks",
+    "make_breathing_series",
 ]

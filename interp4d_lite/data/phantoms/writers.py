@@ -60,7 +60,7 @@ def write_lung_layout(root, phantom: Phantom4D, truth: bool = True) -> Path:
                 "phases": phases,
                 "input_phases": [phases[phantom.i0], phases[phantom.i1]],
                 "units": "HU",
-                "source": "interp4d_lite lung phantom",
+                "source": phantom.params.get("source", "interp4d_lite lung phantom"),
             },
             indent=1,
         )
