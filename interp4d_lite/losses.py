@@ -95,11 +95,12 @@ def _box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
 _NCC = {}
 
 
-def local_ncc_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 9) -> torch.Tensor:
-    """Functional :class:`LocalNCCLoss` (the default, box-sum path)."""
-    if window not in _NCC:
-        _NCC[window] = LocalNCCLoss(window)
-    return _NCC[window](pred, target)
+def local_ncc_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 9, reference: bool = False) -> torch.Tensor:
+    """Functional :class:`LocalNCCLoss` (``reference=True``: MONAI's loss itself)."""
+    key = (window, bool(reference))
+    if key not in _NCC:
+        _NCC[key] = LocalNCCLoss(window, reference=reference)
+    return _NCC[key](pred, target)
 
 
 def gradient_smoothness(u: torch.Tensor) -> torch.Tensor:

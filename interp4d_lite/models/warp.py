@@ -9,7 +9,8 @@ displacement, scaled to grid_sample's [-1, 1] coordinates, axes reversed, ``grid
 ``align_corners=True`` -- with the same operations in the same order, so results and gradients
 are bit-identical (tests/test_warp.py), but on whole tensors: MONAI scales each axis in place
 through an indexed copy and reorders the axes by fancy indexing, which together cost about as
-much as the sampling itself in a CPU training step. ``Warper(reference=True)`` runs MONAI's.
+much as the sampling itself in a CPU training step. ``Warper(reference=True)`` (or ``.reference = True``)
+runs MONAI's.
 """
 
 from __future__ import annotations
@@ -34,12 +35,11 @@ class Warper(nn.Module):
         if mode not in ("bilinear", "nearest") or padding_mode not in ("border", "zeros", "reflection"):
             raise ValueError(f"warp: unsupported mode {mode!r} / padding_mode {padding_mode!r}")
         self.mode, self.padding_mode = mode, padding_mode
+        self.reference = bool(reference)  # True: MONAI's Warp itself (the same result, slower)
         self._grids: dict = {}  # (shape, dtype, device) -> (reference grid, grid_sample scale)
-        self._warp = None
-        if reference:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "using PyTorch native grid_sample" notice
-                self._warp = _MonaiWarp(mode=mode, padding_mode=padding_mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "using PyTorch native grid_sample" notice
+            self._warp = _MonaiWarp(mode=mode, padding_mode=padding_mode)
 
     def _grid(self, disp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The voxel grid ``(1, 3, X, Y, Z)`` and ``max(n - 1, 1)`` per axis ``(1, 3, 1, 1, 1)``,
@@ -61,8 +61,10 @@ class Warper(nn.Module):
             disp: displacements ``(B, 3, X, Y, Z)`` in voxels, channel ``c`` along axis ``c``.
 
         Returns:
-            ``(B, C, X, Y, Z)``, ``image``'s dtype; samples outside the grid follow ``padding_mode``
-            (``"border"``: the nearest edge value).
+            ``(B, C, X, Y, Z)``, ``image``'s dtype, float32 for a half-precision ``image`` with a
+            float32/64 ``disp`` (under autocast a bfloat16 feature map is so sampled at float32
+            positions: bfloat16 holds a coordinate of 64 voxels only to 0.25 voxel); samples
+            outside the grid follow ``padding_mode`` (``"border"``: the nearest edge value).
         """
         if image.dim() != 5 or disp.dim() != 5 or disp.shape[1] != 3:
             raise ValueError(
@@ -72,8 +74,10 @@ class Warper(nn.Module):
             raise ValueError(f"image grid {tuple(image.shape[2:])} and field grid {tuple(disp.shape[2:])} differ")
         if disp.shape[0] != image.shape[0]:
             image = image.expand(disp.shape[0], *image.shape[1:])
+        if image.dtype in (torch.bfloat16, torch.float16) and disp.dtype in (torch.float32, torch.float64):
+            image = image.float()  # a half-precision feature map (autocast) sampled at float32 positions
         disp = disp.to(image.dtype)
-        if self._warp is not None:
+        if self.reference:
             # MONAI caches its reference grid by shape only; a model moved to another
             # device (or dtype) with the same shapes would otherwise reuse a stale grid.
             grid = self._warp.ref_grid
