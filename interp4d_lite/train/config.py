@@ -56,15 +56,15 @@ class TrainConfig:
     precision: str = knob(
         "fp32",
         "mixed precision (autocast): bf16 on CUDA or CPU, fp16 on CUDA only (ignored with a warning on CPU); "
-        "bf16 on a CPU with bf16 instructions (AVX512-BF16, AMX) makes a step up to about 1.1x faster "
-        "(benchmarks/bench_models.py --compare --bf16); it turns channels_last off. oneDNN's bf16 weight "
+        "on a CPU with bf16 instructions (AVX512-BF16) bf16 ran at 0.95-1.14x the steps per second of the fp32 "
+        "default (benchmarks/bench_models.py --compare --bf16); it turns channels_last off. oneDNN's bf16 weight "
         "gradients are unreliable on grids of 1-2 voxels: keep the coarsest level (1/8) at 3 voxels or more",
         choices=("fp32", "bf16", "fp16"),
     )
     channels_last: bool = knob(
         True,
         "on CPU, keep the model and the batch channels-last (3D): oneDNN's 3D convolutions, their backward above "
-        "all, run faster so (a step 1.02-1.1x faster; the same loss to float rounding); not used on CUDA nor with "
+        "all, run faster so (a step 1.08-1.17x faster; the same loss to float rounding); not used on CUDA nor with "
         "precision bf16 (wrong weight gradients on small grids there)",
     )
     deterministic: bool = knob(False, "ask torch for deterministic kernels (slower on CUDA)")
