@@ -1,6 +1,7 @@
 """Benchmark the models on the CPU they run on, with torch's default thread count.
 
     python benchmarks/bench_models.py [--repeats 7] [--skip-memory] [--threads N]
+    python benchmarks/bench_models.py --compare [--threads 1] [--rounds 4] [--bf16] [--compile]
 
 Prints, against its targets (``TARGETS``):
 * parameter counts of every model;
@@ -13,6 +14,23 @@ Prints, against its targets (``TARGETS``):
   absolute and above the RSS after building the models).
 Timings are wall-clock and inflated when other processes share the CPU: the load
 average is printed before and after.
+
+``--compare`` times the package's own training step (``train.loops``: batch with augmentation,
+``training_step``, backward, clipping, Adam) at the tutorial's shapes (cardiac phantom
+48x48x16, batch 2, whole volumes: notebooks 02/03) and at ``scripts/pretrain.py``'s (cardiac
+128x128x10 cropped to 64x64x10, lung 40^3 cropped to 32^3, batch 2), for the teacher (its
+registration targets cached) and the distilled student (the teacher's targets cached), in
+variants run in alternation, a few steps each per round, so that a change of load hits them
+alike: ``before`` (the kernels the step used to run: MONAI's ``Warp`` and local NCC, MONAI's
+crop/flip once per volume, channels-first), ``after`` (the defaults), ``channels-first`` (the
+defaults without ``channels_last``: what that layout buys), ``bf16`` (``precision="bf16"``, CPU
+autocast, which turns channels-last off; with ``--bf16``) and ``compile`` (the model under
+``torch.compile``, inductor's C++ on CPU; with ``--compile``: minutes of compiling first; it is
+no training option, it did not pay on CPU). Each variant
+starts from the same weights on the same batches, so the first steps' losses are compared too
+(the cached targets are fixed random fields: their values do not change the cost). Steps per
+second from the best round, by wall clock and by process CPU time (the latter barely moves when
+other processes share the CPU).
 """
 
 from __future__ import annotations
@@ -38,7 +56,14 @@ from interp4d_lite.losses import (
 )
 from interp4d_lite.models import RegistrationNet, Student, Teacher, count_parameters
 
-TARGETS = {"single_t_s": 0.3, "sweep_ratio": 5.0, "extra_t_fraction": 0.45, "train_step_s": 1.0, "peak_gb": 3.0}
+TARGETS = {
+    "single_t_s": 0.3,
+    "sweep_ratio": 5.0,
+    "extra_t_fraction": 0.45,
+    "train_step_s": 1.0,
+    "peak_gb": 3.0,
+    "step_speedup": 1.3,  # --compare: after / before steps per second (CPU time), every shape and recipe
+}
 
 
 CPU_TIMES = {}  # name -> min process CPU time (all threads), a contention-robust cross-check
@@ -101,17 +126,196 @@ def memory_child(shape):
     print(json.dumps({"base_kib": base, "peak_kib": peak}))
 
 
+# ---------------------------------------------------------------------- --compare
+#: name -> (phantom, volume shape, frames, crop): the tutorial's data and scripts/pretrain.py's
+COMPARE_CASES = {
+    "tutorial": ("cardiac", (48, 48, 16), 20, None),
+    "pretrain_cardiac": ("cardiac", (128, 128, 10), None, (64, 64, 10)),
+    "pretrain_lung": ("lung", (40, 40, 40), None, (32, 32, 32)),
+}
+
+
+def _per_volume_augment(sample, rng, crop_shape=None, flip_axes=(0, 1, 2)):
+    """The augmentation as it used to run: MONAI's crop and flips once per volume (each volume
+    with a copy of the same generator, so the same crop and flips)."""
+    import copy
+
+    from interp4d_lite.train.sampling import FIELD_KEYS, IMAGE_KEYS, augment_sample
+
+    out = dict(sample)
+    for k in IMAGE_KEYS + FIELD_KEYS:
+        if k in sample:
+            out[k] = augment_sample({k: sample[k]}, copy.deepcopy(rng), crop_shape, flip_axes)[k]
+    return out
+
+
+def _before_kernels(model):
+    """A context in which ``model`` steps as before: MONAI's Warp and local NCC, per-volume
+    augmentation."""
+    import contextlib
+    import functools
+    from unittest import mock
+
+    from interp4d_lite import losses
+    from interp4d_lite.models.warp import Warper
+    from interp4d_lite.train import loops
+
+    @contextlib.contextmanager
+    def ctx():
+        warpers = [m for m in model.modules() if isinstance(m, Warper)]
+        for m in warpers:
+            m.reference = True
+        try:
+            with (
+                mock.patch.object(losses, "local_ncc_loss", functools.partial(losses.local_ncc_loss, reference=True)),
+                mock.patch.object(loops, "augment_sample", _per_volume_augment),
+            ):
+                yield
+        finally:
+            for m in warpers:
+                m.reference = False
+
+    return ctx
+
+
+def make_loop_step(case: str, recipe_name: str, root, variant: str):
+    """``(step, losses)``: one step of ``train.loops`` for ``recipe_name`` at ``case``'s shapes in
+    ``variant``; ``step()`` returns the loss."""
+    import contextlib
+
+    from interp4d_lite.data import TripletDataset, discover_patients, load_patient
+    from interp4d_lite.models import build_model
+    from interp4d_lite.train import loops
+    from interp4d_lite.train.datasets import CachedTargets
+    from interp4d_lite.train.distributed import DistEnv
+    from interp4d_lite.train.recipes import get_recipe, training_step
+    from interp4d_lite.train.sampling import StepSampler
+
+    _, shape, _, crop = COMPARE_CASES[case]
+    patients = [load_patient(p, volume_shape=shape) for p in discover_patients(root)]
+    triplets = TripletDataset(patients)
+    g = torch.Generator().manual_seed(0)
+    dataset = CachedTargets(triplets, 0.5 * torch.randn((len(triplets), 6, *shape), generator=g))
+    recipe = get_recipe(recipe_name)
+    knobs = {
+        "before": dict(channels_last=False),
+        "after": {},
+        "channels-first": dict(channels_last=False),
+        "bf16": dict(precision="bf16"),
+        "compile": {},
+    }[variant]
+    cfg = recipe.config_cls(steps=10_000, crop_shape=crop, progress=False, device="cpu", **knobs)
+    torch.manual_seed(0)
+    model = build_model(recipe.model_kind, cfg.model)
+    teacher = build_model("teacher", {}) if recipe.needs_teacher(cfg) else None  # cached: never run
+    env = DistEnv()
+    model.to(memory_format=loops._memory_format(cfg, env.device))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    amp_ctx, scaler = loops._autocast(cfg, env.device)
+    run = loops._Run(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, loops._cosine(cfg)), scaler, amp_ctx)
+    net = torch.compile(model) if variant == "compile" else model  # not a training option: it does not pay on CPU
+    sampler = StepSampler(len(dataset), cfg.batch_size, seed=cfg.seed)
+    kernels = _before_kernels(model) if variant == "before" else contextlib.nullcontext
+    model.train()
+    state = {"step": 0}
+
+    def step_fn(net, batch):
+        return training_step(recipe, net, batch, cfg, teacher)
+
+    def step() -> float:
+        with kernels():
+            batch = loops._batch(dataset, sampler, state["step"], cfg, env)
+            loss, _ = loops._step(run, net, batch, step_fn, cfg)
+        state["step"] += 1
+        return float(loss.detach())
+
+    return step
+
+
+def compare(args) -> None:
+    """``--compare``: steps per second of the training step, before and after (module docstring)."""
+    import tempfile
+
+    from interp4d_lite.data.phantoms import write_phantom_dataset
+
+    variants = ["before", "after", "channels-first"] + ["bf16"] * args.bf16 + ["compile"] * args.compile
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+        f"load average before {os.getloadavg()[0]:.2f}; {args.rounds} rounds x {args.steps} steps per variant"
+    )
+    rows, misses = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in args.cases:
+            phantom, shape, frames, crop = COMPARE_CASES[case]
+            root = os.path.join(tmp, case)
+            write_phantom_dataset(root, phantom=phantom, n_patients=2, shape=shape, n_frames=frames, seed=1000)
+            for recipe in args.recipes:
+                steps, losses, wall, cpu, setup_s = {}, {}, {}, {}, {}
+                for v in list(variants):
+                    t0 = time.perf_counter()
+                    try:
+                        steps[v] = make_loop_step(case, recipe, root, v)
+                        losses[v] = [steps[v]() for _ in range(2)]  # warm-up (and compiling)
+                    except Exception as e:  # torch.compile without a working C++ compiler
+                        if v != "compile":
+                            raise
+                        print(f"compile: failed, left out ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+                        variants.remove(v)
+                        continue
+                    setup_s[v], wall[v], cpu[v] = time.perf_counter() - t0, [], []
+                for _ in range(args.rounds):
+                    for v in variants:
+                        c0, t0 = time.process_time(), time.perf_counter()
+                        losses[v] += [steps[v]() for _ in range(args.steps)]
+                        wall[v].append((time.perf_counter() - t0) / args.steps)
+                        cpu[v].append((time.process_time() - c0) / args.steps)
+                base_cpu, base_wall = min(cpu["before"]), min(wall["before"])
+                crop_s = "x".join(map(str, crop)) if crop else "whole"
+                print(f"\n{case} {'x'.join(map(str, shape))} (crop {crop_s}), batch 2, {recipe}:")
+                for v in variants:
+                    n = min(len(losses[v]), len(losses["before"]), 4)
+                    diff = max(abs(a - b) / abs(b) for a, b in zip(losses[v][:n], losses["before"][:n]))
+                    extra = f"   (first {setup_s[v]:.0f} s with 2 warm-up steps)" if v == "compile" else ""
+                    print(
+                        f"  {v:15s} {1 / min(wall[v]):6.2f} steps/s wall  {1 / min(cpu[v]):6.2f} steps/s CPU"
+                        f"  x{base_cpu / min(cpu[v]):.2f} (wall x{base_wall / min(wall[v]):.2f})"
+                        f"  first {n} losses within {diff:.1e} of before's{extra}"
+                    )
+                    rows.append((case, recipe, v, 1 / min(cpu[v])))
+                speedup = base_cpu / min(cpu["after"])
+                if speedup < TARGETS["step_speedup"]:
+                    misses.append(f"{case}/{recipe} x{speedup:.2f}")
+    after = {(c, r): s for c, r, v, s in rows if v == "after"}
+    before = {(c, r): s for c, r, v, s in rows if v == "before"}
+    ratios = [after[k] / before[k] for k in after]
+    line = (
+        f"after / before steps per second (CPU time): x{min(ratios):.2f} to x{max(ratios):.2f} "
+        f"(target >= x{TARGETS['step_speedup']} everywhere)"
+    )
+    print(f"\n{'MET' if not misses else 'MISSED'}: {line}" + (f"; below: {', '.join(misses)}" if misses else ""))
+    print(f"load average after {os.getloadavg()[0]:.2f}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
+    ap.add_argument("--compare", action="store_true", help="the training step before and after, steps per second")
+    ap.add_argument("--cases", nargs="+", default=list(COMPARE_CASES), choices=list(COMPARE_CASES))
+    ap.add_argument("--recipes", nargs="+", default=["student", "teacher"], choices=["student", "teacher"])
+    ap.add_argument("--rounds", type=int, default=4, help="--compare: rounds of alternation")
+    ap.add_argument("--steps", type=int, default=2, help="--compare: steps per variant and round")
+    ap.add_argument("--bf16", action="store_true", help="--compare: add precision='bf16' (CPU autocast)")
+    ap.add_argument("--compile", action="store_true", help="--compare: add torch.compile (minutes of compiling)")
     ap.add_argument("--_memory-child", dest="memory_child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_child:
         return memory_child(tuple(args.memory_child))
+    if args.compare:
+        return compare(args)
 
     print(
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "

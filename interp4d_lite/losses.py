@@ -39,24 +39,68 @@ def charbonnier(
 class LocalNCCLoss(nn.Module):
     """``1 - mean(local NCC^2)`` over windows of ``window^3`` voxels (rectangular, zero
     padded at the border as VoxelMorph/UVI-Net do). 0 for identical volumes,
-    1 for no local correlation. Inputs ``(B, 1, X, Y, Z)``."""
+    1 for no local correlation. Inputs ``(B, 1, X, Y, Z)``.
 
-    def __init__(self, window: int = 9):
+    The formula is MONAI's ``LocalNormalizedCrossCorrelationLoss`` (rectangular kernel,
+    ``smooth_dr = 1e-5``), which ``reference=True`` runs as is. By default the window sums
+    are box sums of shifted slices (``window - 1`` additions per axis) instead of MONAI's
+    separable convolutions: the same sums up to float rounding (tests/test_losses.py), and
+    on a CPU the training step's loss with its gradient is several times faster (a 1-channel
+    convolution's backward is slow there; ``benchmarks/bench_models.py --compare``)."""
+
+    def __init__(self, window: int = 9, reference: bool = False):
         super().__init__()
-        self.ncc = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=window, kernel_type="rectangular")
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"local NCC window must be a positive odd number, got {window}")
+        self.window = int(window)
+        self.smooth_dr = 1e-5  # MONAI's default
+        self.ncc = (
+            LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=window, kernel_type="rectangular")
+            if reference
+            else None
+        )
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return 1 + self.ncc(pred, target)  # MONAI returns -mean(NCC^2)
+        if self.ncc is not None:
+            return 1 + self.ncc(pred, target)  # MONAI returns -mean(NCC^2)
+        if pred.dim() != 5 or pred.shape != target.shape:
+            raise ValueError(f"local NCC needs two (B, C, X, Y, Z) volumes of one shape, got {tuple(pred.shape)} "
+                             f"and {tuple(target.shape)}")  # fmt: skip
+        box = lambda v: _box_sum(v, self.window)  # noqa: E731
+        t_sum, p_sum = box(target), box(pred)
+        t2_sum, p2_sum, tp_sum = box(target * target), box(pred * pred), box(target * pred)
+        vol = float(self.window**3)
+        t_avg, p_avg = t_sum / vol, p_sum / vol
+        cross = tp_sum - p_avg * t_sum
+        t_var = torch.clamp_min(t2_sum - t_avg * t_sum, self.smooth_dr)
+        p_var = torch.clamp_min(p2_sum - p_avg * p_sum, self.smooth_dr)
+        return 1 - torch.mean(cross * cross / (t_var * p_var))
+
+
+def _box_sum(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Sum of ``x`` over the ``window^3`` box around each voxel, zero outside the volume:
+    along each spatial axis, ``window`` shifted slices of the zero-padded volume added up."""
+    r = window // 2
+    for axis in (2, 3, 4):
+        n = x.shape[axis]
+        pad = [0, 0] * (4 - axis) + [r, r]  # F.pad lists the last axis first
+        xp = torch.nn.functional.pad(x, pad)
+        acc = xp.narrow(axis, 0, n)
+        for k in range(1, window):
+            acc = acc + xp.narrow(axis, k, n)
+        x = acc
+    return x
 
 
 _NCC = {}
 
 
-def local_ncc_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 9) -> torch.Tensor:
-    """Functional :class:`LocalNCCLoss`."""
-    if window not in _NCC:
-        _NCC[window] = LocalNCCLoss(window)
-    return _NCC[window](pred, target)
+def local_ncc_loss(pred: torch.Tensor, target: torch.Tensor, window: int = 9, reference: bool = False) -> torch.Tensor:
+    """Functional :class:`LocalNCCLoss` (``reference=True``: MONAI's loss itself)."""
+    key = (window, bool(reference))
+    if key not in _NCC:
+        _NCC[key] = LocalNCCLoss(window, reference=reference)
+    return _NCC[key](pred, target)
 
 
 def gradient_smoothness(u: torch.Tensor) -> torch.Tensor:

@@ -54,6 +54,24 @@ def test_local_ncc_matches_direct_computation():
     assert LocalNCCLoss(9)(2 * t, t).item() == pytest.approx(0.0, abs=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 14, 12, 11), (2, 1, 20, 9, 7), (1, 1, 5, 6, 3)])
+def test_local_ncc_box_sums_equal_monai(shape):
+    """The default local NCC (box sums of shifted slices) is MONAI's loss up to float rounding:
+    the same value and the same gradient, also for volumes smaller than the window."""
+    g = torch.Generator().manual_seed(1)
+    t = torch.rand(shape, generator=g)
+    p0 = 0.6 * t + 0.4 * torch.rand(shape, generator=g)
+    values, grads = [], []
+    for reference in (False, True):
+        p = p0.clone().requires_grad_(True)
+        loss = LocalNCCLoss(9, reference=reference)(p, t)
+        loss.backward()
+        values.append(loss.detach())
+        grads.append(p.grad)
+    torch.testing.assert_close(values[0], values[1], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5 * float(grads[1].abs().max()))
+
+
 def test_gradient_smoothness_known_values():
     x = torch.arange(8.0).view(1, 1, 8, 1, 1).expand(1, 3, 8, 6, 5)
     assert gradient_smoothness(torch.zeros(1, 3, 8, 6, 5) + 3.0).item() == 0.0

@@ -103,7 +103,8 @@ def test_config_roundtrip():
 
 
 def test_precision_ignored_on_cpu_with_warning(tmp_path):
-    cfg = DistillConfig(steps=1, batch_size=1, progress=False, precision="bf16", w_ncc=0.0)
+    """fp16 is CUDA's (bf16 autocasts on CPU: tests/test_speed.py)."""
+    cfg = DistillConfig(steps=1, batch_size=1, progress=False, precision="fp16", w_ncc=0.0)
     model = Student(TINY)
     step_fn = lambda net, b: training_step("student", net, b, cfg)
     with pytest.warns(UserWarning, match="only used on CUDA"):

@@ -63,12 +63,8 @@ def test_shape_errors_are_clear():
 
 
 def test_cached_grid_follows_dtype_changes():
-    """MONAI caches its reference grid by shape; the wrapper must not reuse a grid
-    of another dtype/device (e.g. after model.to('cuda') or .double())."""
-    import torch
-
-    from interp4d_lite.models.warp import Warper
-
+    """The reference grid is cached per shape, dtype and device: a warper must not reuse a
+    grid of another dtype/device (e.g. after model.to('cuda') or .double())."""
     w = Warper()
     img = torch.rand(1, 1, 6, 7, 5)
     disp = torch.zeros(1, 3, 6, 7, 5)
@@ -76,5 +72,23 @@ def test_cached_grid_follows_dtype_changes():
     out64 = w(img.double(), disp.double())
     assert out64.dtype == torch.float64
     torch.testing.assert_close(out64.float(), out32)
-    # the cached grid was rebuilt for the new dtype (MONAI alone keeps the float32 one)
-    assert w._warp.ref_grid.dtype == torch.float64
+    for ref in (False, True):  # MONAI's Warp alone caches by shape only; the wrapper rebuilds it
+        w = Warper(reference=ref)
+        w(img, disp)
+        torch.testing.assert_close(w(img.double(), disp.double()).float(), out32)
+
+
+@pytest.mark.parametrize(("shape", "b_image", "b_field"), [((9, 7, 5), 2, 2), ((12, 10, 8), 1, 3), ((16, 16, 1), 1, 1)])
+def test_warper_is_bit_identical_to_monai_warp(shape, b_image, b_field):
+    """The default warper computes MONAI's Warp on whole tensors: the same image and the same
+    gradients, bit for bit (a singleton axis included)."""
+    g = torch.Generator().manual_seed(0)
+    img, disp = torch.rand(b_image, 2, *shape, generator=g), 3 * torch.randn(b_field, 3, *shape, generator=g)
+    results = []
+    for reference in (False, True):
+        im, u = img.clone().requires_grad_(True), disp.clone().requires_grad_(True)
+        out = Warper(reference=reference)(im, u)
+        out.sin().sum().backward()
+        results.append((out.detach(), im.grad, u.grad))
+    for fast, ref in zip(*results):
+        assert torch.equal(fast, ref)

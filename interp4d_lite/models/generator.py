@@ -37,7 +37,7 @@ class DeformationLevel(nn.Module):
         self.conv1 = nn.Sequential(nn.Conv3d(in_ch, feat_ch, mix_kernel, padding=mix_kernel // 2), nn.LeakyReLU(0.2))
         self.conv2 = ConvBlock(feat_ch, feat_ch)
         self.flow = flow_head(feat_ch, 6)
-        self.warp = Warper()  # one per level: MONAI caches the reference grid per shape
+        self.warp = Warper()  # one per level (each caches its reference grid per shape)
 
     def forward(self, f0, f1, ctx, prev, fields, modulation=None, time=None):
         """Update the fields of one decoder level and return its deformation feature.

@@ -54,30 +54,42 @@ def augment_sample(sample: dict, rng: np.random.Generator, crop_shape=None, flip
     mirrors every volume and **negates channel a of the fields**: if
     ``I_t(x) = I_0(x + u(x))`` and ``J(y) = I(F y)`` with ``F`` the mirror, then
     ``J_t(y) = J_0(y + S u(F y))`` where ``S`` negates component ``a``.
-    Uses MONAI's ``SpatialCrop`` and ``Flip`` with our own (step-derived) randomness.
+    Uses MONAI's ``SpatialCrop`` and ``Flip`` with our own (step-derived) randomness, once on
+    the sample's volumes stacked along the channels (one call per transform, not one per volume).
     """
     from monai.transforms import Flip, SpatialCrop
 
     out = dict(sample)
     keys = [k for k in IMAGE_KEYS + FIELD_KEYS if k in out]
     shape = tuple(out[keys[0]].shape[1:])
+    window = None
     if crop_shape is not None:
         crop = [min(int(c), s) for c, s in zip(crop_shape, shape)]
         start = [int(rng.integers(0, s - c + 1)) for c, s in zip(crop, shape)]
-        cropper = SpatialCrop(roi_start=start, roi_end=[a + c for a, c in zip(start, crop)])
-        for k in keys:
-            out[k] = torch.as_tensor(cropper(out[k])).clone()
-    for a in flip_axes:
-        if rng.random() < 0.5:
-            flipper = Flip(spatial_axis=a)
-            for k in keys:
-                v = torch.as_tensor(flipper(out[k])).clone()
+        window = (start, [a + c for a, c in zip(start, crop)])
+    flips = [a for a in flip_axes if rng.random() < 0.5]
+    if window is not None or flips:
+        volumes = {k: torch.as_tensor(out[k]) for k in keys}
+        for dtype in dict.fromkeys(v.dtype for v in volumes.values()):  # one stack per dtype
+            group = [k for k in keys if volumes[k].dtype == dtype]
+            stacked = torch.cat([volumes[k] for k in group])  # a new tensor: the sample's are not touched
+            if window is not None:
+                stacked = _plain(SpatialCrop(roi_start=window[0], roi_end=window[1])(stacked))
+            for a in flips:
+                stacked = _plain(Flip(spatial_axis=a)(stacked))
+            for k, v in zip(group, stacked.split([volumes[k].shape[0] for k in group])):
                 if k in FIELD_KEYS:
-                    v[a] = -v[a]
+                    for a in flips:
+                        v[a] = -v[a]
                 out[k] = v
     for k in keys:  # drop MONAI MetaTensor wrappers: plain tensors collate and save cleanly
-        out[k] = out[k].as_tensor() if hasattr(out[k], "as_tensor") else out[k]
+        out[k] = _plain(out[k])
     return out
+
+
+def _plain(x):
+    """A MONAI MetaTensor as a plain tensor (anything else as is)."""
+    return x.as_tensor() if hasattr(x, "as_tensor") else x
 
 
 def collate(samples: list[dict]) -> dict:
