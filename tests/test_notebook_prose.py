@@ -74,8 +74,6 @@ def test_summary_follows_a_cell_that_prints_what_the_run_found(path: Path):
     """A summary that says what to take from the run sits right after the code cell that
     printed what this run found (its numbers and verdicts), so no summary states a result the
     same run contradicts."""
-    if path.stem == "06_real_data":
-        pytest.skip("06 reports on one scan in its own way")
     nb = nbformat.read(str(path), as_version=4)
     at = next(
         (i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## summary" in c.source.lower()), None
