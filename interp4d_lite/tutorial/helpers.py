@@ -83,7 +83,8 @@ def start_notebook(
     volume_shape = None if volume_shape is None else tuple(int(s) for s in volume_shape)
     device = get_device(device)
     seed_everything(seed)
-    print(f"device: {device} | volume_shape (X, Y, Z): {volume_shape} | out_dir: {out_dir.resolve()}")
+    shape = "the data's own grid" if volume_shape is None else volume_shape
+    print(f"device: {device} | volume_shape (X, Y, Z): {shape} | out_dir: {out_dir.resolve()}")
     root, has_truth = None, True
     if data:
         from ..data import discover_patients, load_patient
