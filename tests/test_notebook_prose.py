@@ -67,3 +67,19 @@ def test_markdown_states_no_measured_number(path: Path):
         f"{path.name}: markdown states numbers with 3+ decimals (print them from a code cell, "
         "or cite the source on the same line):\n" + "\n".join(hits)
     )
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_summary_follows_a_cell_that_prints_what_the_run_found(path: Path):
+    """A summary that says what to take from the run sits right after the code cell that
+    printed what this run found (its numbers and verdicts), so no summary states a result the
+    same run contradicts."""
+    nb = nbformat.read(str(path), as_version=4)
+    at = next(
+        (i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## summary" in c.source.lower()), None
+    )
+    assert at is not None, f"{path.name}: no summary"
+    before = nb.cells[at - 1]
+    assert before.cell_type == "code" and "what this run found" in before.source and "print(" in before.source, (
+        f"{path.name}: the cell before the summary should print what this run found"
+    )

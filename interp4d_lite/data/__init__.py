@@ -52,6 +52,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "load_real_cine",
             "real_cine_path",
             "write_real_cine",
+            "shipped_real_cines",
+            "write_real_cine_dataset",
         ],
         ".preprocess": [
             "center_crop_or_pad",

@@ -30,6 +30,8 @@ __all__ = [
     "downsample_in_plane",
     "end_systole_frame",
     "write_real_cine",
+    "shipped_real_cines",
+    "write_real_cine_dataset",
 ]
 
 REAL_CINE_ID = "pig_cine_lax"
@@ -104,3 +106,56 @@ def write_real_cine(cine, folder, license_text: str, factor: int = 2) -> dict:
     atomic_write_text(folder / "Info.cfg", f"ED: 1\nES: {es + 1}\nNbFrame: {array.shape[-1]}\n")
     atomic_write_text(folder / "LICENSE", license_text)
     return {"shape": tuple(array.shape), "spacing": spacing, "dt_ms": cine.dt_ms, "es": es, "mad": mad}
+
+
+def shipped_real_cines() -> list[Path]:
+    """Every real cine shipped with the package, sorted by name: the folders under
+    ``interp4d_lite/data/real/`` that hold ``<folder>_4d.nii.gz`` (ACDC layout)."""
+    real = Path(__file__).resolve().parent / "real"
+    return sorted(d for d in real.iterdir() if d.is_dir() and (d / f"{d.name}_4d.nii.gz").is_file())
+
+
+def write_real_cine_dataset(root, in_plane: int | None = None, cines=None) -> list[str]:
+    """A data folder in ACDC layout of every shipped real cine (:func:`shipped_real_cines`, or
+    the folders ``cines``): ``root/<name>/<name>_4d.nii.gz`` and its ``Info.cfg`` and
+    ``LICENSE``, read by :func:`~interp4d_lite.data.discover_patients` like any data folder.
+
+    ``in_plane``: the in-plane size (voxels) the loaders will crop or pad to. Each cine is
+    brought down in plane by the smallest integer factor that makes its whole field of view fit
+    (area averaging, :func:`downsample_in_plane`, after trimming X and Y centrally to a multiple
+    of the factor), so a small ``volume_shape`` still sees the whole heart rather than a crop of
+    its middle; ``None`` copies the cines as they are. Returns the patient ids written."""
+    import nibabel as nib
+
+    from ..io_utils import atomic_write_text
+    from .convert import save_nifti
+    from .io import read_info_cfg
+
+    root = Path(root)
+    written = []
+    for src in shipped_real_cines() if cines is None else [Path(c) for c in cines]:
+        name = src.name
+        image = nib.load(str(src / f"{name}_4d.nii.gz"))
+        data = np.asarray(image.dataobj, dtype=np.float32)  # (X, Y, Z, T)
+        affine = image.affine
+        nx, ny = data.shape[:2]
+        factor = 1 if in_plane is None else max(1, -(-max(nx, ny) // int(in_plane)))
+        if factor > 1:
+            cx, cy = nx - nx % factor, ny - ny % factor
+            ox, oy = (nx - cx) // 2, (ny - cy) // 2
+            shift = np.eye(4)
+            shift[:2, 3] = (ox, oy)
+            data, affine = downsample_in_plane(data[ox : ox + cx, oy : oy + cy], affine @ shift, factor)
+        out = nib.Nifti1Image(data.astype(np.float32), affine)
+        zooms = image.header.get_zooms()
+        out.header.set_zooms((*(float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(0))), *zooms[3:4]))
+        out.header.set_xyzt_units(*image.header.get_xyzt_units())
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        save_nifti(out, folder / f"{name}_4d.nii.gz")
+        read_info_cfg(src / "Info.cfg")  # a clear error for a broken shipped copy
+        atomic_write_text(folder / "Info.cfg", (src / "Info.cfg").read_text())
+        if (src / "LICENSE").is_file():
+            atomic_write_text(folder / "LICENSE", (src / "LICENSE").read_text())
+        written.append(name)
+    return written

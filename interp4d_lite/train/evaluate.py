@@ -142,7 +142,7 @@ def fusion_weights(student, patient, frame: int | None = None, device="cpu", sta
     """Where does a student's fusion put its weight? Its per-voxel scale weights at one
     intermediate ``frame`` of a phantom (default: the middle target), averaged where the tissue
     moves (true ``|u_t0| + |u_t1|`` above :data:`MOVING_THRESHOLD` voxels) and where it is
-    static (below ``static``), and their spread over the grid: ``{"moving", "static",
+    static (below ``static``; NaN where no voxel is), and their spread over the grid: ``{"moving", "static",
     "spatial_sd"}``, each a list over the scales, coarse -> fine (on the fusion's grid,
     repeated to full resolution)."""
     if getattr(patient, "u_t0", None) is None:
@@ -157,9 +157,13 @@ def fusion_weights(student, patient, frame: int | None = None, device="cpu", sta
         weights = student.decode(student.encode(I0, I1), t)["scale_weights"][0].cpu().numpy()  # (L, X, Y, Z)
     k = frame - patient.i0
     motion = np.linalg.norm(patient.u_t0[k], axis=0) + np.linalg.norm(patient.u_t1[k], axis=0)
+
+    def mean_where(mask):  # NaN per scale where no voxel qualifies (nothing moves that much)
+        return weights[:, mask].mean(1).tolist() if mask.any() else [float("nan")] * len(weights)
+
     return {
-        "moving": weights[:, motion > MOVING_THRESHOLD].mean(1).tolist(),
-        "static": weights[:, motion < static].mean(1).tolist(),
+        "moving": mean_where(motion > MOVING_THRESHOLD),
+        "static": mean_where(motion < static),
         "spatial_sd": weights.reshape(len(weights), -1).std(1).tolist(),
     }
 

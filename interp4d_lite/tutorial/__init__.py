@@ -5,8 +5,9 @@
   :data:`NOTEBOOKS`, :data:`NOTEBOOK_PARAMS`, :data:`ARTIFACTS`, :data:`EXERCISES`), the
   smoke and default parameters;
 * :mod:`.setup_cell`: their common first cell (:data:`SETUP_CELL`);
-* :mod:`.helpers`: what the notebooks import for their set-up (:func:`ensure_phantom_data`,
-  :func:`save_metrics`);
+* :mod:`.helpers`: what the notebooks import for their set-up (:func:`start_notebook`,
+  :func:`ensure_phantom_data`, :func:`ensure_real_cine_data`, :func:`held_out_patients`,
+  :func:`verdict`, :func:`save_metrics`);
 * :mod:`.copying`: ``interp4d-lite notebooks DEST`` (:func:`copy_notebooks`);
 * :mod:`.runner`: the papermill runner, ``python -m interp4d_lite.tutorial`` and
   ``interp4d-lite tutorial`` (:func:`run_notebook`, :func:`main`);
@@ -20,7 +21,14 @@ ensure_phantom_data, save_metrics``). Nothing here imports torch or papermill un
 
 from .cli import add_commands
 from .copying import COPY_MANIFEST, copy_notebooks
-from .helpers import ensure_phantom_data, save_metrics
+from .helpers import (
+    ensure_phantom_data,
+    ensure_real_cine_data,
+    held_out_patients,
+    save_metrics,
+    start_notebook,
+    verdict,
+)
 from .registry import (
     ARTIFACTS,
     DEFAULT_DATA,
@@ -55,7 +63,11 @@ __all__ = [
     "COPY_MANIFEST",
     "copy_notebooks",
     "add_commands",
+    "start_notebook",
     "ensure_phantom_data",
+    "ensure_real_cine_data",
+    "held_out_patients",
+    "verdict",
     "save_metrics",
     "notebook_parameters",
     "export_html",

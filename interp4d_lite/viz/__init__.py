@@ -3,9 +3,11 @@
 * :mod:`interp4d_lite.viz.plots`: static matplotlib figures (slices, comparisons, fusion
   weights, FiLM parameters, feature maps, metrics against t);
 * :mod:`interp4d_lite.viz.fields`: figures of motion (displacement against t, the views of a
-  deformation field) and the voxels worth following;
+  deformation field, motion over time of several methods) and the voxels worth following;
+* :mod:`interp4d_lite.viz.diagrams`: the models drawn as boxes and arrows (the student, the
+  distillation data flow), from a config and the training recipe;
 * :mod:`interp4d_lite.viz.widgets`: the ipywidgets tools (slice viewer, deformation
-  viewer, live interpolation explorer, method comparison).
+  viewer, live interpolation explorer, method comparison, motion over time).
 
 Every public name of all three is available here (``from interp4d_lite import viz;
 viz.plot_comparison(...)``). Nothing here computes metrics: evaluation lives in
@@ -15,7 +17,15 @@ viz.plot_comparison(...)``). Nothing here computes metrics: evaluation lives in
 """
 
 from .._lazy import lazy_exports
-from .fields import plot_displacement_curves, plot_field_views, strongest_motion_points
+from .diagrams import TERM_MEANINGS, plot_distillation_diagram, plot_student_diagram
+from .fields import (
+    MOTION_STYLES,
+    plot_backward_warp,
+    plot_displacement_curves,
+    plot_field_views,
+    plot_motion_over_time,
+    strongest_motion_points,
+)
 from .plots import (
     AXIS_NAMES,
     INTENSITY_LABEL,
@@ -37,6 +47,7 @@ from .widgets import (
     DeformationViewer,
     InterpolationExplorer,
     MethodComparison,
+    MotionOverTimeViewer,
     SliceViewer,
     predictions_by_method,
     render_deformation_view,
@@ -60,8 +71,14 @@ __all__ = [
     "plot_volumes",
     "plot_comparison",
     "plot_displacement_curves",
+    "plot_backward_warp",
     "jacobian_determinant",
     "plot_field_views",
+    "plot_motion_over_time",
+    "plot_student_diagram",
+    "plot_distillation_diagram",
+    "TERM_MEANINGS",
+    "MOTION_STYLES",
     "plot_scale_weights",
     "plot_film",
     "plot_feature_maps",
@@ -72,6 +89,7 @@ __all__ = [
     "DeformationViewer",
     "InterpolationExplorer",
     "MethodComparison",
+    "MotionOverTimeViewer",
     "predictions_by_method",
     "render_slice_view",
     "render_deformation_view",

@@ -1,6 +1,7 @@
 """Figures of motion (matplotlib): displacement against t at chosen voxels, the four views
 of a deformation field (arrows, warped grid, magnitude, Jacobian determinant with folding
-marked) and the voxels worth following.
+marked), the voxels worth following and motion over time of several methods at one region
+(:func:`plot_motion_over_time`, drawing what :mod:`interp4d_lite.train.motion` computes).
 
 Units and slice conventions are those of :mod:`interp4d_lite.viz.plots` (axes in mm when a
 spacing is given, displacements in voxels unless a spacing converts them to mm). The Jacobian
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import ListedColormap
 
 from .plots import AXIS_NAMES, _in_plane_axes, show_slice, slice_extent, take_slice, to_numpy
 
@@ -187,3 +189,95 @@ def strongest_motion_points(u_t0, n: int = 3, min_distance: int = 4) -> list[tup
         if len(chosen) == n:
             break
     return chosen
+
+
+# --------------------------------------------------------------------------- motion over time
+#: line styles of the curves of :func:`plot_motion_over_time`, by name (others get the colour cycle)
+MOTION_STYLES = {
+    "true motion": dict(color="black", ls="-", marker="o", lw=2.2),
+    "registration to each real frame": dict(color="black", ls="-", marker="o", lw=2.2),
+    "linear in t": dict(color="tab:orange", ls="--", marker="", lw=1.8),
+}
+
+
+def plot_motion_over_time(
+    motion, curves=None, where=None, axis: int = 2, index: int | None = None, title: str | None = None
+):
+    """Motion over time at one region: left, the region (red) over the first input frame;
+    right, the displacement along the reference's ED -> ES direction (mm) against t, one line per
+    method, the reference solid black and linear motion dashed.
+
+    ``motion``: a :class:`interp4d_lite.train.motion.MotionCurves`. ``curves`` (name -> ``(K,)``)
+    and ``where`` (a boolean ``(X, Y, Z)`` mask) replace its curves and region (the widget's
+    single voxels); ``index`` defaults to the slice holding most of the region."""
+    region = motion.region if where is None else np.asarray(where, bool)
+    curves = motion.curves if curves is None else curves
+    if index is None:
+        other = tuple(i for i in range(3) if i != axis)
+        index = int(np.argmax(region.sum(axis=other)))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.5]})
+    show_slice(axes[0], motion.background, axis, index, motion.spacing, title=f"{motion.patient_id}: where (red)")
+    mask = take_slice(region.astype(np.float32), axis, index)
+    if mask.any():
+        extent, _, _ = slice_extent(region.shape, axis, motion.spacing)
+        overlay = np.ma.masked_where(mask.T < 0.5, mask.T)
+        red = ListedColormap(["red"])
+        axes[0].imshow(overlay, origin="lower", cmap=red, extent=extent, alpha=0.6, interpolation="nearest")
+    ax = axes[1]
+    others = iter(("tab:blue", "tab:purple", "tab:green", "tab:red", "tab:brown", "tab:pink", "tab:olive"))
+    for name, c in curves.items():
+        style = MOTION_STYLES.get(name) or dict(lw=1.8, marker="s", color=next(others, None))
+        ax.plot(motion.times, c, label=name, ms=4, **style)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("t (0 = input frame 0, 1 = input frame 1)")
+    ax.set_ylabel("displacement along ED -> ES (mm)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    n = int(region.sum())
+    ax.set_title(f"mean over {n} voxel{'s' if n != 1 else ''}; reference: {motion.reference}", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- backward warping
+def plot_backward_warp(image, warped, target, axis: int = 2, index: int | None = None, spacing=None, title=None):
+    """Backward warping on one slice: the input ``I0``, ``warp(I0, u)``, the frame ``I_t`` it
+    should match, the difference ``warp(I0, u) - I_t`` and, for comparison, ``I0 - I_t`` (no
+    motion), the differences on one symmetric colour scale. Volumes ``(X, Y, Z)`` (or with
+    leading axes of size 1), intensities in [0, 1]."""
+    i0, w, it = (to_numpy(v) for v in (image, warped, target))
+    d_warp, d_none = w - it, i0 - it
+    lim = max(float(np.abs(take_slice(d_none, axis, index)).max()), 1e-3)
+    fig, axes = plt.subplots(1, 5, figsize=(19, 3.6), constrained_layout=True)
+    show_slice(axes[0], i0, axis, index, spacing, title="I0 (the input)")
+    show_slice(axes[1], w, axis, index, spacing, title="warp(I0, u): I0 sampled at x + u(x)")
+    show_slice(axes[2], it, axis, index, spacing, title="I_t (the frame to match)")
+    label = "difference (normalised intensity)"
+    show_slice(
+        axes[3],
+        d_warp,
+        axis,
+        index,
+        spacing,
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        cbar_label=label,
+        title="warp(I0, u) − I_t",
+    )
+    show_slice(
+        axes[4],
+        d_none,
+        axis,
+        index,
+        spacing,
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        cbar_label=label,
+        title="I0 − I_t (no motion)",
+    )
+    if title:
+        fig.suptitle(title)
+    return fig

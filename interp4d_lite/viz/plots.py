@@ -130,12 +130,14 @@ def plot_volumes(
     vmin: float = 0.0,
     vmax: float = 1.0,
     cmap: str = "gray",
+    cbar_label: str | None = INTENSITY_LABEL,
 ):
-    """One panel per named volume, the same slice of each, shared intensity scale."""
+    """One panel per named volume, the same slice of each, shared intensity scale (its colour
+    bars labelled ``cbar_label``)."""
     n = len(volumes)
     fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.3), squeeze=False, constrained_layout=True)
     for ax, (name, vol) in zip(axes[0], volumes.items()):
-        show_slice(ax, vol, axis, index, spacing, cmap=cmap, vmin=vmin, vmax=vmax, title=name)
+        show_slice(ax, vol, axis, index, spacing, cmap=cmap, vmin=vmin, vmax=vmax, title=name, cbar_label=cbar_label)
     if title:
         fig.suptitle(title)
     return fig
@@ -294,6 +296,13 @@ def plot_metric_vs_t(results, metric: str = "psnr", ylabel: str | None = None, t
         fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
     else:
         fig = ax.figure
+    if df.empty:  # e.g. a field error on a scan where nothing moves more than the threshold
+        ax.text(0.5, 0.5, f"no values of {metric} on this data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("t (0 = input frame 0, 1 = input frame 1)")
+        ax.set_ylabel(ylabel or metric)
+        if title:
+            ax.set_title(title)
+        return fig
     patient = df["patient"] if "patient" in df else pd.Series("all", index=df.index)
     for method, rows in df.groupby("method", sort=False):
         colour = METHOD_COLOURS.get(str(method))

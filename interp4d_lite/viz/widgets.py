@@ -1,5 +1,5 @@
 """The ipywidgets tools of the notebooks: :class:`SliceViewer`, :class:`DeformationViewer`,
-:class:`InterpolationExplorer`, :class:`MethodComparison`.
+:class:`InterpolationExplorer`, :class:`MethodComparison`, :class:`MotionOverTimeViewer`.
 
 They are plain ipywidgets (``IntSlider``/``FloatSlider``/``Dropdown`` with descriptions
 such as ``"t"``, ``"slice"``, ``"frame"``, ``"axis"``) whose callback is a package function
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .fields import plot_field_views
+from .fields import plot_field_views, plot_motion_over_time, strongest_motion_points
 from .plots import AXIS_NAMES, plot_comparison, show_slice, to_numpy
 
 
@@ -411,3 +411,61 @@ def predictions_by_method(results, patient):
     truth = np.stack([patient.frames[k] for k in frames]).astype(np.float32)
     times = np.array([float(patient.times[k]) for k in frames], np.float32)
     return preds, truth, times
+
+
+class MotionOverTimeViewer(_WidgetTool):
+    """Motion over time, where you choose: ``motion`` is a
+    :class:`interp4d_lite.train.motion.MotionCurves` (the reference, linear motion and each
+    method's ``u_t0`` at every frame). Widgets: ``where`` (Dropdown: the region that moves most,
+    or one of the voxels of :func:`strongest_motion_points` of the reference), ``radius`` (a cube
+    of ``2 radius + 1`` voxels around a chosen voxel), ``axis``, ``slice`` (the background slice;
+    choosing a voxel moves it there)."""
+
+    REGION = "region that moves most"
+
+    def __init__(self, motion, n_points: int = 3):
+        import ipywidgets as W
+
+        self.motion = motion
+        X, Y, Z = motion.region.shape
+        self.points = {f"voxel {p}": p for p in strongest_motion_points(motion.fields[motion.reference], n=n_points)}
+        options = [self.REGION, *self.points]
+        self.controls = {
+            "where": W.Dropdown(options=options, value=self.REGION, description="where"),
+            "radius": W.IntSlider(value=1, min=0, max=3, description="radius"),
+            "axis": W.IntSlider(value=2, min=0, max=2, description="axis"),
+            "slice": W.IntSlider(
+                value=int(np.argmax(motion.region.sum((0, 1)))), min=0, max=Z - 1, description="slice"
+            ),
+        }
+        self.controls["where"].observe(self._where_changed, names="value")
+        super().__init__((X, Y, Z))
+
+    def _where_changed(self, change):
+        p = self.points.get(change["new"])
+        if p is not None:
+            self._suspended = True
+            try:
+                self.controls["slice"].value = int(p[self.controls["axis"].value])
+            finally:
+                self._suspended = False
+
+    def selection(self) -> np.ndarray:
+        """The boolean ``(X, Y, Z)`` mask the curves are averaged over now."""
+        c = self.values()
+        p = self.points.get(c["where"])
+        if p is None:
+            return self.motion.region
+        mask = np.zeros(self.motion.region.shape, bool)
+        r = int(c["radius"])
+        mask[tuple(slice(max(0, v - r), v + r + 1) for v in p)] = True
+        return mask
+
+    def render(self):
+        from ..train.motion import displacement_curves
+
+        c = self.values()
+        where = self.selection()
+        curves = displacement_curves(self.motion.fields, self.motion.u_end, where, self.motion.spacing)
+        self.curves = curves
+        return plot_motion_over_time(self.motion, curves=curves, where=where, axis=c["axis"], index=c["slice"])
