@@ -186,3 +186,26 @@ def frame_metrics(pred, gt, u_pred=None, u_true=None, spacing=None) -> dict:
             if spacing is not None:
                 out["epe_mm"] = endpoint_error(u_pred, u_true, spacing=spacing)
     return out
+
+
+def displacement_curves(fields: dict, u_end, region, spacing=None) -> dict[str, np.ndarray]:
+    """The displacement along t of each field, mean over ``region``.
+
+    ``fields``: name -> ``(K, 3, X, Y, Z)`` voxels; ``u_end (3, X, Y, Z)``: the reference
+    displacement at ``t = 1``, whose direction at each voxel is the one measured along;
+    ``region``: a boolean ``(X, Y, Z)`` mask. With ``spacing`` (mm) the displacements are
+    turned into mm first. Returns name -> ``(K,)``: the mean over the region of
+    ``u(t, x) . e(x)`` with ``e`` the unit ED -> ES direction, so a course linear in t is a
+    straight line from 0 to the reference's endpoint value."""
+    scale = np.ones(3, np.float32) if spacing is None else np.asarray(spacing, np.float32)
+    region = np.asarray(region, bool)
+    if not region.any():
+        raise ValueError("displacement_curves: the region is empty")
+    end = np.asarray(u_end, np.float32)[:, region] * scale[:, None]  # (3, N) mm
+    direction = end / np.maximum(np.linalg.norm(end, axis=0, keepdims=True), 1e-6)
+    out = {}
+    for name, u in fields.items():
+        u = np.asarray(u, np.float32)
+        v = u[:, :, region] * scale[None, :, None]  # (K, 3, N)
+        out[name] = (v * direction[None]).sum(1).mean(1)
+    return out

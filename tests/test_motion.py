@@ -145,7 +145,7 @@ def test_motion_widget_switches_between_the_region_and_one_voxel(phantom_patient
 def test_diagrams_follow_the_config_and_the_recipe():
     from interp4d_lite.models import StudentConfig
     from interp4d_lite.train import DistillConfig
-    from interp4d_lite.train.recipes import get_recipe
+    from interp4d_lite.train.recipes import get_recipe, term_weights
 
     def texts(fig):
         return " ".join(t.get_text() for t in fig.axes[0].texts)
@@ -154,12 +154,14 @@ def test_diagrams_follow_the_config_and_the_recipe():
     assert three.count("decoder level") == 3 and "FiLM" in three and "softmax" in three
     two = texts(viz.plot_student_diagram(StudentConfig(decoder_channels=(16, 8), time_conditioning="channel")))
     assert two.count("decoder level") == 2 and "FiLM" not in two and "input channel" in two
-    fig = viz.plot_distillation_diagram()
+    fig = viz.plot_distillation_diagram(term_weights("student"))
     drawn = texts(fig)
     for term in get_recipe("student").terms:
         assert term.name in drawn
     assert "instance optimisation" in drawn and "weight 0: skipped" in drawn  # feat is off by default
-    assert "weight 0: skipped" not in texts(viz.plot_distillation_diagram(DistillConfig(feature_weight=0.1)))
+    assert "weight 0: skipped" not in texts(
+        viz.plot_distillation_diagram(term_weights("student", DistillConfig(feature_weight=0.1)))
+    )
 
 
 def test_real_cine_dataset_holds_every_shipped_cine_and_fits_in_plane(tmp_path):

@@ -41,6 +41,15 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".history": ["load_history", "plot_history", "save_history"],
         ".datasets": ["CachedTargets", "PairDataset", "compute_targets", "resolve_patients"],
         ".loops": ["distill_student", "fit", "train_baseline", "train_loop", "train_teacher", "with_targets"],
-        ".recipes": ["RECIPES", "Recipe", "Term", "get_recipe", "recipe_names", "register_recipe", "training_step"],
+        ".recipes": [
+            "RECIPES",
+            "Recipe",
+            "Term",
+            "get_recipe",
+            "recipe_names",
+            "register_recipe",
+            "term_weights",
+            "training_step",
+        ],
     },
 )

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..metrics import displacement_curves
+
 __all__ = [
     "TRUE_REFERENCE",
     "REGISTERED_REFERENCE",
@@ -103,29 +105,6 @@ def motion_region(u_end, fraction: float = 0.02) -> np.ndarray:
     n = max(1, int(round(fraction * mag.size)))
     cut = np.partition(mag.ravel(), mag.size - n)[mag.size - n]
     return mag >= cut
-
-
-def displacement_curves(fields: Mapping[str, object], u_end, region, spacing=None) -> dict[str, np.ndarray]:
-    """The displacement along t of each field, mean over ``region``.
-
-    ``fields``: name -> ``(K, 3, X, Y, Z)`` voxels; ``u_end (3, X, Y, Z)``: the reference
-    displacement at ``t = 1``, whose direction at each voxel is the one measured along;
-    ``region``: a boolean ``(X, Y, Z)`` mask. With ``spacing`` (mm) the displacements are
-    turned into mm first. Returns name -> ``(K,)``: the mean over the region of
-    ``u(t, x) . e(x)`` with ``e`` the unit ED -> ES direction, so a course linear in t is a
-    straight line from 0 to the reference's endpoint value."""
-    scale = np.ones(3, np.float32) if spacing is None else np.asarray(spacing, np.float32)
-    region = np.asarray(region, bool)
-    if not region.any():
-        raise ValueError("displacement_curves: the region is empty")
-    end = np.asarray(u_end, np.float32)[:, region] * scale[:, None]  # (3, N) mm
-    direction = end / np.maximum(np.linalg.norm(end, axis=0, keepdims=True), 1e-6)
-    out = {}
-    for name, u in fields.items():
-        u = np.asarray(u, np.float32)
-        v = u[:, :, region] * scale[None, :, None]  # (K, 3, N)
-        out[name] = (v * direction[None]).sum(1).mean(1)
-    return out
 
 
 @dataclass

@@ -159,6 +159,15 @@ def get_recipe(name: str | Recipe) -> Recipe:
     return RECIPES[name]
 
 
+def term_weights(name: str | Recipe = "student", config: TrainConfig | None = None) -> dict[str, float]:
+    """Each loss term of the recipe ``name`` and its weight in ``config`` (default: the recipe's
+    config defaults), in summation order: what :func:`interp4d_lite.viz.plot_distillation_diagram`
+    draws."""
+    recipe = get_recipe(name)
+    config = recipe.config_cls() if config is None else config
+    return {t.name: float(getattr(config, t.weight)) for t in recipe.terms}
+
+
 def recipe_names() -> list[str]:
     """The names in the table, in registration order."""
     return list(RECIPES)

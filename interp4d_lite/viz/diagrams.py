@@ -2,8 +2,8 @@
 show: :func:`plot_student_diagram` draws one decoder level per entry of a
 :class:`~interp4d_lite.models.StudentConfig`'s ``decoder_channels``, and
 :func:`plot_distillation_diagram` one loss box per term of the ``student`` training recipe
-(:data:`interp4d_lite.train.recipes.RECIPES`) with its weight in a ``DistillConfig``, so a
-changed model, recipe or configuration changes its picture.
+with its weight (``interp4d_lite.train.term_weights("student", config)``), so a changed model,
+recipe or configuration changes its picture.
 """
 
 from __future__ import annotations
@@ -172,19 +172,15 @@ def plot_student_diagram(config=None, title: str | None = "the student: encode o
     return c.fig
 
 
-def plot_distillation_diagram(config=None, title: str | None = "distillation: what the student learns from"):
+def plot_distillation_diagram(weights, title: str | None = "distillation: what the student learns from"):
     """The distillation data flow: before training, the privileged teacher (it also sees the
     real frame ``I_t``) and its instance optimisation give refined fields for every training
     sample, cached once; at every step the student (``I0``, ``I1``, ``t`` only) is scored by the
-    loss terms of the ``student`` recipe, one box each with its weight in ``config`` (a
-    :class:`~interp4d_lite.train.DistillConfig`, default its defaults; a term of weight 0 is
-    drawn greyed out: it is skipped), summed into one ``backward`` and Adam step.
-    Returns the figure."""
-    from ..train.recipes import get_recipe
-
-    recipe = get_recipe("student")
-    config = recipe.config_cls() if config is None else config
-    weights = {t.name: float(getattr(config, t.weight)) for t in recipe.terms}
+    loss terms in ``weights`` (term name -> weight, in summation order: the ``student`` recipe's
+    terms and their weights in a config are :func:`interp4d_lite.train.term_weights`), one box
+    each with its weight (a term of weight 0 is drawn greyed out: it is skipped), summed into one
+    ``backward`` and Adam step. Returns the figure."""
+    weights = {str(k): float(v) for k, v in dict(weights).items()}
     terms = list(weights)
     unknown = [t for t in terms if t not in TERM_MEANINGS]
     if unknown:

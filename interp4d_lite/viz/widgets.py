@@ -462,7 +462,7 @@ class MotionOverTimeViewer(_WidgetTool):
         return mask
 
     def render(self):
-        from ..train.motion import displacement_curves
+        from ..metrics import displacement_curves
 
         c = self.values()
         where = self.selection()
