@@ -47,7 +47,7 @@ from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.data.phantoms.common import DEFAULT_NOISE  # noqa: E402
 from interp4d_lite.metrics import epe_moving  # noqa: E402
-from interp4d_lite.models.registration import REGISTRATION_SMOOTH, register_to_frame  # noqa: E402
+from interp4d_lite.models.registration import REGISTRATION_SETTINGS, register_to_frame  # noqa: E402
 from interp4d_lite.models.warp import warp  # noqa: E402
 
 EPE_RATIO, DRIFT_MAX = 0.6, 0.05  # the targets: epe_moving <= 0.6 x oracle, static drift <= 0.05 voxels
@@ -55,12 +55,23 @@ EPE_RATIO, DRIFT_MAX = 0.6, 0.05  # the targets: epe_moving <= 0.6 x oracle, sta
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--datasets", nargs="+", default=["cardiac", "lung"], choices=["cardiac", "lung"])
+    p.add_argument(
+        "--datasets",
+        nargs="*",
+        default=["cardiac", "lung"],
+        choices=["cardiac", "lung"],
+        help="phantom sets (none: real cines only)",
+    )
     p.add_argument("--steps", nargs="+", type=int, default=[20, 60], help="Adam steps (20: the targets' default)")
     p.add_argument("--patients", type=int, default=3)
     p.add_argument("--seed", type=int, default=0, help="bench_proof's seed: its held-out patients")
     p.add_argument("--static", type=float, default=0.1, help="true motion (voxels) below which tissue is static")
-    p.add_argument("--real", nargs="*", default=None, help="real cine folders (ACDC layout); default the shipped one")
+    p.add_argument(
+        "--real",
+        nargs="*",
+        default=None,
+        help="real cine folders (ACDC layout); default the shipped one, none given: no real cine",
+    )
     p.add_argument("--no-ants", action="store_true", help="leave ANTs SyN out even when installed")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
@@ -68,11 +79,11 @@ def parse(argv=None):
 
 def settings(kind: str, steps: int) -> dict:
     """name -> keyword arguments of ``register_to_frame`` (the package's first)."""
-    smooth = REGISTRATION_SMOOTH[kind]
+    kw = dict(steps=steps, **REGISTRATION_SETTINGS[kind])
     return {
-        f"package, {steps} steps": dict(steps=steps, smooth=smooth),
-        f"no noise correction, {steps} steps": dict(steps=steps, smooth=smooth, noise=0),
-        f"blur 1, no correction, {steps} steps": dict(steps=steps, smooth=smooth, noise=0, blur=1.0),
+        f"package, {steps} steps": kw,
+        f"no noise correction, {steps} steps": dict(kw, noise=0),
+        f"blur 1, no correction, {steps} steps": dict(kw, noise=0, blur=1.0),
     }
 
 
@@ -94,7 +105,7 @@ def ants_to_frame(I0, I1, It):
     out = []
     for image in (I0, I1):
         moving = ants.from_numpy(image[0, 0].numpy().astype(np.float64))
-        reg = ants.registration(fixed, moving, type_of_transform="SyNCC", random_seed=0)
+        reg = ants.registration(fixed, moving, type_of_transform="SyN", syn_metric="CC", syn_sampling=4, random_seed=0)
         mapped = [
             ants.apply_transforms(fixed, ants.from_numpy(g), reg["fwdtransforms"], interpolator="linear").numpy()
             for g in grid
@@ -230,7 +241,7 @@ def main(argv=None) -> int:
             f"(noise drift on the static phantom {package[2]:.3f})"
         )
 
-    folders = a.real if a.real else [None]
+    folders = [None] if a.real is None else a.real  # None: the shipped cine
     print(f"\n{'cine':<14} {'method':<36} {'PSNR':>7} {'vs blend':>9} {'s/reg':>7}")
     steps = max(a.steps)
     for folder in folders:

@@ -240,7 +240,13 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
 
     def register(b):
         return register_to_frame(
-            b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth, blur=cfg.target_blur
+            b["I0"],
+            b["I1"],
+            b["It"],
+            steps=cfg.target_steps,
+            smooth=cfg.target_smooth,
+            lr=cfg.target_lr,
+            blur=cfg.target_blur,
         )
 
     deadline = started + 60 * cfg.minutes * cfg.target_share if cfg.minutes else None

@@ -30,12 +30,14 @@ import torch
 
 from .warp import Warper
 
-__all__ = ["register_images", "register_to_frame", "noise_std", "sampling_noise_gain", "REGISTRATION_SMOOTH"]
+__all__ = ["register_images", "register_to_frame", "noise_std", "sampling_noise_gain", "REGISTRATION_SETTINGS"]
 
-#: the smoothness weight by kind of data, the one setting that differs (benchmarks/bench_targets.py):
-#: cardiac MRI, tissue that moves together, 1.0; breathing CT, lungs that slide along the chest
-#: wall (which a smooth field cannot follow), 0.1.
-REGISTRATION_SMOOTH = {"cardiac": 1.0, "lung": 0.1}
+#: the settings that differ by kind of data (measured by benchmarks/bench_targets.py), as keyword
+#: arguments of :func:`register_images`: cardiac MRI (tissue that moves together, displacements of
+#: a few voxels) takes the defaults, smoothness 1 and Adam steps of 0.1 voxel; breathing CT (lungs
+#: that slide along the chest wall, which a smooth field cannot follow, and larger displacements)
+#: a smoothness of 0.1 and steps of 0.2 voxel.
+REGISTRATION_SETTINGS = {"cardiac": {"smooth": 1.0, "lr": 0.1}, "lung": {"smooth": 0.1, "lr": 0.2}}
 
 
 def noise_std(image: torch.Tensor) -> torch.Tensor:
@@ -110,10 +112,10 @@ def register_images(
     Args:
         moving, fixed: sequences of ``(B, 1, X, Y, Z)`` images (B == 1 is broadcast).
         init: optional sequence of ``(B, 3, X, Y, Z)`` fields, voxels.
-        steps, lr: Adam steps and step size (voxels).
-        smooth: weight of the gradient smoothness of the fields. The one setting that differs by
-            modality: about 1 for cardiac MRI (tissue moves together), 0.1 for breathing CT
-            (the lungs slide along the chest wall, which a smooth field cannot follow).
+        steps, lr: Adam steps and step size (voxels); ``lr`` differs by modality
+            (:data:`REGISTRATION_SETTINGS`).
+        smooth: weight of the gradient smoothness of the fields; differs by modality
+            (:data:`REGISTRATION_SETTINGS`: 1 for cardiac MRI, 0.1 for breathing CT).
         scale: the residual lives on a grid 1/``scale`` of the image.
         noise: the images' noise standard deviation in their intensity units for the correction:
             ``"auto"`` estimates it per image (:func:`noise_std`), 0 switches the correction off.

@@ -114,7 +114,11 @@ class TeacherTrainConfig(TrainConfig):
         "registered to the true I_t by instance optimisation, once per training sample (0 = off)",
     )
     target_steps: int = knob(20, "Adam steps of that registration (models.registration.register_to_frame)")
-    target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
+    target_smooth: float = knob(
+        1.0,
+        "gradient-smoothness weight of that registration (breathing CT: 0.1, models.registration.REGISTRATION_SETTINGS)",
+    )
+    target_lr: float = knob(0.1, "Adam step (voxels) of that registration (breathing CT: 0.2)")
 
 
 @dataclass
@@ -172,7 +176,11 @@ class AdaptConfig(TrainConfig):
     w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
     w_target: float = knob(1.0, "weight of the distance of the fields to the per-scan registration targets (0 = off)")
     target_steps: int = knob(20, "Adam steps of each target registration (models.registration.register_to_frame)")
-    target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
+    target_smooth: float = knob(
+        1.0,
+        "gradient-smoothness weight of that registration (breathing CT: 0.1, models.registration.REGISTRATION_SETTINGS)",
+    )
+    target_lr: float = knob(0.1, "Adam step (voxels) of that registration (breathing CT: 0.2)")
     target_blur: float = knob(
         0.0,
         "Gaussian sigma (voxels) the target registration compares the images under (0: none; its noise correction removes the drift)",
