@@ -72,19 +72,27 @@ def parse(argv=None):
         default=None,
         help="real cine folders (ACDC layout); default the shipped one, none given: no real cine",
     )
-    p.add_argument("--no-ants", action="store_true", help="leave ANTs SyN out even when installed")
+    p.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+        help="package: the package's registration; plain: without its noise correction; blur: the earlier blurred "
+        "one; ants: ANTs SyN when antspyx is installed",
+    )  # fmt: skip
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
 
 
-def settings(kind: str, steps: int) -> dict:
-    """name -> keyword arguments of ``register_to_frame`` (the package's first)."""
+METHODS = ("package", "plain", "blur", "ants")
+
+
+def settings(kind: str, steps: int, methods) -> dict:
+    """row name -> keyword arguments of ``register_to_frame`` of the ``methods`` asked for."""
     kw = dict(steps=steps, **REGISTRATION_SETTINGS[kind])
-    return {
-        f"package, {steps} steps": kw,
-        f"no noise correction, {steps} steps": dict(kw, noise=0),
-        f"blur 1, no correction, {steps} steps": dict(kw, noise=0, blur=1.0),
+    rows = {
+        "package": (f"package, {steps} steps", kw),
+        "plain": (f"no noise correction, {steps} steps", dict(kw, noise=0)),
+        "blur": (f"blur 1, no correction, {steps} steps", dict(kw, noise=0, blur=1.0)),
     }
+    return dict(rows[m] for m in methods if m in rows)
 
 
 def ants_available() -> bool:
@@ -106,11 +114,23 @@ def ants_to_frame(I0, I1, It):
     for image in (I0, I1):
         moving = ants.from_numpy(image[0, 0].numpy().astype(np.float64))
         reg = ants.registration(fixed, moving, type_of_transform="SyN", syn_metric="CC", syn_sampling=4, random_seed=0)
-        mapped = [
-            ants.apply_transforms(fixed, ants.from_numpy(g), reg["fwdtransforms"], interpolator="linear").numpy()
-            for g in grid
-        ]
-        out.append(torch.from_numpy((np.stack(mapped) - grid).astype(np.float32))[None])
+        mapped = np.stack(
+            [
+                ants.apply_transforms(
+                    fixed, ants.from_numpy(g), reg["fwdtransforms"], interpolator="linear", defaultvalue=-1e6
+                ).numpy()
+                for g in grid
+            ]
+        )
+        u = mapped - grid
+        size = np.asarray(It.shape[2:]).reshape(3, 1, 1, 1)
+        outside = ((mapped < -1) | (mapped > size)).any(0)  # mapped off the grid: the nearest inside voxel's value
+        if outside.any():
+            from scipy.ndimage import distance_transform_edt
+
+            idx = distance_transform_edt(outside, return_distances=False, return_indices=True)
+            u = u[(slice(None), *idx)]
+        out.append(torch.from_numpy(u.astype(np.float32))[None])
     return tuple(out)
 
 
@@ -182,13 +202,9 @@ def psnr1(pred: torch.Tensor, gt: torch.Tensor) -> float:
 def main(argv=None) -> int:
     a = parse(argv)
     torch.set_num_threads(a.threads)
-    use_ants = ants_available() and not a.no_ants
-    if not use_ants:
-        print(
-            "ANTs SyN left out: antspyx is not installed (pip install 'interp4d_lite[bench]')"
-            if not a.no_ants
-            else "ANTs SyN left out (--no-ants)"
-        )
+    use_ants = "ants" in a.methods and ants_available()
+    if "ants" in a.methods and not use_ants:
+        print("ANTs SyN left out: antspyx is not installed (pip install 'interp4d_lite[bench]')")
     verdicts = []
     head = f"{'dataset':<8} {'method':<36} {'epe_moving':>10} {'drift':>7} {'noise drift':>11} {'s/reg':>7}"
     print(head)
@@ -225,12 +241,14 @@ def main(argv=None) -> int:
         )
         package = None
         for steps in a.steps:
-            for name, kw in settings(kind, steps).items():
+            for name, kw in settings(kind, steps, a.methods).items():
                 vals = row(name, score(lambda I0, I1, It, o0, o1, kw=kw: register_to_frame(I0, I1, It, **kw)))
                 if name.startswith("package") and steps == max(a.steps):
                     package = vals
         if use_ants:
             row("ANTs SyN (CC)", score(lambda I0, I1, It, o0, o1: ants_to_frame(I0, I1, It)))
+        if package is None:
+            continue
         e, d = package[0], package[1]
         verdicts.append(
             f"{'MET' if e <= EPE_RATIO * oracle[0] else 'MISSED'}: {kind} targets' epe_moving {e:.3f} <= "
@@ -258,7 +276,7 @@ def main(argv=None) -> int:
             )
         )
         print(f"{name:<14} {'linear blend':<36} {blend:>7.2f} {0:>+9.2f} {'':>7}")
-        methods = dict(settings("cardiac", steps))
+        methods = settings("cardiac", steps, a.methods)
         if use_ants:
             methods["ANTs SyN (CC)"] = "ants"
         for mname, kw in methods.items():
