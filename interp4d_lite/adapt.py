@@ -7,7 +7,7 @@ the same series whose frames all lie **outside the open interval (I, J)** -- for
 cine the rest of the beat (ES -> ED), for a breath the other half -- at the spacing of
 (I, J) and at others. Each triplet's real middle frame gives the image losses and, as the
 privileged teacher does on phantoms, a per-scan distillation target: the two inputs
-registered to it by instance optimisation (:func:`~interp4d_lite.models.teacher.register_to_frame`).
+registered to it by instance optimisation (:func:`~interp4d_lite.models.registration.register_to_frame`).
 Frames strictly between I and J are never read.
 
 A few windows are held back from the fine-tuning; :func:`~interp4d_lite.selfcheck.self_check`
@@ -115,12 +115,18 @@ def _with_targets(triplets: ScanTriplets, cfg, started: float):
     the triplets without a target are dropped; each is also played backwards (:class:`TimeReversed`).
     Returns ``(dataset, count of triplets)``."""
     from .device import get_device
-    from .models.teacher import register_to_frame
+    from .models.registration import register_to_frame
     from .train.datasets import CachedTargets, compute_targets
 
     def register(b):
         return register_to_frame(
-            b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth, blur=cfg.target_blur
+            b["I0"],
+            b["I1"],
+            b["It"],
+            steps=cfg.target_steps,
+            smooth=cfg.target_smooth,
+            lr=cfg.target_lr,
+            blur=cfg.target_blur,
         )
 
     deadline = started + 60 * cfg.minutes * cfg.target_share if cfg.minutes else None

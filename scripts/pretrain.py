@@ -40,7 +40,6 @@ import torch  # noqa: E402
 from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
 from interp4d_lite.data.chest_ct import CHEST_CTS, write_chest_dataset  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
-from interp4d_lite.models.teacher import REGISTRATION_BLUR  # noqa: E402
 from interp4d_lite.train import evaluate_methods, fit, get_recipe, summarize  # noqa: E402
 from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
@@ -138,7 +137,11 @@ def write_model_card(out: Path) -> Path:
             f"* **Training**: teacher {info['teacher_steps']} steps, then the student {info['student_steps']} steps "
             f"(batch {info['student_config']['batch_size']}, crops {info['student_config']['crop_shape']}, "
             f"lr {info['student_config']['lr']}), distillation weight {info['student_config']['distill_weight']}; "
-            f"registration targets compared under a Gaussian blur of {info.get('registration_blur', 1.0)} voxels.",
+            + (
+                f"registration targets compared under a Gaussian blur of {info['registration_blur']} voxels."
+                if "registration_blur" in info
+                else f"registration targets: {info.get('registration', 'models.registration')}."
+            ),
             f"* **Time and hardware**: {info['seconds_total'] / 60:.1f} min in all ({info['seconds_teacher'] / 60:.1f} min "
             f"for the teacher and its targets) on {where}, torch {hw['torch']}.",
             f"* **Command**: `{info['command']}`",
@@ -319,7 +322,7 @@ def run_data_kind(data_kind: str, a) -> dict:
             "torch": torch.__version__,
         },
         "final_loss": hist[-1] if hist else None,
-        "registration_blur": REGISTRATION_BLUR,
+        "registration": "noise-corrected instance optimisation, no blur (models.registration.register_images)",
         "metrics": metrics,
         "command": "python scripts/pretrain.py " + " ".join(sys.argv[1:]),
     }

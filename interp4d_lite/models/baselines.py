@@ -172,32 +172,36 @@ class ExactIdentityWarper(Warper):
 class InstanceRegistration(nn.Module):
     """Bidirectional registration of two images by instance optimisation, no network and no
     training: ``u_01`` (``warp(I1, u_01) ~ I0``) and ``u_10`` (``warp(I0, u_10) ~ I1``), each
-    input the other's target, fitted together by
-    :func:`~interp4d_lite.models.teacher.register_images` (``steps`` Adam steps of ``lr``
-    voxels on a 1/``scale`` grid, Charbonnier + ``smooth`` * gradient smoothness, warping with
-    :class:`ExactIdentityWarper`). The same inputs give the same fields (nothing random);
-    identical inputs give exactly zero fields. ``blur``: the Gaussian (voxels) the images are
-    compared under (none by default: the toolkit's plain answer)."""
+    input the other's target, fitted together by the package's registration,
+    :func:`~interp4d_lite.models.registration.register_images` (``steps`` Adam steps of ``lr``
+    voxels on a 1/``scale`` grid, Charbonnier + its noise correction + ``smooth`` * gradient
+    smoothness, warping with :class:`ExactIdentityWarper`; ``noise`` and ``blur`` as there). The
+    same inputs give the same fields (nothing random); identical inputs give exactly zero fields."""
 
-    def __init__(self, steps: int = 60, lr: float = 0.2, smooth: float = 1.0, scale: int = 4, blur: float = 0.0):
+    def __init__(
+        self, steps: int = 60, lr: float = 0.1, smooth: float = 1.0, scale: int = 4, noise="auto", blur: float = 0.0
+    ):
         super().__init__()
         if int(steps) < 0:
             raise ValueError(f"InstanceRegistration: steps must be >= 0, got {steps}")
         self.steps, self.lr, self.smooth, self.scale = int(steps), float(lr), float(smooth), int(scale)
-        self.blur = float(blur)
+        self.noise, self.blur = noise, float(blur)
         self.warper = ExactIdentityWarper()
 
     def forward(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
-        from .teacher import register_images
+        from .registration import register_images
 
         u_01, u_10 = register_images(
             (I1, I0), (I0, I1), steps=self.steps, lr=self.lr, smooth=self.smooth, scale=self.scale, warper=self.warper,
-            blur=self.blur,
+            noise=self.noise, blur=self.blur,
         )  # fmt: skip
         return {"u_01": u_01, "u_10": u_10}
 
     def extra_repr(self) -> str:
-        return f"steps={self.steps}, lr={self.lr}, smooth={self.smooth}, scale={self.scale}, blur={self.blur}"
+        return (
+            f"steps={self.steps}, lr={self.lr}, smooth={self.smooth}, scale={self.scale}, noise={self.noise!r}, "
+            f"blur={self.blur}"
+        )
 
 
 class RegisteredLinearMotion(LinearMotionBaseline):
@@ -207,5 +211,7 @@ class RegisteredLinearMotion(LinearMotionBaseline):
     training. ``interpolate(I0, I1, t)`` registers once for all the timestamps ``t``;
     :func:`~interp4d_lite.train.evaluate.predict_patient` registers once per patient."""
 
-    def __init__(self, steps: int = 60, lr: float = 0.2, smooth: float = 1.0, scale: int = 4):
-        super().__init__(InstanceRegistration(steps=steps, lr=lr, smooth=smooth, scale=scale))
+    def __init__(
+        self, steps: int = 60, lr: float = 0.1, smooth: float = 1.0, scale: int = 4, noise="auto", blur: float = 0.0
+    ):
+        super().__init__(InstanceRegistration(steps=steps, lr=lr, smooth=smooth, scale=scale, noise=noise, blur=blur))

@@ -10,12 +10,13 @@ from t. No FiLM: it needs no timestamp. The blend mask starts at 0.5.
 Instance optimisation (``refine_steps > 0``, eval mode only): the teacher is privileged,
 so finding its fields is a registration problem, u_t0 = R(fixed=I_t, moving=I0) and
 u_t1 = R(I_t, I1), which a few Adam steps per sample solve well (LapIRN/ConvexAdam-style
-"instance optimisation"): starting from the network's fields, a residual on a coarse
-grid (1/``refine_scale``) is fitted to Charbonnier(warp(I0, u_t0), I_t) +
-Charbonnier(warp(I1, u_t1), I_t) + ``refine_smooth`` * gradient smoothness. The
-network's features (for feature distillation) and mask are unchanged. A network trained
-for a few hundred CPU steps barely uses its privileged frame; the refined fields are what
-makes the teacher worth distilling (tests/test_models.py; docs/METHOD.md, "Teacher (privileged)" and "Knowledge distillation").
+"instance optimisation"): starting from the network's fields, the package's registration
+(:func:`~interp4d_lite.models.registration.register_to_frame`: a residual on a coarse grid,
+1/``refine_scale``, fitted to Charbonnier(warp(I0, u_t0), I_t) + Charbonnier(warp(I1, u_t1), I_t)
++ a noise correction + ``refine_smooth`` * gradient smoothness). The network's features (for
+feature distillation) and mask are unchanged. A network trained for a few hundred CPU steps
+barely uses its privileged frame; the refined fields are what makes the teacher worth
+distilling (tests/test_models.py; docs/METHOD.md, "Teacher (privileged)" and "Knowledge distillation").
 Training (``train()`` mode) never refines, so the network is trained as before.
 """
 
@@ -30,6 +31,7 @@ from .blocks import Encoder, as_timestamps, pad_to_multiple
 from .config import JSONConfig
 from .fusion import DeformationFusion, synthesize
 from .generator import DeformationFeatureGenerator
+from .registration import register_to_frame
 from .student import decoded_encoder_channels, log_prior_mask
 from .warp import Warper
 
@@ -44,7 +46,7 @@ class TeacherConfig(JSONConfig):
     decoder_channels: tuple[int, ...] = (32, 16, 8)  # must equal the student's for feature distillation
     fused_channels: int = 8
     refine_steps: int = 15  # instance-optimisation steps in eval mode (0 = network only)
-    refine_lr: float = 0.2  # Adam step on the residual field, voxels
+    refine_lr: float = 0.1  # Adam step on the residual field, voxels
     refine_smooth: float = 1.0  # weight of the gradient smoothness of the refined fields
     refine_scale: int = 4  # the residual lives on a grid 1/refine_scale of the image
 
@@ -133,126 +135,3 @@ class Teacher(nn.Module):
             w0, w1 = self.warp(I0, u_t0), self.warp(I1, u_t1)
             m = out["mask"]
             return {"u_t0": u_t0, "u_t1": u_t1, "warped0": w0, "warped1": w1, "image": m * w0 + (1 - m) * w1}
-
-
-def register_to_frame(
-    I0: torch.Tensor,
-    I1: torch.Tensor,
-    It: torch.Tensor,
-    init=None,
-    steps: int = 40,
-    lr: float = 0.2,
-    smooth: float = 1.0,
-    scale: int = 4,
-    warper: Warper | None = None,
-    blur: float | None = None,
-):
-    """Register both inputs to the frame at t by instance optimisation (no network).
-
-    Fits a residual on a coarse grid (1/``scale`` of the image, trilinearly upsampled) to
-    ``Charbonnier(warp(I0, u_t0), It) + Charbonnier(warp(I1, u_t1), It) + smooth * (gradient
-    smoothness of both)`` with ``steps`` Adam steps of ``lr`` voxels, starting from ``init``
-    (``(u_t0, u_t1)``, default zero). This is the privileged teacher's refinement, and, from
-    zero, the pseudo ground truth its network is trained toward: it needs I_t, so it exists for
-    training samples only. (:func:`register_images` with ``moving = (I0, I1)``, ``fixed = (It, It)``.)
-
-    Args:
-        I0, I1, It: ``(B, 1, X, Y, Z)`` images (I0/I1 may have B == 1).
-        init: optional ``(u_t0, u_t1)``, each ``(B, 3, X, Y, Z)`` voxels.
-        blur: the Gaussian sigma (voxels) the images are compared under; None: ``REGISTRATION_BLUR``.
-    Returns:
-        ``(u_t0, u_t1)``, each ``(B, 3, X, Y, Z)`` float32 voxels, detached.
-    """
-    blur = REGISTRATION_BLUR if blur is None else blur
-    u_t0, u_t1 = register_images(
-        (I0, I1), (It, It), init=init, steps=steps, lr=lr, smooth=smooth, scale=scale, warper=warper, blur=blur
-    )
-    return u_t0, u_t1
-
-
-#: Gaussian sigma (voxels) of the images that instance optimisation compares (register_images)
-REGISTRATION_BLUR = 1.0
-
-
-def _blurred(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``x`` detached, float32, smoothed by a Gaussian of ``sigma`` voxels (MONAI's GaussianFilter)."""
-    x = x.detach().float()
-    if not sigma:
-        return x
-    from monai.networks.layers import GaussianFilter
-
-    with torch.no_grad():
-        return GaussianFilter(x.dim() - 2, sigma=float(sigma)).to(x.device)(x)
-
-
-def register_images(
-    moving,
-    fixed,
-    init=None,
-    steps: int = 40,
-    lr: float = 0.2,
-    smooth: float = 1.0,
-    scale: int = 4,
-    warper: Warper | None = None,
-    blur: float = REGISTRATION_BLUR,
-) -> list[torch.Tensor]:
-    """Pairwise registration by instance optimisation (no network): a field ``u_k`` on the
-    grid of ``fixed[k]`` with ``warp(moving[k], u_k) ~ fixed[k]`` for every pair ``k``.
-
-    All pairs are fitted together: a residual on a coarse grid (1/``scale`` of the image,
-    trilinearly upsampled) to ``sum_k Charbonnier(warp(moving_k, u_k), fixed_k) + smooth *
-    sum_k gradient_smoothness(u_k)``, ``steps`` Adam steps of ``lr`` voxels, from ``init``
-    (one field per pair, default zero). No randomness: the same images give the same fields.
-    (Two identical images give exactly zero fields with
-    :class:`~interp4d_lite.models.baselines.ExactIdentityWarper` as ``warper``; the default
-    :class:`Warper`'s rounding at the identity, about 1e-6, is enough for Adam to move them.)
-
-    The images are compared after a Gaussian blur of ``blur`` voxels (0 = none): on noisy
-    images, sampling at a fraction of a voxel averages neighbouring voxels' noise away, so an
-    unblurred image loss is lowest for a shift of about half a voxel everywhere -- measured on a
-    static Rician-noise phantom: a mean field of 0.3 voxels in every axis with no blur, about 0.1
-    with ``blur=1.0``, 0.05 with ``blur=1.5``. On a scan with little noise the blur costs
-    accuracy instead (registered linear motion on the shipped real cine: 38.53 dB with no blur,
-    38.40 with 1.0, 38.25 with 1.5), so callers choose.
-
-    Args:
-        moving, fixed: sequences of ``(B, 1, X, Y, Z)`` images (B == 1 is broadcast).
-        init: optional sequence of ``(B, 3, X, Y, Z)`` fields, voxels.
-        blur: the Gaussian's sigma in voxels.
-    Returns:
-        a list of ``(B, 3, X, Y, Z)`` float32 fields in voxels, detached.
-    """
-    from ..losses import charbonnier, gradient_smoothness
-    from .blocks import resize
-
-    moving, fixed = list(moving), list(fixed)
-    if len(moving) != len(fixed) or not moving:
-        raise ValueError(f"register_images: {len(moving)} moving and {len(fixed)} fixed images; give pairs")
-    warper = warper or Warper()
-    shape = fixed[0].shape[2:]
-    b = max(x.shape[0] for x in moving + fixed)
-    n = len(moving)
-    if init is None:
-        u = fixed[0].new_zeros((b, 3 * n, *shape), dtype=torch.float32)
-    else:
-        u = torch.cat(list(init), dim=1).detach().float()
-    mov = [_blurred(x, blur).expand(b, *x.shape[1:]) for x in moving]
-    fix = [_blurred(x, blur).expand(b, *x.shape[1:]) for x in fixed]
-    small = tuple(max(2, s // max(1, scale)) for s in shape)
-    r = torch.zeros((b, 3 * n, *small), device=u.device)
-    if steps > 0:
-        with torch.enable_grad():
-            r.requires_grad_(True)
-            opt = torch.optim.Adam([r], lr=lr)
-            for _ in range(steps):
-                v = u + resize(r, shape)
-                fields = [v[:, 3 * k : 3 * k + 3] for k in range(n)]
-                loss = sum(charbonnier(warper(m, f), x) for m, f, x in zip(mov, fields, fix)) + smooth * sum(
-                    gradient_smoothness(f) for f in fields
-                )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-    with torch.no_grad():
-        v = u + resize(r.detach(), shape)
-    return [v[:, 3 * k : 3 * k + 3].contiguous() for k in range(n)]

@@ -108,8 +108,12 @@ class TeacherTrainConfig(TrainConfig):
         "weight of the Charbonnier of the fields against registration targets: I0 and I1 "
         "registered to the true I_t by instance optimisation, once per training sample (0 = off)",
     )
-    target_steps: int = knob(20, "Adam steps of that registration (models.teacher.register_to_frame)")
-    target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
+    target_steps: int = knob(20, "Adam steps of that registration (models.registration.register_to_frame)")
+    target_smooth: float = knob(
+        1.0,
+        "gradient-smoothness weight of that registration (breathing CT: 0.1, models.registration.REGISTRATION_SETTINGS)",
+    )
+    target_lr: float = knob(0.1, "Adam step (voxels) of that registration (breathing CT: 0.2)")
 
 
 @dataclass
@@ -166,9 +170,16 @@ class AdaptConfig(TrainConfig):
     w_warped: float = knob(0.5, "weight of the Charbonnier loss of each warped input against the middle frame")
     w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
     w_target: float = knob(1.0, "weight of the distance of the fields to the per-scan registration targets (0 = off)")
-    target_steps: int = knob(20, "Adam steps of each target registration (models.teacher.register_to_frame)")
-    target_smooth: float = knob(0.5, "gradient-smoothness weight of that registration")
-    target_blur: float = knob(1.0, "Gaussian sigma (voxels) the target registration compares the images under")
+    target_steps: int = knob(20, "Adam steps of each target registration (models.registration.register_to_frame)")
+    target_smooth: float = knob(
+        1.0,
+        "gradient-smoothness weight of that registration (breathing CT: 0.1, models.registration.REGISTRATION_SETTINGS)",
+    )
+    target_lr: float = knob(0.1, "Adam step (voxels) of that registration (breathing CT: 0.2)")
+    target_blur: float = knob(
+        0.0,
+        "Gaussian sigma (voxels) the target registration compares the images under (0: none; its noise correction removes the drift)",
+    )
     target_share: float = knob(0.4, "share of the time budget the targets may take at most (the rest: fine-tuning)")
     max_triplets: int = knob(24, "triplets of the scan used for training at most (the target spacing first)")
     holdout: int = knob(2, "windows of the scan held back from training for the self-check against the blend")

@@ -329,10 +329,12 @@ def _targets_fn(recipe: Recipe, cfg: TrainConfig, teacher: nn.Module | None):
     """``(fn(batch) -> tensors, channels, description)`` of the targets this run caches, or ``None``."""
     which = recipe.cached_targets(cfg, teacher)
     if which == "registration":
-        from ..models.teacher import register_to_frame
+        from ..models.registration import register_to_frame
 
         def register(b):
-            return register_to_frame(b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth)
+            return register_to_frame(
+                b["I0"], b["I1"], b["It"], steps=cfg.target_steps, smooth=cfg.target_smooth, lr=cfg.target_lr
+            )
 
         return register, 6, "registration targets"
     if which == "teacher":
