@@ -12,6 +12,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         ".convert": ["DicomCine", "convert_dicom_cine", "read_dicom_cine"],
         ".dataset": [
+            "CineTriplets",
+            "MixedTriplets",
             "Patient4D",
             "TripletDataset",
             "acdc_uvi_split",
@@ -56,6 +58,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "real_cine_paths",
             "write_real_cine",
         ],
+        ".windows": ["Window", "cine_windows"],
         ".preprocess": ["center_crop_or_pad", "clip_hu", "minmax_per_frame", "shift_affine"],
     },
 )
