@@ -226,7 +226,12 @@ class AntsSyN(torch.nn.Module):
     """The two inputs registered to each other by ANTs SyN (deformable only, CC metric):
     ``u_01`` (``warp(I1, u_01) ~ I0``) and ``u_10``, in voxels (the images go to ANTs on a unit
     grid, so its displacements in mm are voxels); wrapped in
-    :class:`~interp4d_lite.models.LinearMotionBaseline` it is linear motion. Needs antspyx."""
+    :class:`~interp4d_lite.models.LinearMotionBaseline` it is linear motion. Needs antspyx.
+    ``iterations``: SyN's iterations per level, coarse to fine (ANTsPy's default (40, 20, 0))."""
+
+    def __init__(self, iterations=(40, 20, 0)):
+        super().__init__()
+        self.iterations = tuple(iterations)
 
     def forward(self, I0: torch.Tensor, I1: torch.Tensor) -> dict:
         import ants
@@ -235,7 +240,9 @@ class AntsSyN(torch.nn.Module):
         a0, a1 = img(I0), img(I1)
         out = {}
         for name, fixed, moving in (("u_01", a0, a1), ("u_10", a1, a0)):
-            reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyNOnly", syn_metric="CC")
+            reg = ants.registration(
+                fixed=fixed, moving=moving, type_of_transform="SyNOnly", syn_metric="CC", reg_iterations=self.iterations
+            )
             field = ants.image_read(reg["fwdtransforms"][0]).numpy()  # (X, Y, Z, 3)
             out[name] = torch.from_numpy(np.ascontiguousarray(np.moveaxis(field, -1, 0)))[None].to(I0)
         return out
@@ -357,7 +364,9 @@ def leave_one_scan_out(a, out: Path) -> tuple[list, dict, list[str]]:
         reports[f"{name}/{scan}"] = {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in report.items()}
         methods = {"linear_blend": "linear_blend", "registered_linear_motion": RegisteredLinearMotion(steps=reg_steps)}
         if use_ants:
-            methods["registered_linear_motion_ants"] = LinearMotionBaseline(AntsSyN())
+            methods["registered_linear_motion_ants"] = LinearMotionBaseline(
+                AntsSyN((2, 0, 0) if a.quick else (40, 20, 0))
+            )
         methods.update(student_nokd=models["student_nokd"], student=models["student"], student_adapted=adapted_model)
         rows.append(evaluate_methods(methods, [p], device=a.device, dataset=name, progress=False))
         rows.append(pd.DataFrame(ceiling_rows(p, name, 5 if a.quick else a.ceiling_steps)))
