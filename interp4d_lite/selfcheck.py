@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data.windows import Window
+
 __all__ = [
     "Window",
     "allowed_frames",
@@ -27,34 +29,6 @@ __all__ = [
     "read_scan_frames",
     "normalize_volumes",
 ]
-
-
-@dataclass(frozen=True)
-class Window:
-    """Frames ``a`` and ``b = a + gap`` of a series (indices modulo the number of frames when
-    the series is cyclic) with the frames between them as targets."""
-
-    a: int
-    gap: int
-    n: int  # frames in the series
-
-    @property
-    def b(self) -> int:
-        return (self.a + self.gap) % self.n
-
-    @property
-    def indices(self) -> list[int]:
-        """The index of every frame of the window, ends included, in time order."""
-        return [(self.a + k) % self.n for k in range(self.gap + 1)]
-
-    @property
-    def frames(self) -> list[int]:
-        """The older name of :attr:`indices`."""
-        return self.indices
-
-    def triplets(self) -> list[tuple[int, int, int, float]]:
-        """``(a, k, b, t)`` for each frame ``k`` strictly inside, ``t = (k - a) / gap``."""
-        return [(self.a, (self.a + k) % self.n, self.b, k / self.gap) for k in range(1, self.gap)]
 
 
 def allowed_frames(n: int, i: int, j: int) -> list[int]:

@@ -1,26 +1,38 @@
 """Train the pretrained students shipped in ``interp4d_lite/weights/``, reproducibly by seed.
 
-For each data kind (``cardiac``: the anatomical cardiac phantom; ``lung``: 4D breathing series
-of the real chest CTs in ``chest_ct/`` whose role is ``train``, plus lung phantoms with
-``--lung-data both``, see ``interp4d_lite.data.chest_ct``), generates training and held-out
-patients, trains the privileged teacher (with its
-registration targets), distils the student from it (the recipe table's ``teacher`` and
-``student`` rows, the package's defaults otherwise), evaluates the student against the
-linear blend, the linear-motion oracle and zero motion on the held-out patients (for cardiac
-also on the real cine shipped with the package; for lung also on series of the held-out chest
-CT, never trained on), and writes:
+For each data kind (``cardiac``: the anatomical cardiac phantom and the real cines shipped with
+the package; ``lung``: 4D breathing series of the real chest CTs in ``chest_ct/`` whose role is
+``train``, plus lung phantoms with ``--lung-data both``, see ``interp4d_lite.data.chest_ct``),
+generates training and held-out patients, trains the privileged teacher (with its registration
+targets), distils the student from it (the recipe table's ``teacher`` and ``student`` rows, the
+package's defaults otherwise), evaluates the student against the linear blend, the linear-motion
+oracle and zero motion on the held-out patients (for cardiac also on every real cine's in-between
+phases from ED to ES, each marked held out or seen in training; for lung also on series of the
+held-out chest CT, never trained on), and writes:
 
 * ``interp4d_lite/weights/student_<data_kind>.pt``: the student in the package's checkpoint format
   with float16 weights (no optimiser state), loaded by ``interp4d_lite.pretrained(data_kind)``;
 * ``interp4d_lite/weights/pretrain_<data_kind>.json``: the exact config, steps, seconds, hardware
   and the measured metrics (what ``interp4d_lite/weights/MODEL_CARD.md`` quotes).
 
+**Real cines in training (cardiac).** The four real cines shipped with the package (a pig
+long-axis cine and three human short-axis cines; every phase is a real frame) give training
+triplets of any two phases, short and long spans, ED -> ES among them, wrapping around the beat
+(``interp4d_lite.data.CineTriplets``); the teacher learns from the real middle frames (its
+registration targets are the inputs registered to them) and the student is distilled from it.
+``--real-share`` is the share of the samples drawn from the cines (0: phantoms only, as before;
+1: the cines only, ``--real-only``); ``--leave-out ID ...`` keeps cines out of training
+(leave-one-out: they are then held out in the evaluation); ``--real-per-cine`` caps the triplets
+of each cine.
+
     .venv/bin/python scripts/pretrain.py                          # both data kinds, defaults
     .venv/bin/python scripts/pretrain.py --data-kinds cardiac --student-steps 2000
+    .venv/bin/python scripts/pretrain.py --data-kinds cardiac --real-only --leave-out scd301
     .venv/bin/python scripts/pretrain.py --quick                  # a smoke run into runs/pretrain_quick
 
-Intermediate checkpoints and data go to ``runs/pretrain/`` (git-ignored); a run interrupted
-there resumes.
+Intermediate checkpoints and data go to ``runs/pretrain/<data kind>[_without_<ids>]/``
+(git-ignored) with ``data.json``, the training data they were made from; a run interrupted there
+resumes (a folder made from other training data is refused, not resumed).
 """
 
 from __future__ import annotations
@@ -37,10 +49,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: passive Ope
 
 import torch  # noqa: E402
 
-from interp4d_lite.data import discover_patients, load_patient  # noqa: E402
+from interp4d_lite.data import REAL_CINE_IDS, discover_patients, load_patient, load_real_cines  # noqa: E402
 from interp4d_lite.data.chest_ct import CHEST_CTS, write_chest_dataset  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
-from interp4d_lite.train import evaluate_methods, fit, get_recipe, summarize  # noqa: E402
+from interp4d_lite.models import RegisteredLinearMotion  # noqa: E402
+from interp4d_lite.models.registration import REGISTRATION_SETTINGS  # noqa: E402
+from interp4d_lite.train import evaluate_methods, fit, get_recipe, real_and_phantom_triplets, summarize  # noqa: E402
 from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,6 +102,19 @@ def parse(argv=None):
     p.add_argument("--out", default=str(WEIGHTS), help="where the fp16 students and metrics go")
     p.add_argument("--quick", action="store_true", help="a smoke run: few steps and patients, into runs/")
     p.add_argument("--progress", action="store_true")
+    real = p.add_argument_group("real cines in training (cardiac)")
+    real.add_argument(
+        "--real-share",
+        type=float,
+        default=0.5,
+        help="share of the training samples from the real cines (0: phantoms only)",
+    )
+    real.add_argument("--real-only", action="store_true", help="train on the real cines alone (--real-share 1)")
+    real.add_argument(
+        "--real-cines", nargs="+", default=list(REAL_CINE_IDS), choices=REAL_CINE_IDS, help="the cines to train on"
+    )
+    real.add_argument("--leave-out", nargs="+", default=[], choices=REAL_CINE_IDS, help="cines kept out of training")
+    real.add_argument("--real-per-cine", type=int, default=96, help="training triplets of each cine at most (0: all)")
     p.add_argument(
         "--card-only",
         action="store_true",
@@ -116,10 +143,10 @@ def write_model_card(out: Path) -> Path:
         "**What they are.** The package's student (`StudentConfig()` defaults: a shared encoder, FiLM time",
         "modulation, multi-scale deformation fusion), distilled from the privileged teacher (its",
         "instance-optimised fields, cached once per sample) on the data listed under each student: the",
-        "anatomical cardiac phantom (short-axis cine at ACDC-like geometry); for the lung, breathing series",
-        "of real chest CTs (`chest_ct/`, their sources and licences in each README) and/or the lung",
-        "phantom (anatomy `a`). Weights are stored in float16; `interp4d_lite.pretrained(name)` loads them",
-        "into a float32 model.",
+        "anatomical cardiac phantom (short-axis cine at ACDC-like geometry) and, where its section says so,",
+        "real cines; for the lung, breathing series of real chest CTs (`chest_ct/`, their sources and",
+        "licences in each README) and/or the lung phantom (anatomy `a`). Weights are stored in float16;",
+        "`interp4d_lite.pretrained(name)` loads them into a float32 model.",
         "",
     ]
     for path in sorted(out.glob("pretrain_*.json")):
@@ -127,12 +154,20 @@ def write_model_card(out: Path) -> Path:
         kind = info.get("data_kind") or info.get("kind")
         hw = info["hardware"]
         where = hw.get("cuda") or f"CPU ({hw['cpu_threads']} threads, {hw['machine']})"
+        rt = info.get("real_training") or {}
+        real_line = (
+            f"; real cines {', '.join(rt['cines'])} ({rt['share']:.0%} of the samples, at most {rt['per_cine']} "
+            f"triplets of any two phases each, every span and around the beat; {rt['samples_per_epoch']} samples per epoch)"
+            + (f", left out: {', '.join(rt['left_out'])}" if rt.get("left_out") else "")
+            if rt.get("cines")
+            else "; no real scan"
+        )
         lines += [
             f"## `{kind}` (`student_{kind}.pt`)",
             "",
             f"* **Data**: {info['train_patients']} training and {info['test_patients']} held-out phantom patients "
             f"({kind}), {tuple(info['phantom_shape'])} voxels, motion amplitude {info.get('phantom_amplitude', 1.0)}, "
-            f"seed {info['seed']}.",
+            f"seed {info['seed']}{real_line}.",
             *_real_data_lines(info.get("real_data")),
             f"* **Training**: teacher {info['teacher_steps']} steps, then the student {info['student_steps']} steps "
             f"(batch {info['student_config']['batch_size']}, crops {info['student_config']['crop_shape']}, "
@@ -156,24 +191,28 @@ def write_model_card(out: Path) -> Path:
         mid = info["metrics"]["phantom_test"]["mid"]
         lines += ["", "At mid-cycle: " + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in mid.items()) + "."]
         lines += _real_test_lines(info["metrics"].get("real_test"))
-        real = info["metrics"].get("real_cine")
-        if real:
+        reals = info["metrics"].get("real_cines") or {}
+        if info["metrics"].get("real_cine"):  # a card from before the real cines trained (the pig, never seen)
+            reals = {"pig_cine_lax": {"held_out": True, **info["metrics"]["real_cine"]}}
+        if reals:
             lines += [
                 "",
-                "The real pig cine shipped with the package (ED -> ES, every phase between; never trained on):",
+                "The real cines shipped with the package (ED -> ES, every phase between; PSNR dB over those phases,",
+                "frames min-max normalised), held out of training or seen in it:",
                 "",
-                "| method | PSNR | epe_moving |",
-                "|---|---|---|",
-                *[_row(name, m) for name, m in real["all"].items()],
+                "| cine | in training | linear blend | student | student - blend |",
+                "|---|---|---|---|---|",
             ]
-            gain = real["all"]["student"]["psnr"] - real["all"]["linear_blend"]["psnr"]
-            lines += ["", f"On the real cine the student is {gain:+.2f} dB from the linear blend without adaptation."]
+            for cid, r in reals.items():
+                blend, stu = r["all"]["linear_blend"]["psnr"], r["all"]["student"]["psnr"]
+                seen = "held out" if r["held_out"] else "seen"
+                lines.append(f"| {cid} | {seen} | {blend:.2f} | {stu:.2f} | {stu - blend:+.2f} |")
         lines.append("")
     lines += [
         "## Limits",
         "",
-        "* The cardiac student saw phantoms alone; the lung student saw real chest anatomy moved by a breathing",
-        "  model, not measured 4D-CT motion. On a real scan check the student",
+        "* Few real scans in training: four cines for the cardiac student; the lung student saw real chest",
+        "  anatomy moved by a breathing model, not measured 4D-CT motion. On a real scan check the student",
         "  against the linear blend before trusting it (`interp4d-lite evaluate --input SCAN --frames I J",
         "  --student cardiac`; `interpolate` prints a self-check), and adapt it to the scan",
         "  (`interp4d-lite adapt`), whose numbers `benchmarks/bench_real.py` prints.",
@@ -257,6 +296,43 @@ def lung_real_data(work: Path, d: dict, a) -> dict:
     return {"train": load(work / "real_train"), "test": load(work / "real_test"), "info": info}
 
 
+def real_training(a) -> dict:
+    """The real cines a cardiac run trains on: ids (``--real-cines`` less ``--leave-out``), share, cap."""
+    share = 1.0 if a.real_only else float(a.real_share)
+    ids = [i for i in a.real_cines if i not in a.leave_out] if share > 0 else []
+    per = 4 if a.quick and a.real_per_cine == 96 else a.real_per_cine
+    return {"cines": ids, "left_out": list(a.leave_out), "share": share if ids else 0.0, "per_cine": per}
+
+
+def _check_work(work: Path, data: dict) -> None:
+    """``work/data.json`` records the training data; a folder made from other data is not resumed."""
+    from interp4d_lite.io_utils import atomic_write_json
+
+    record = work / "data.json"
+    if record.is_file():
+        old = json.loads(record.read_text())
+        if old != json.loads(json.dumps(data)):
+            raise SystemExit(
+                f"{work} holds a run made from other training data ({old}); give another --work or remove it"
+            )
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(record, data, indent=1)
+
+
+def evaluate_real(student, trained_on, device="auto", progress=False) -> dict:
+    """Every shipped real cine, ED -> ES, every phase between (file grid): the linear blend, registered
+    linear motion and the student; per cine ``{"held_out", "all", "mid"}`` (PSNR dB, frames min-max)."""
+    out = {}
+    methods = {"linear_blend": "linear_blend", "registered_linear_motion": RegisteredLinearMotion(), "student": student}
+    for p in load_real_cines():
+        summary = summarize(evaluate_methods(methods, [p], device=device, dataset=p.patient_id, progress=progress))
+        out[p.patient_id] = {
+            "held_out": p.patient_id not in trained_on,
+            **{scope: _scores(summary, scope) for scope in ("all", "mid")},
+        }
+    return out
+
+
 def run_data_kind(data_kind: str, a) -> dict:
     d = dict(DEFAULTS[data_kind])
     if a.quick:
@@ -267,47 +343,52 @@ def run_data_kind(data_kind: str, a) -> dict:
             d[key] = getattr(a, key)
     if a.train_patients is not None:
         d["train"] = a.train_patients
-    work = Path(a.work) / data_kind
     shape = tuple(d["shape"])
+    real = real_training(a) if data_kind == "cardiac" else {"cines": [], "left_out": [], "share": 0.0, "per_cine": 0}
+    work = Path(a.work) / (data_kind + ("_without_" + "_".join(real["left_out"]) if real["left_out"] else ""))
+    _check_work(work, {"seed": a.seed, "shape": list(shape), "train": d["train"], "real": real,
+                       "lung_data": a.lung_data if data_kind == "lung" else None})  # fmt: skip
     t0 = time.perf_counter()
     gen = dict(phantom=data_kind, shape=shape, amplitude=d["amplitude"])
     write_phantom_dataset(work / "train", n_patients=d["train"], seed=1000 + a.seed, **gen)
     write_phantom_dataset(work / "test", n_patients=d["test"], seed=2000 + a.seed, **gen)
     load = lambda root: [load_patient(p, volume_shape=shape) for p in discover_patients(root)]  # noqa: E731
     train, test = load(work / "train"), load(work / "test")
-    real = lung_real_data(work, d, a) if data_kind == "lung" and a.lung_data != "phantom" else None
-    if real is not None:
-        train = (train if a.lung_data == "both" else []) + real["train"]
+    real_lung = lung_real_data(work, d, a) if data_kind == "lung" and a.lung_data != "phantom" else None
+    if real_lung is not None:
+        train = (train if a.lung_data == "both" else []) + real_lung["train"]
+    cines = load_real_cines(real["cines"], volume_shape=shape) if real["cines"] else []
+    dataset = real_and_phantom_triplets(cines, train, real["share"], per_cine=real["per_cine"], seed=a.seed)
+    print(f"{data_kind}: {len(dataset)} training samples per epoch ({len(cines)} real cines, share {real['share']})")
     common = dict(seed=a.seed, device=a.device, progress=a.progress, crop_shape=d["crop"], checkpoint_every=100)
-    teacher_cfg = get_recipe("teacher").config_cls(steps=d["teacher_steps"], **common)
-    teacher, _ = fit("teacher", train, teacher_cfg, out_dir=work)
+    # the registration's settings for this kind of data (breathing CT: a lower smoothness, the lungs slide)
+    reg = REGISTRATION_SETTINGS[data_kind]
+    refine = {"refine_smooth": reg["smooth"], "refine_lr": reg["lr"]}
+    teacher_cfg = get_recipe("teacher").config_cls(
+        steps=d["teacher_steps"], target_smooth=reg["smooth"], target_lr=reg["lr"], model=refine, **common
+    )
+    teacher, _ = fit("teacher", config=teacher_cfg, dataset=dataset, out_dir=work)
     t_teacher = time.perf_counter() - t0
     student_cfg = get_recipe("student").config_cls(steps=d["student_steps"], **common)
-    student, hist = fit("student", train, student_cfg, teacher=teacher, out_dir=work)
+    student, hist = fit("student", config=student_cfg, dataset=dataset, teacher=teacher, out_dir=work)
     seconds = time.perf_counter() - t0
     methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle", "student": student}
     summary = summarize(evaluate_methods(methods, test, device=a.device, progress=a.progress))
     metrics = {"phantom_test": {scope: _scores(summary, scope) for scope in ("all", "mid")}}
-    if real is not None:
-        summary = summarize(evaluate_methods(methods, real["test"], device=a.device, progress=a.progress))
+    if real_lung is not None:
+        summary = summarize(evaluate_methods(methods, real_lung["test"], device=a.device, progress=a.progress))
         metrics["real_test"] = {scope: _scores(summary, scope) for scope in ("all", "mid")}
     if data_kind == "cardiac":
-        try:
-            from interp4d_lite.data import load_real_cine
-        except ImportError:
-            load_real_cine = None
-        if load_real_cine is not None:
-            real = load_real_cine()
-            summary = summarize(evaluate_methods({"linear_blend": "linear_blend", "student": student}, [real]))
-            metrics["real_cine"] = {scope: _scores(summary, scope) for scope in ("all", "mid")}
+        metrics["real_cines"] = evaluate_real(student, real["cines"], device=a.device, progress=a.progress)
     info = {
         "data_kind": data_kind,
         "seed": a.seed,
         "phantom_shape": list(shape),
         "phantom_amplitude": d["amplitude"],
-        "train_patients": d["train"] if real is None or a.lung_data == "both" else 0,
+        "train_patients": d["train"] if real_lung is None or a.lung_data == "both" else 0,
         "test_patients": d["test"],
-        "real_data": None if real is None else real["info"],
+        "real_training": {**real, "samples_per_epoch": len(dataset)},
+        "real_data": None if real_lung is None else real_lung["info"],
         "teacher_steps": d["teacher_steps"],
         "student_steps": d["student_steps"],
         "teacher_config": teacher_cfg.to_dict(),
@@ -326,7 +407,7 @@ def run_data_kind(data_kind: str, a) -> dict:
         "metrics": metrics,
         "command": "python scripts/pretrain.py " + " ".join(sys.argv[1:]),
     }
-    out = Path(a.out) if not a.quick else Path(a.work)
+    out = Path(a.out) if not a.quick else work
     out.mkdir(parents=True, exist_ok=True)
     export_fp16(work / "student.pt", out / f"student_{data_kind}.pt", {"pretrained": data_kind})
     from interp4d_lite.io_utils import atomic_write_json

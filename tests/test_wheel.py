@@ -81,7 +81,13 @@ def test_wheel_in_a_fresh_venv_runs_the_quickstart_outside_the_repository(tmp_pa
     (wheel,) = (tmp_path / "dist").glob("interp4d_lite-*.whl")
     names = _run([sys.executable, "-m", "zipfile", "-l", wheel]).stdout
     assert "interp4d_lite/notebooks/00_quickstart.ipynb" in names and "data_download/" not in names
-    for shipped in ("weights/student_cardiac.pt", "weights/student_lung.pt", "data/real/pig_cine_lax/Info.cfg"):
+    for shipped in (
+        "weights/student_cardiac.pt",
+        "weights/student_lung.pt",
+        "data/real/pig_cine_lax/Info.cfg",
+        "data/real/scd101/scd101_4d.nii.gz",
+        "data/real/scd301/Info.cfg",
+    ):
         assert f"interp4d_lite/{shipped}" in names, f"the wheel lacks {shipped}"
     assert wheel.stat().st_size <= 15 * 1024**2, f"the wheel is {wheel.stat().st_size / 1024**2:.1f} MB (> 15 MB)"
 

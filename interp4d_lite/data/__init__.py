@@ -13,6 +13,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".chest_ct": ["CHEST_CTS", "chest_ct_path", "load_chest_ct", "make_chest_series", "write_chest_dataset"],
         ".convert": ["DicomCine", "convert_dicom_cine", "read_dicom_cine"],
         ".dataset": [
+            "CineTriplets",
+            "MixedTriplets",
             "Patient4D",
             "TripletDataset",
             "acdc_uvi_split",
@@ -47,10 +49,14 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ],
         ".real_cine": [
             "REAL_CINE_ID",
+            "REAL_CINE_IDS",
             "downsample_in_plane",
             "end_systole_frame",
             "load_real_cine",
+            "load_real_cines",
+            "read_cine_nifti",
             "real_cine_path",
+            "real_cine_paths",
             "write_real_cine",
             "shipped_real_cines",
             "write_real_cine_dataset",
@@ -63,6 +69,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "normalize_scan",
             "shift_affine",
         ],
+        ".windows": ["Window", "cine_windows"],
     },
 )
 __all__ = ["DATA_KINDS", *__all__]

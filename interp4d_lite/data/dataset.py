@@ -4,7 +4,10 @@
 * :func:`load_patient` detects the layout and loads one patient;
 * :func:`split_patients` / :func:`acdc_uvi_split` split at the patient level;
 * :class:`TripletDataset` serves every target frame as a dict that the default
-  ``torch.utils.data.DataLoader`` collation batches.
+  ``torch.utils.data.DataLoader`` collation batches;
+* :class:`CineTriplets` serves triplets of cines whose every phase is known (real cines):
+  any two phases as inputs, over short and long spans, wrapping around the beat;
+* :class:`MixedTriplets` mixes datasets (real cines and phantoms) at given shares of the samples.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ __all__ = [
     "split_patients",
     "acdc_uvi_split",
     "TripletDataset",
+    "CineTriplets",
+    "MixedTriplets",
     "detect_layout",
 ]
 
@@ -191,3 +196,131 @@ class TripletDataset(Dataset):
             item["u_t0"] = torch.from_numpy(p.u_t0[i - p.i0].copy())  # (3, X, Y, Z) voxels
             item["u_t1"] = torch.from_numpy(p.u_t1[i - p.i0].copy())
         return self.transform(item) if self.transform is not None else item
+
+
+class CineTriplets(Dataset):
+    """Triplets of cines whose every phase is known (a real cine is one beat, every phase a real
+    frame): for each window of frames ``a`` and ``b = a + gap`` (:func:`~interp4d_lite.data.windows.cine_windows`;
+    ``cyclic``: a window may wrap from the last phase to the first), every frame ``k`` strictly
+    between is a target with ``t = (k - a) / gap``, its fractional position. Short and long
+    spans, ED -> ES among them, and the rest of the beat (ES -> ED and across ED).
+
+    Items as :class:`TripletDataset`'s: ``I0`` (frame a), ``I1`` (frame b), ``It`` (frame k)
+    ``(1, X, Y, Z)`` float32, ``t`` 0-d float32, ``patient``, ``frame`` (k), ``spacing``; no true
+    fields (training targets come from registration to the real frame ``It``).
+    ``self.triplets`` lists ``(patient number, a, k, b, t)``.
+
+    Args:
+        patients: :class:`Patient4D` of one volume shape (frames ``(T, X, Y, Z)``, all used).
+        gaps: the spans in frames (default ``2 .. T // 2``); the patient's own ``i1 - i0``
+            (ED -> ES) is always added.
+        cyclic: windows may wrap around the cycle.
+        per_patient: at most this many triplets of each patient (0: all). The ED -> ES window's
+            come first, then the others in turn over the gaps (every span kept), in an order
+            drawn by ``seed``.
+        seed: the draw of ``per_patient``.
+        transform: applied to each item dict, if given.
+    """
+
+    def __init__(self, patients, gaps=None, cyclic: bool = True, per_patient: int = 0, seed: int = 0, transform=None):
+        from .windows import cine_windows
+
+        self.patients = list(patients)
+        if not self.patients:
+            raise DataError("CineTriplets: no patients given")
+        shapes = {p.shape for p in self.patients}
+        if len(shapes) > 1:
+            raise DataError(
+                f"CineTriplets: patients have different volume shapes {sorted(shapes)}; load them with one volume_shape"
+            )
+        self.transform = transform
+        self.triplets = []  # (patient number, a, k, b, t)
+        rng = np.random.default_rng(seed)
+        for n, p in enumerate(self.patients):
+            frames = len(p.frames)
+            ed_es = p.i1 - p.i0
+            want = set(range(2, frames // 2 + 1) if gaps is None else gaps) | ({ed_es} if ed_es >= 2 else set())
+            windows = cine_windows(frames, [g for g in want if g < frames], cyclic=cyclic)
+            first = [w for w in windows if w.a == p.i0 and w.gap == ed_es]
+            by_gap: dict[int, list] = {}
+            for w in windows:
+                if w not in first:
+                    by_gap.setdefault(w.gap, []).extend(w.triplets())
+            for trips in by_gap.values():
+                rng.shuffle(trips)
+            rest = [t for round_ in _interleave(list(by_gap.values())) for t in round_]
+            chosen = [t for w in first for t in w.triplets()] + rest
+            if per_patient > 0:
+                chosen = chosen[:per_patient]
+            self.triplets += [(n, a, k, b, float(t)) for a, k, b, t in chosen]
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def __getitem__(self, i: int) -> dict:
+        n, a, k, b, t = self.triplets[i]
+        p = self.patients[n]
+        item = {
+            "I0": torch.from_numpy(p.frames[a][None].copy()),
+            "I1": torch.from_numpy(p.frames[b][None].copy()),
+            "It": torch.from_numpy(p.frames[k][None].copy()),
+            "t": torch.tensor(t, dtype=torch.float32),
+            "patient": p.patient_id,
+            "frame": int(k),
+            "spacing": torch.tensor(p.spacing, dtype=torch.float32),
+        }
+        return self.transform(item) if self.transform is not None else item
+
+
+def _interleave(lists):
+    """``[[l0[0], l1[0], ...], [l0[1], l1[1], ...], ...]``: one element of each list per round."""
+    for r in range(max((len(x) for x in lists), default=0)):
+        yield [x[r] for x in lists if r < len(x)]
+
+
+class MixedTriplets(Dataset):
+    """Several triplet datasets as one, each giving a set share of the samples (e.g. real cines
+    and phantoms, half and half): ``round(share * len(self))`` positions go to each part, cycling
+    through its items, so a uniformly shuffled epoch draws from the parts at those shares. Items
+    keep only the keys every part has (a phantom's true fields are dropped beside a real cine,
+    which has none); the parts must share one volume shape.
+
+    ``with_parts(fn)`` is the same mixture of ``fn(part)`` for each part: the training loop
+    caches targets once per item of each part that way, not once per repeat."""
+
+    def __init__(self, parts, shares):
+        self.parts, self.shares = list(parts), [float(s) for s in shares]
+        if len(self.parts) != len(self.shares) or not self.parts:
+            raise ValueError(f"MixedTriplets: {len(self.parts)} parts and {len(self.shares)} shares")
+        if any(s < 0 for s in self.shares) or sum(self.shares) <= 0:
+            raise ValueError(f"MixedTriplets: shares must be >= 0 with a positive sum, got {self.shares}")
+        total = sum(self.shares)
+        used = [(i, s / total) for i, s in enumerate(self.shares) if s > 0]
+        if any(len(self.parts[i]) == 0 for i, _ in used):
+            raise DataError("MixedTriplets: a part with a share > 0 has no items")
+        length = max(int(np.ceil(len(self.parts[i]) / s - 1e-9)) for i, s in used)
+        self.index = []  # (part, item)
+        for i, s in used:
+            self.index += [(i, j % len(self.parts[i])) for j in range(int(round(s * length)))]
+        firsts = [self.parts[i][0] for i, _ in used]
+        shapes = {tuple(f["I0"].shape) for f in firsts}
+        if len(shapes) > 1:
+            raise DataError(f"MixedTriplets: the parts have different volume shapes {sorted(shapes)}")
+        self.keys = [k for k in firsts[0] if all(k in f for f in firsts)]
+        self.has_targets = all(getattr(self.parts[i], "has_targets", False) for i, _ in used)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int) -> dict:
+        i, j = self.index[k]
+        item = self.parts[i][j]
+        return {key: item[key] for key in self.keys}
+
+    def part_of(self, k: int) -> int:
+        """The part item ``k`` comes from."""
+        return self.index[k][0]
+
+    def with_parts(self, fn) -> MixedTriplets:
+        """The same mixture of ``fn(part)`` for every part with a share (the others as they are)."""
+        return MixedTriplets([fn(p) if s > 0 else p for p, s in zip(self.parts, self.shares)], self.shares)

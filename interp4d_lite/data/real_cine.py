@@ -1,18 +1,27 @@
-"""A real cine MRI shipped inside the package: a pig heart, long-axis stack, one heartbeat.
+"""Real cine MRIs shipped inside the package: four hearts, one beat each, every phase known.
 
-``interp4d_lite/data/real/pig_cine_lax/`` is laid out like an ACDC patient, so the normal
-loader reads it (:func:`load_real_cine`):
+``interp4d_lite/data/real/<id>/`` holds each in ACDC layout, so the normal loader reads it
+(:func:`load_real_cine`, :func:`load_real_cines`):
 
-* ``pig_cine_lax_4d.nii.gz``: ``(128, 128, 14, 20)`` int16, 1.64 x 1.64 x 5 mm, 20 phases over
-  one beat (time step in ``pixdim[4]``, ms). It is the original 256 x 256 series (0.82 mm
-  pixels) brought 2x down in plane by 2 x 2 area averaging (:func:`downsample_in_plane`);
-* ``Info.cfg``: ``ED: 1`` (phase 0 is end-diastole, the first after the ECG trigger) and ``ES``,
-  the phase farthest from ED in mean absolute difference (:func:`end_systole_frame`), 1-based;
-* ``LICENSE`` (CC0 1.0) and ``README.md`` (source and attribution).
+* ``pig_cine_lax``: a pig heart, long-axis stack, ``(128, 128, 14, 20)``, 1.64 x 1.64 x 5 mm
+  (the Sunnybrook Preclinical Simulated Cardiac EP Dataset);
+* ``scd101``, ``scd201``, ``scd301``: three human hearts, short-axis stacks from base to apex,
+  ``(128, 128, 10..13, 20)``, 2.6-2.7 mm in plane, 8-10 mm slices (the Sunnybrook Cardiac Data).
 
-It has no true displacement fields: the real in-between phases are the ground truth of an
-interpolation from ED to ES. ``scripts/make_real_cine.py`` rebuilds the folder from the DICOM
-series with :func:`write_real_cine`.
+In each folder:
+
+* ``<id>_4d.nii.gz``: int16, 20 phases over one beat (time step in ``pixdim[4]``, ms). It is
+  the original 256 x 256 series brought 2x down in plane by 2 x 2 area averaging
+  (:func:`downsample_in_plane`);
+* ``Info.cfg``: ``ED: 1`` (phase 0 is end-diastole, the first after the ECG trigger) and ``ES``
+  (1-based): the phase farthest from ED in mean absolute difference (:func:`end_systole_frame`)
+  for the pig, the original collection's end-systole for the human cines;
+* ``LICENSE`` (CC0 1.0) and ``README.md`` (source, attribution, citation).
+
+They have no true displacement fields: the real in-between phases are the ground truth of an
+interpolation from ED to ES, and of any other pair of phases (:class:`~interp4d_lite.data.CineTriplets`).
+``scripts/make_real_cine.py`` rebuilds a folder from the DICOM series or from an ACDC-layout
+4D NIfTI with :func:`write_real_cine`.
 """
 
 from __future__ import annotations
@@ -25,8 +34,12 @@ from ..errors import DataError
 
 __all__ = [
     "REAL_CINE_ID",
+    "REAL_CINE_IDS",
     "real_cine_path",
+    "real_cine_paths",
     "load_real_cine",
+    "load_real_cines",
+    "read_cine_nifti",
     "downsample_in_plane",
     "end_systole_frame",
     "write_real_cine",
@@ -35,26 +48,67 @@ __all__ = [
 ]
 
 REAL_CINE_ID = "pig_cine_lax"
+#: every real cine the package ships: the pig (long axis) and three human short-axis cines
+REAL_CINE_IDS = ("pig_cine_lax", "scd101", "scd201", "scd301")
+_REAL_DIR = Path(__file__).resolve().parent / "real"
 
 
-def real_cine_path() -> Path:
-    """The folder of the shipped real cine (ACDC layout: ``pig_cine_lax_4d.nii.gz``, ``Info.cfg``)."""
-    folder = Path(__file__).resolve().parent / "real" / REAL_CINE_ID
-    if not (folder / f"{REAL_CINE_ID}_4d.nii.gz").is_file():
+def real_cine_path(cine_id: str = REAL_CINE_ID) -> Path:
+    """The folder of a shipped real cine (ACDC layout: ``<id>_4d.nii.gz``, ``Info.cfg``);
+    default the pig cine."""
+    if cine_id not in REAL_CINE_IDS:
+        raise DataError(f"no real cine {cine_id!r} ships with the package; choose one of {', '.join(REAL_CINE_IDS)}")
+    folder = _REAL_DIR / cine_id
+    if not (folder / f"{cine_id}_4d.nii.gz").is_file():
         raise DataError(f"{folder}: the shipped real cine is missing (reinstall interp4d_lite)")
     return folder
 
 
-def load_real_cine(volume_shape=None):
-    """The shipped real cine as a :class:`~interp4d_lite.data.Patient4D`, read by
-    :func:`~interp4d_lite.data.io.load_acdc_patient` (min-max per frame; inputs ED = frame 0
-    and ES from ``Info.cfg``; the target frames lie strictly between).
+def real_cine_paths(ids=None) -> dict[str, Path]:
+    """``{id: folder}`` of the shipped real cines (``ids``: those, in that order; default all of
+    :data:`REAL_CINE_IDS`)."""
+    return {i: real_cine_path(i) for i in (REAL_CINE_IDS if ids is None else ids)}
 
-    ``volume_shape``: ``None`` keeps the file's grid ``(128, 128, 14)``; ``(X, Y, Z)``
+
+def load_real_cine(volume_shape=None, cine_id: str = REAL_CINE_ID):
+    """A shipped real cine (default the pig cine) as a :class:`~interp4d_lite.data.Patient4D`,
+    read by :func:`~interp4d_lite.data.io.load_acdc_patient` (min-max per frame; inputs ED =
+    frame 0 and ES from ``Info.cfg``; the target frames lie strictly between).
+
+    ``volume_shape``: ``None`` keeps the file's grid (the pig's ``(128, 128, 14)``); ``(X, Y, Z)``
     centre-crops/pads like the other loaders."""
     from .io import load_acdc_patient
 
-    return load_acdc_patient(real_cine_path(), volume_shape="native" if volume_shape is None else volume_shape)
+    return load_acdc_patient(real_cine_path(cine_id), volume_shape="native" if volume_shape is None else volume_shape)
+
+
+def load_real_cines(ids=None, volume_shape=None) -> list:
+    """The shipped real cines (``ids``, default all of :data:`REAL_CINE_IDS`) as a list of
+    :class:`~interp4d_lite.data.Patient4D`, each as :func:`load_real_cine` loads it; one
+    ``volume_shape`` for all of them puts them on one grid (their native grids differ)."""
+    return [load_real_cine(volume_shape, cine_id=i) for i in real_cine_paths(ids)]
+
+
+def read_cine_nifti(path):
+    """A 4D NIfTI cine ``(X, Y, Z, T)`` as a :class:`~interp4d_lite.download.dicom.DicomCine`
+    (values as stored, affine, spacing, ``dt_ms`` from ``pixdim[4]`` when its time unit is ms
+    or s), so :func:`write_real_cine` takes a converted series as it takes the DICOM files."""
+    from ..download.dicom import DicomCine
+    from .io import read_nifti
+
+    data, img = read_nifti(path, ndim=4)
+    zooms = img.header.get_zooms()
+    unit = img.header.get_xyzt_units()[1]
+    dt = float(zooms[3]) * {"msec": 1.0, "sec": 1000.0}.get(unit, float("nan")) if len(zooms) > 3 else float("nan")
+    descrip = bytes(img.header["descrip"]).decode(errors="replace").strip("\x00 ")
+    source = descrip.rsplit("phases by ", 1)[1] if "phases by " in descrip else None
+    return DicomCine(
+        array=data,
+        affine=np.asarray(img.affine, dtype=np.float64),
+        spacing=tuple(float(z) for z in zooms[:3]),
+        dt_ms=dt if dt == dt and dt > 0 else None,
+        meta={"time_source": source, "n_files": 1},
+    )
 
 
 def downsample_in_plane(array: np.ndarray, affine: np.ndarray, factor: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -81,13 +135,14 @@ def end_systole_frame(frames: np.ndarray, ed: int = 0) -> tuple[int, np.ndarray]
     return int(np.argmax(diff)), diff
 
 
-def write_real_cine(cine, folder, license_text: str, factor: int = 2) -> dict:
+def write_real_cine(cine, folder, license_text: str, factor: int = 2, es: int | None = None) -> dict:
     """Write ``folder`` in ACDC layout (files named after the folder) from a
     :class:`~interp4d_lite.data.dicom.DicomCine` ``(X, Y, Z, T)``: the 4D image ``factor``
     x down in plane (:func:`downsample_in_plane`, rounded to int16, gzip), ``Info.cfg`` with
-    ``ED: 1`` and ``ES`` from :func:`end_systole_frame`, and ``LICENSE``. Returns what it
-    wrote: ``shape``, ``spacing``, ``dt_ms``, ``es`` (0-based) and ``mad`` (each frame's mean
-    absolute difference from ED), for the README the caller writes."""
+    ``ED: 1`` and ``ES`` (``es``, 0-based, when given, e.g. the original's; else from
+    :func:`end_systole_frame`), and ``LICENSE``. Returns what it wrote: ``shape``, ``spacing``,
+    ``dt_ms``, ``es`` (0-based) and ``mad`` (each frame's mean absolute difference from ED),
+    for the README the caller writes."""
     import dataclasses
 
     from ..io_utils import atomic_write_text
@@ -98,9 +153,12 @@ def write_real_cine(cine, folder, license_text: str, factor: int = 2) -> dict:
     array = np.round(array)
     spacing = (cine.spacing[0] * factor, cine.spacing[1] * factor, cine.spacing[2])
     small = dataclasses.replace(cine, array=array, affine=affine, spacing=spacing)
-    es, mad = end_systole_frame(np.moveaxis(array, -1, 0), ed=0)
-    if es == 0:
+    far, mad = end_systole_frame(np.moveaxis(array, -1, 0), ed=0)
+    if far == 0:
         raise DataError(f"{folder}: every frame equals the first; no end-systole to find")
+    es = far if es is None else int(es)
+    if not 0 < es < array.shape[-1]:
+        raise DataError(f"{folder}: end-systole {es} must be a phase after ED (1..{array.shape[-1] - 1}, 0-based)")
     folder.mkdir(parents=True, exist_ok=True)
     save_nifti(cine_to_nifti(small), folder / f"{folder.name}_4d.nii.gz")
     atomic_write_text(folder / "Info.cfg", f"ED: 1\nES: {es + 1}\nNbFrame: {array.shape[-1]}\n")

@@ -39,7 +39,13 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "with_reference_fields",
         ],
         ".history": ["load_history", "plot_history", "save_history"],
-        ".datasets": ["CachedTargets", "PairDataset", "compute_targets", "resolve_patients"],
+        ".datasets": [
+            "CachedTargets",
+            "PairDataset",
+            "compute_targets",
+            "real_and_phantom_triplets",
+            "resolve_patients",
+        ],
         ".loops": ["distill_student", "fit", "train_baseline", "train_loop", "train_teacher", "with_targets"],
         ".recipes": [
             "RECIPES",

@@ -12,7 +12,7 @@ import torch
 
 from .sampling import collate, to_device
 
-__all__ = ["resolve_patients", "PairDataset", "CachedTargets", "compute_targets"]
+__all__ = ["resolve_patients", "real_and_phantom_triplets", "PairDataset", "CachedTargets", "compute_targets"]
 
 
 def resolve_patients(
@@ -40,6 +40,36 @@ def resolve_patients(
     vs = tuple(volume_shape) if volume_shape is not None else None
     chosen = [load_patient(by_id[i], data_kind=data_kind, volume_shape=vs) for i in split[part]]
     return chosen, split
+
+
+def real_and_phantom_triplets(
+    real: Sequence = (),
+    phantoms: Sequence = (),
+    real_share: float = 0.5,
+    per_cine: int = 96,
+    gaps: Sequence[int] | None = None,
+    seed: int = 0,
+):
+    """One training dataset of real cines and phantom patients (one volume shape): the cines'
+    triplets over every span and around the beat (:class:`~interp4d_lite.data.CineTriplets`, at
+    most ``per_cine`` of each, ED -> ES first; ``gaps``: the spans) and the phantoms' target frames
+    (:class:`~interp4d_lite.data.TripletDataset`), mixed so that ``real_share`` of the samples
+    come from the cines (:class:`~interp4d_lite.data.MixedTriplets`). ``real_share`` 1 or no
+    phantoms: the cines alone; 0 or no cines: the phantoms alone (as ``fit`` builds them)."""
+    from ..data import CineTriplets, MixedTriplets, TripletDataset
+
+    real, phantoms = list(real), list(phantoms)
+    if not 0 <= real_share <= 1:
+        raise ValueError(f"real_share must be in [0, 1], got {real_share}")
+    use_real, use_phantoms = bool(real) and real_share > 0, bool(phantoms) and real_share < 1
+    if not (use_real or use_phantoms):
+        raise ValueError("no training data: give real cines (real_share > 0) or phantoms (real_share < 1)")
+    cines = CineTriplets(real, gaps=gaps, per_patient=per_cine, seed=seed) if use_real else None
+    if not use_phantoms:
+        return cines
+    if not use_real:
+        return TripletDataset(phantoms)
+    return MixedTriplets([cines, TripletDataset(phantoms)], [real_share, 1 - real_share])
 
 
 class CachedTargets(torch.utils.data.Dataset):

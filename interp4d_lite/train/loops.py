@@ -352,6 +352,8 @@ def _with_targets(recipe: Recipe, cfg: TrainConfig, tnet, dataset, device, progr
     targets = _targets_fn(recipe, cfg, tnet)
     if targets is None or getattr(dataset, "has_targets", False):  # a dataset may bring its own
         return dataset
+    if hasattr(dataset, "with_parts"):  # a mixture (data.MixedTriplets): once per item of each part
+        return dataset.with_parts(lambda part: _with_targets(recipe, cfg, tnet, part, device, progress))
     fn, channels, desc = targets
     cached = compute_targets(fn, dataset, device, desc=desc, progress=progress, channels=channels)
     return CachedTargets(dataset, cached)

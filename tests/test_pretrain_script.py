@@ -1,0 +1,55 @@
+"""scripts/pretrain.py's choices of real training data and its model card, from given numbers."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pretrain():
+    spec = importlib.util.spec_from_file_location("pretrain", ROOT / "scripts" / "pretrain.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_real_cines_in_training_follow_the_flags(pretrain):
+    real = lambda *argv: pretrain.real_training(pretrain.parse(list(argv)))  # noqa: E731
+    assert real() == {
+        "cines": ["pig_cine_lax", "scd101", "scd201", "scd301"],
+        "left_out": [],
+        "share": 0.5,
+        "per_cine": 96,
+    }
+    assert real("--leave-out", "scd201", "--real-only")["cines"] == ["pig_cine_lax", "scd101", "scd301"]
+    assert real("--real-only")["share"] == 1.0
+    assert real("--real-share", "0") == {"cines": [], "left_out": [], "share": 0.0, "per_cine": 96}
+    assert real("--quick")["per_cine"] == 4 and real("--quick", "--real-per-cine", "7")["per_cine"] == 7
+
+
+def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
+    info = {
+        "data_kind": "cardiac", "seed": 0, "phantom_shape": [128, 128, 10], "phantom_amplitude": 1.0,
+        "train_patients": 12, "test_patients": 3, "teacher_steps": 400, "student_steps": 1200,
+        "student_config": {"batch_size": 2, "crop_shape": [64, 64, 10], "lr": 0.001, "distill_weight": 1.0},
+        "seconds_total": 600.0, "seconds_teacher": 120.0, "command": "python scripts/pretrain.py",
+        "hardware": {"cuda": None, "cpu_threads": 2, "machine": "x86_64", "torch": "2.x"},
+        "real_training": {"cines": ["pig_cine_lax", "scd101"], "left_out": ["scd201"], "share": 0.5,
+                          "per_cine": 96, "samples_per_epoch": 400},
+        "metrics": {
+            "phantom_test": {"all": {"student": {"psnr": 30.0, "epe_moving": 0.5}}, "mid": {"student": {"psnr": 29.0}}},
+            "real_cines": {
+                "scd101": {"held_out": False, "all": {"linear_blend": {"psnr": 40.0}, "student": {"psnr": 40.75}}},
+                "scd201": {"held_out": True, "all": {"linear_blend": {"psnr": 41.0}, "student": {"psnr": 40.5}}},
+            },
+        },
+    }  # fmt: skip
+    (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
+    card = pretrain.write_model_card(tmp_path).read_text()
+    assert "real cines pig_cine_lax, scd101 (50% of the samples" in card and "left out: scd201" in card
+    assert "| scd101 | seen | 40.00 | 40.75 | +0.75 |" in card
+    assert "| scd201 | held out | 41.00 | 40.50 | -0.50 |" in card
