@@ -90,10 +90,10 @@ def load_real_cines(ids=None, volume_shape=None) -> list:
 
 
 def read_cine_nifti(path):
-    """A 4D NIfTI cine ``(X, Y, Z, T)`` as a :class:`~interp4d_lite.download.dicom.DicomCine`
+    """A 4D NIfTI cine ``(X, Y, Z, T)`` as a :class:`~interp4d_lite.data.dicom.DicomCine`
     (values as stored, affine, spacing, ``dt_ms`` from ``pixdim[4]`` when its time unit is ms
     or s), so :func:`write_real_cine` takes a converted series as it takes the DICOM files."""
-    from ..download.dicom import DicomCine
+    from .dicom import DicomCine
     from .io import read_nifti
 
     data, img = read_nifti(path, ndim=4)
