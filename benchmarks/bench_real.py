@@ -127,6 +127,7 @@ def parse(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--teacher-dir", default=str(ROOT / "runs" / "pretrain"), help="pretrain.py's work folder")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench_real"))
+    p.add_argument("--no-ants", action="store_true", help="skip ANTs SyN even when antspyx is installed (it is slow)")
     p.add_argument(
         "--quick",
         action="store_true",
@@ -446,9 +447,10 @@ def leave_one_scan_out(a, out: Path) -> tuple[list, dict, list[str]]:
     write_phantom_dataset(root / "phantoms", phantom="cardiac", n_patients=n_phantoms, shape=shape, seed=1000 + a.seed)
     phantoms = [load_patient(d, volume_shape=shape) for d in discover_patients(root / "phantoms")]
     notes = []
-    use_ants = ants_available()
+    use_ants = ants_available() and not a.no_ants
     if not use_ants:
-        notes.append("note: antspyx is not installed: registered_linear_motion_ants (ANTs SyN) skipped")
+        why = "--no-ants" if a.no_ants else "antspyx is not installed"
+        notes.append(f"note: {why}: registered_linear_motion_ants (ANTs SyN) skipped")
     reg_steps = 5 if a.quick else 60
     rows, reports = [], {}
     for scan in a.scans:
