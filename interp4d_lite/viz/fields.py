@@ -254,30 +254,8 @@ def plot_backward_warp(image, warped, target, axis: int = 2, index: int | None =
     show_slice(axes[1], w, axis, index, spacing, title="warp(I0, u): I0 sampled at x + u(x)")
     show_slice(axes[2], it, axis, index, spacing, title="I_t (the frame to match)")
     label = "difference (normalised intensity)"
-    show_slice(
-        axes[3],
-        d_warp,
-        axis,
-        index,
-        spacing,
-        cmap="RdBu_r",
-        vmin=-lim,
-        vmax=lim,
-        cbar_label=label,
-        title="warp(I0, u) − I_t",
-    )
-    show_slice(
-        axes[4],
-        d_none,
-        axis,
-        index,
-        spacing,
-        cmap="RdBu_r",
-        vmin=-lim,
-        vmax=lim,
-        cbar_label=label,
-        title="I0 − I_t (no motion)",
-    )
+    for ax, diff, title in ((axes[3], d_warp, "warp(I0, u) − I_t"), (axes[4], d_none, "I0 − I_t (no motion)")):
+        show_slice(ax, diff, axis, index, spacing, cmap="RdBu_r", vmin=-lim, vmax=lim, cbar_label=label, title=title)
     if title:
         fig.suptitle(title)
     return fig
