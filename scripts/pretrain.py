@@ -293,7 +293,10 @@ def lung_real_data(work: Path, d: dict, a) -> dict:
     load = lambda root: [load_patient(p, volume_shape="native") for p in discover_patients(root)]  # noqa: E731
     info = {"train_scans": scans["train"], "series_per_scan": n, "test_scans": scans["heldout"],
             "test_series_per_scan": d["real_test"], "shape": list(shape), "lung_data": a.lung_data}  # fmt: skip
-    return {"train": load(work / "real_train"), "test": load(work / "real_test"), "info": info}
+    # mixed with phantoms, the training series are centre-cropped to the phantoms' grid (one dataset, one shape)
+    phantom_grid = tuple(d["shape"]) if a.lung_data == "both" else "native"
+    train = [load_patient(p, volume_shape=phantom_grid) for p in discover_patients(work / "real_train")]
+    return {"train": train, "test": load(work / "real_test"), "info": {**info, "train_grid": str(phantom_grid)}}
 
 
 def real_training(a) -> dict:
