@@ -160,7 +160,7 @@ def write_model_card(out: Path) -> Path:
             f"triplets of any two phases each, every span and around the beat; {rt['samples_per_epoch']} samples per epoch)"
             + (f", left out: {', '.join(rt['left_out'])}" if rt.get("left_out") else "")
             if rt.get("cines")
-            else "; no real scan"
+            else ("" if info.get("real_data") else "; no real scan")
         )
         lines += [
             f"## `{kind}` (`student_{kind}.pt`)",
@@ -216,8 +216,10 @@ def write_model_card(out: Path) -> Path:
         "  against the linear blend before trusting it (`interp4d-lite evaluate --input SCAN --frames I J",
         "  --student cardiac`; `interpolate` prints a self-check), and adapt it to the scan",
         "  (`interp4d-lite adapt`), whose numbers `benchmarks/bench_real.py` prints.",
-        "* The cardiac phantom is a short-axis stack; long-axis views, other contrasts than bright-blood SSFP,",
-        "  and CT are outside its training data (the lung student is the one for 4D-CT).",
+        "* The cardiac student's real cines are four SSFP cines (one pig long-axis stack, three human short-axis",
+        "  stacks); other contrasts and CT are outside its training data (the lung student is the one for 4D-CT).",
+        "  Read its rows above as they are: where a cine was seen in training the score is not a held-out one;",
+        "  `benchmarks/bench_real.py --sets loso` scores each cine with students trained without it.",
         "* Small training budgets on a CPU; a GPU run of `scripts/pretrain.py` with more steps is the way to",
         "  better students.",
         "",
