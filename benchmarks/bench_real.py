@@ -264,12 +264,12 @@ def lung_real_cli(patients, a) -> list[dict]:
     """``interpolate_files`` with no checkpoint (the student the command picks for a CT) on each
     series' 0 % and 50 % phases, scored on the HU window against the true phases, beside the
     linear blend of the same HU volumes (what ``--fallback blend`` would write)."""
-    import nibabel as nib
     import numpy as np
 
     from interp4d_lite.data import read_nifti_4d
     from interp4d_lite.data.phantoms import hu_to_unit
     from interp4d_lite.interpolate import interpolate_files
+    from interp4d_lite.metrics import psnr
 
     out = []
     for p in patients:
@@ -280,11 +280,10 @@ def lung_real_cli(patients, a) -> list[dict]:
         path, check, written = interpolate_files(
             None, dest, input_4d=p.source, frames=(p.i0, p.i1), times=times, device=a.device
         )
-        pred = np.moveaxis(np.asarray(nib.load(str(path)).dataobj, np.float32), -1, 0)
+        pred = read_nifti_4d(path)[0]
         truth = hu_to_unit(hu[p.target_indices])
         blend = hu_to_unit(np.stack([(1 - t) * hu[p.i0] + t * hu[p.i1] for t in times]))
-        psnr = lambda x: float(np.mean([10 * np.log10(1 / np.mean((x[k] - truth[k]) ** 2)) for k in range(len(x))]))  # noqa: E731
-        out.append(dict(patient=p.patient_id, written=written, student=psnr(hu_to_unit(pred)), blend=psnr(blend),
+        out.append(dict(patient=p.patient_id, written=written, student=psnr(hu_to_unit(pred), truth), blend=psnr(blend, truth),
                         self_check=None if check is None else round(float(check.gain_db), 2)))  # fmt: skip
     return out
 
