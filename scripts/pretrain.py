@@ -63,7 +63,8 @@ CARD = Path("interp4d_lite/weights/MODEL_CARD.md").name  # the model card, besid
 DEFAULTS = {
     # shape in voxels, patients, teacher steps, student steps, crop
     "cardiac": dict(
-        shape=(128, 128, 10), amplitude=1.0, train=12, test=3, teacher_steps=400, student_steps=1200, crop=(64, 64, 10)
+        shape=(128, 128, 10), amplitude=1.0, train=12, test=3, teacher_steps=400, student_steps=1200, target_steps=20,
+        crop=(64, 64, 10)
     ),
     "lung": dict(
         shape=(40, 40, 40),
@@ -72,6 +73,7 @@ DEFAULTS = {
         test=3,
         teacher_steps=300,
         student_steps=900,
+        target_steps=20,
         crop=(32, 32, 32),
         real_series=24,
         real_test=4,
@@ -88,6 +90,12 @@ def parse(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--student-steps", type=int, default=None)
+    p.add_argument(
+        "--target-steps",
+        type=int,
+        default=None,
+        help="registration steps of the teacher's privileged targets and of its refinement (default per kind)",
+    )
     p.add_argument("--train-patients", type=int, default=None)
     p.add_argument(
         "--lung-data",
@@ -342,8 +350,8 @@ def run_data_kind(data_kind: str, a) -> dict:
     d = dict(DEFAULTS[data_kind])
     if a.quick:
         d.update(shape=(32, 32, 10) if data_kind == "cardiac" else (24, 24, 24), train=3, test=1, teacher_steps=6,
-                 student_steps=6, crop=None, real_series=2, real_test=1, real_shape=(24, 24, 24))  # fmt: skip
-    for key in ("teacher_steps", "student_steps"):
+                 student_steps=6, target_steps=3, crop=None, real_series=2, real_test=1, real_shape=(24, 24, 24))  # fmt: skip
+    for key in ("teacher_steps", "student_steps", "target_steps"):
         if getattr(a, key) is not None:
             d[key] = getattr(a, key)
     if a.train_patients is not None:
@@ -368,9 +376,14 @@ def run_data_kind(data_kind: str, a) -> dict:
     common = dict(seed=a.seed, device=a.device, progress=a.progress, crop_shape=d["crop"], checkpoint_every=100)
     # the registration's settings for this kind of data (breathing CT: a lower smoothness, the lungs slide)
     reg = REGISTRATION_SETTINGS[data_kind]
-    refine = {"refine_smooth": reg["smooth"], "refine_lr": reg["lr"]}
+    refine = {"refine_smooth": reg["smooth"], "refine_lr": reg["lr"], "refine_steps": d["target_steps"]}
     teacher_cfg = get_recipe("teacher").config_cls(
-        steps=d["teacher_steps"], target_smooth=reg["smooth"], target_lr=reg["lr"], model=refine, **common
+        steps=d["teacher_steps"],
+        target_steps=d["target_steps"],
+        target_smooth=reg["smooth"],
+        target_lr=reg["lr"],
+        model=refine,
+        **common,
     )
     teacher, _ = fit("teacher", config=teacher_cfg, dataset=dataset, out_dir=work)
     t_teacher = time.perf_counter() - t0
