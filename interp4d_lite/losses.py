@@ -5,7 +5,8 @@
 * smoothness of fields ``(B, 3, X, Y, Z)``: :func:`gradient_smoothness` (L2 of forward
   differences), :func:`bending_energy` (MONAI ``BendingEnergyLoss``);
 * distillation: :func:`field_distillation_loss` (Charbonnier on student - teacher
-  fields, teacher detached, optional per-voxel weights), :func:`teacher_better_weights`
+  fields, teacher detached, optional per-voxel weights), :func:`motion_balanced_weights`
+  (moving and static voxels weighted alike), :func:`teacher_better_weights`
   (RIFE: distil only where the teacher's frame is better), :func:`feature_distillation_loss`
   (MSE between decoder features, level by level).
 """
@@ -137,6 +138,29 @@ def field_distillation_loss(
     ``weights (B, 1, X, Y, Z)`` (e.g. :func:`teacher_better_weights`) weight the voxels."""
     s, t = _stack_fields(student_u), _stack_fields(teacher_u).detach()
     return charbonnier(s, t, eps=eps, weights=weights)
+
+
+@torch.no_grad()
+def motion_balanced_weights(fields, threshold: float = 0.5) -> torch.Tensor:
+    """Per-voxel weights ``(B, 1, X, Y, Z)`` that give the voxels where the target fields move
+    (largest displacement over the fields > ``threshold`` voxels) and the static voxels half the
+    weight each, per sample (the weights average 1). Where a sample has no moving (or no static)
+    voxel, its weights are uniform. ``fields``: a tensor ``(B, 3k, X, Y, Z)`` or a sequence of
+    fields, e.g. the teacher's ``(u_t0, u_t1)``; no gradient.
+
+    Why: a beating heart or a breathing lung moves in a few per cent of a volume. Averaged over
+    every voxel, a field loss is then nearly all static background, and a student that predicts
+    no motion at all is close to its optimum; balanced, the moving tissue counts as much as the
+    rest."""
+    u = _stack_fields(fields).detach().float()
+    b = u.shape[0]
+    mag = u.reshape(b, -1, 3, *u.shape[2:]).norm(dim=2).amax(dim=1, keepdim=True)  # (B, 1, X, Y, Z)
+    moving = (mag > threshold).float()
+    n = moving[0].numel()
+    frac = moving.flatten(1).mean(dim=1).view(b, 1, 1, 1, 1)
+    both = (frac > 0) & (frac < 1)
+    w = torch.where(moving > 0, 0.5 / frac.clamp_min(1.0 / n), 0.5 / (1 - frac).clamp_min(1.0 / n))
+    return torch.where(both, w, torch.ones_like(w))
 
 
 @torch.no_grad()

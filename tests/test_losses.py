@@ -13,6 +13,7 @@ from interp4d_lite.losses import (
     field_distillation_loss,
     gradient_smoothness,
     local_ncc_loss,
+    motion_balanced_weights,
     teacher_better_weights,
 )
 
@@ -108,6 +109,29 @@ def test_teacher_better_weights():
     teacher = torch.tensor([0.0, 0.5, 0.2, 0.0]).view(1, 1, 2, 2, 1)
     w = teacher_better_weights(student, teacher, target, margin=0.01)
     assert w.flatten().tolist() == [1.0, 0.0, 0.0, 0.0]  # last: better, but within the margin
+
+
+def test_motion_balanced_weights_give_moving_and_static_voxels_half_the_weight_each():
+    u0 = torch.zeros(2, 3, 10, 10, 1)
+    u1 = torch.zeros(2, 3, 10, 10, 1)
+    u0[0, 2, :1] = 2.0  # sample 0: 10 of 100 voxels move 2 voxels (u_t0)
+    u1[0, 0, 1, :5] = -0.7  # ... and 5 more move 0.7 voxel (u_t1): 15 moving
+    u1[0, 0, 2, :5] = 0.3  # below the threshold: static
+    w = motion_balanced_weights((u0, u1), threshold=0.5)  # sample 1 does not move at all
+    assert w.shape == (2, 1, 10, 10, 1)
+    moving = torch.zeros(10, 10, 1, dtype=torch.bool)
+    moving[:1] = True
+    moving[1, :5] = True
+    assert w[0, 0][moving].sum().item() == pytest.approx(50.0) and w[0, 0][~moving].sum().item() == pytest.approx(50.0)
+    assert w[0, 0][moving].unique().numel() == 1 and w[0, 0][~moving].unique().numel() == 1
+    torch.testing.assert_close(w[1], torch.ones(1, 10, 10, 1))  # no moving voxel: uniform
+    torch.testing.assert_close(motion_balanced_weights(torch.cat([u0, u1], 1), threshold=0.5), w)  # one tensor alike
+    assert torch.equal(motion_balanced_weights(torch.full((1, 3, 2, 2, 2), 5.0)), torch.ones(1, 1, 2, 2, 2))  # all move
+    # the static background no longer outweighs the moving tissue in the field loss
+    student = (torch.zeros_like(u0), torch.zeros_like(u1))
+    plain = field_distillation_loss(student, (u0, u1)).item()
+    balanced = field_distillation_loss((student[0][:1], student[1][:1]), (u0[:1], u1[:1]), weights=w[:1]).item()
+    assert balanced > 5 * plain
 
 
 def test_feature_distillation_loss():

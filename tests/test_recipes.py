@@ -173,6 +173,23 @@ def test_teacher_better_with_cached_targets_uses_the_teachers_own_frame(tmp_path
     assert item["target_image"].shape == (1, *Toy()[2]["I0"].shape[1:])
 
 
+def test_distill_balance_weights_the_field_distillation_by_motion():
+    """distill_balance > 0: the field term is losses.motion_balanced_weights' weighted Charbonnier."""
+    from interp4d_lite.losses import field_distillation_loss, motion_balanced_weights
+    from interp4d_lite.train.recipes import _field_distill
+
+    target = {"u_t0": torch.zeros(1, 3, 8, 8, 4), "u_t1": torch.zeros(1, 3, 8, 8, 4)}
+    target["u_t0"][..., :2, :, :] = 1.5  # a quarter of the voxels move
+    out = {"u_t0": torch.zeros(1, 3, 8, 8, 4), "u_t1": torch.zeros(1, 3, 8, 8, 4), "target": target}
+    fields = (target["u_t0"], target["u_t1"])
+    plain = _field_distill(out, {}, DistillConfig())
+    balanced = _field_distill(out, {}, DistillConfig(distill_balance=0.5))
+    torch.testing.assert_close(plain, field_distillation_loss((out["u_t0"], out["u_t1"]), fields))
+    w = motion_balanced_weights(fields, threshold=0.5)
+    torch.testing.assert_close(balanced, field_distillation_loss((out["u_t0"], out["u_t1"]), fields, weights=w))
+    assert balanced.item() > 1.5 * plain.item()
+
+
 def test_the_ablation_checkpoint_has_one_name_on_every_route(tmp_path):
     """``distill_student`` with the distillation off saves ``student_nokd.pt``, as the ``distill``
     command (``--distill-weight 0``) and ``ensure_checkpoint("student_nokd", ...)`` do."""

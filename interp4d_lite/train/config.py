@@ -135,7 +135,9 @@ class DistillConfig(TrainConfig):
     w_ncc: float = knob(0.5, "weight of the local NCC loss (window 9)")
     w_warped: float = knob(0.5, "weight of the Charbonnier loss of each warped input against I_t")
     w_smooth: float = knob(0.5, "weight of the gradient (L2) smoothness of u_t0 and u_t1")
-    distill_weight: float = knob(1.0, "weight (lambda) of the field distillation term; 0 = the ablation, no teacher")
+    distill_weight: float = knob(
+        2.0, "weight (lambda) of the field distillation term; 0 = the ablation, no teacher (docs/METHOD.md section 5)"
+    )
     feature_weight: float = knob(0.0, "weight of decoder-feature distillation (where shapes agree)")
     teacher_better: bool = knob(
         False,
@@ -143,6 +145,11 @@ class DistillConfig(TrainConfig):
         "default: in flat tissue both frames are right and the motion is not",
     )
     distill_refined: bool = knob(True, "distil the teacher's instance-optimised fields (off: its network's alone)")
+    distill_balance: float = knob(
+        0.0,
+        "moving voxels (teacher field > this many voxels) and static voxels weigh alike in the field "
+        "distillation (losses.motion_balanced_weights); 0 = every voxel alike",
+    )
     cache_targets: bool = knob(
         True,
         "compute the teacher's fields once per training sample (un-augmented, then "

@@ -206,13 +206,17 @@ def _warped_charb(out, batch, cfg):
 
 def _field_distill(out, batch, cfg):
     """Field distillation toward the target fields (the cached teacher fields, else the per-step
-    teacher's), optionally only where the teacher's frame is better."""
-    from ..losses import field_distillation_loss, teacher_better_weights
+    teacher's), optionally only where the teacher's frame is better, optionally with moving and
+    static voxels weighted alike (``distill_balance``)."""
+    from ..losses import field_distillation_loss, motion_balanced_weights, teacher_better_weights
 
     target = out["target"]
     weights = None
     if cfg.teacher_better:
         weights = teacher_better_weights(out["image"].detach().float(), target["image"].float(), batch["It"])
+    if cfg.distill_balance > 0:
+        balanced = motion_balanced_weights(_fields(target), threshold=cfg.distill_balance)
+        weights = balanced if weights is None else weights * balanced
     return field_distillation_loss(_fields(out), _fields(target), weights=weights)
 
 
