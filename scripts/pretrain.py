@@ -63,8 +63,14 @@ CARD = Path("interp4d_lite/weights/MODEL_CARD.md").name  # the model card, besid
 DEFAULTS = {
     # shape in voxels, patients, teacher steps, student steps, crop
     "cardiac": dict(
-        shape=(128, 128, 10), amplitude=1.0, train=12, test=3, teacher_steps=400, student_steps=1200, target_steps=20,
-        crop=(64, 64, 10)
+        shape=(128, 128, 10),
+        amplitude=1.0,
+        train=12,
+        test=3,
+        teacher_steps=400,
+        student_steps=1200,
+        target_steps=20,
+        crop=(64, 64, 10),
     ),
     "lung": dict(
         shape=(40, 40, 40),
