@@ -53,7 +53,7 @@ from interp4d_lite.data import REAL_CINE_IDS, discover_patients, load_patient, l
 from interp4d_lite.data.chest_ct import CHEST_CTS, write_chest_dataset  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.models import RegisteredLinearMotion  # noqa: E402
-from interp4d_lite.models.registration import REGISTRATION_SETTINGS  # noqa: E402
+from interp4d_lite.models.registration import REGISTRATION_SETTINGS, TARGET_STEPS  # noqa: E402
 from interp4d_lite.train import evaluate_methods, fit, get_recipe, real_and_phantom_triplets, summarize  # noqa: E402
 from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
@@ -69,7 +69,7 @@ DEFAULTS = {
         test=3,
         teacher_steps=400,
         student_steps=1200,
-        target_steps=20,
+        target_steps=TARGET_STEPS["cardiac"],
         crop=(64, 64, 10),
     ),
     "lung": dict(
@@ -79,7 +79,7 @@ DEFAULTS = {
         test=3,
         teacher_steps=300,
         student_steps=900,
-        target_steps=60,  # 20: held-out chest epe_moving 0.582, above the oracle's 0.566; 60: 0.520
+        target_steps=TARGET_STEPS["lung"],
         crop=(32, 32, 32),
         real_series=24,
         real_test=4,
