@@ -84,6 +84,7 @@ DEFAULTS = {
         real_series=24,
         real_test=4,
         real_shape=(48, 48, 48),
+        anatomy="chest",  # the lung phantom with ribs and an airway tree (data.phantoms.lung.LUNG_ANATOMIES)
     ),  # fmt: skip
 }
 #: breathing of the held-out real-anatomy series (as benchmarks/bench_real.py's lung_real set)
@@ -180,7 +181,8 @@ def write_model_card(out: Path) -> Path:
             f"## `{kind}` (`student_{kind}.pt`)",
             "",
             f"* **Data**: {info['train_patients']} training and {info['test_patients']} held-out phantom patients "
-            f"({kind}), {tuple(info['phantom_shape'])} voxels, motion amplitude {info.get('phantom_amplitude', 1.0)}, "
+            f"({kind}{', anatomy ' + repr(info['phantom_anatomy']) if info.get('phantom_anatomy') else ''}), "
+            f"{tuple(info['phantom_shape'])} voxels, motion amplitude {info.get('phantom_amplitude', 1.0)}, "
             f"seed {info['seed']}{real_line}.",
             *_real_data_lines(info.get("real_data")),
             f"* **Training**: teacher {info['teacher_steps']} steps, then the student {info['student_steps']} steps "
@@ -372,9 +374,15 @@ def run_data_kind(data_kind: str, a) -> dict:
     real = real_training(a) if data_kind == "cardiac" else {"cines": [], "left_out": [], "share": 0.0, "per_cine": 0}
     work = Path(a.work) / (data_kind + ("_without_" + "_".join(real["left_out"]) if real["left_out"] else ""))
     _check_work(work, {"seed": a.seed, "shape": list(shape), "train": d["train"], "real": real,
-                       "lung_data": a.lung_data if data_kind == "lung" else None})  # fmt: skip
+                       "lung_data": a.lung_data if data_kind == "lung" else None,
+                       **({"anatomy": d["anatomy"]} if "anatomy" in d else {})})  # fmt: skip
     t0 = time.perf_counter()
-    gen = dict(phantom=data_kind, shape=shape, amplitude=d["amplitude"])
+    gen = dict(
+        phantom=data_kind,
+        shape=shape,
+        amplitude=d["amplitude"],
+        **({"anatomy": d["anatomy"]} if "anatomy" in d else {}),
+    )
     write_phantom_dataset(work / "train", n_patients=d["train"], seed=1000 + a.seed, **gen)
     write_phantom_dataset(work / "test", n_patients=d["test"], seed=2000 + a.seed, **gen)
     load = lambda root: [load_patient(p, volume_shape=shape) for p in discover_patients(root)]  # noqa: E731
@@ -415,6 +423,7 @@ def run_data_kind(data_kind: str, a) -> dict:
         "seed": a.seed,
         "phantom_shape": list(shape),
         "phantom_amplitude": d["amplitude"],
+        "phantom_anatomy": d.get("anatomy"),
         "train_patients": d["train"] if real_lung is None or a.lung_data == "both" else 0,
         "test_patients": d["test"],
         "real_training": {**real, "samples_per_epoch": len(dataset)},

@@ -227,12 +227,24 @@ def test_phantom_command_writes_loadable_layouts(tmp_path, capsys, phantom, shap
         (["--frames", "3"], "n_frames must be >= 6"),
         (["--amplitude", "9"], "amplitude"),
         (["--shape", "4", "32", "16"], "shape"),
+        (["--anatomy", "chest"], "--anatomy is for the lung phantom only, not cardiac"),
+        (["--phantom", "lung", "--anatomy", "z"], "anatomy must be one of ['a', 'b', 'chest']"),
     ],
 )
 def test_phantom_command_bad_arguments(tmp_path, capsys, argv, match):
     assert main(["phantom", "--out", str(tmp_path / "o"), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1
+
+
+def test_phantom_command_writes_the_chest_anatomy(tmp_path):
+    out = tmp_path / "chest"
+    argv = ["phantom", "--phantom", "lung", "--anatomy", "chest", "--patients", "1", "--shape", "32", "32", "32"]
+    assert main([*argv, "--out", str(out)]) == 0
+    (p,) = load_patients(out, volume_shape=(32, 32, 32))
+    assert p.has_truth and json.loads((out / "lung001" / "phantom.json").read_text())["anatomy"] == "chest"
+    hu = np.asarray(nib.load(out / "lung001" / "lung001_4d.nii.gz").dataobj)
+    assert hu.max() > 400  # bone, in HU: the ribs (anatomy "a" stays below its spine's 350 HU)
 
 
 # --------------------------------------------------------------------------- bad input

@@ -220,6 +220,37 @@ def test_lung_breathing_is_si_dominant_cos2n_with_hysteresis():
     assert hu_to_unit(np.array([-2000.0, -1400.0, 200.0, 900.0])).tolist() == [0.0, 0.0, 1.0, 1.0]
 
 
+def test_the_chest_anatomy_adds_ribs_and_an_airway_tree_and_leaves_a_as_it_was():
+    kw = dict(shape=(40, 40, 40), spacing=(4.0, 4.0, 4.0), noise=0.0, seed=3)
+    a, chest = make_lung_phantom(anatomy="a", **kw), make_lung_phantom(anatomy="chest", **kw)
+    assert a.frames.max() < 400 and a.params["ribs_mm"] == [] and a.params["airway_segments"] == 0  # spine 350 HU
+    assert (
+        len(chest.params["ribs_mm"]) >= 5 and chest.params["airway_segments"] == 1 + 2 + 4 + 8 + 16
+    )  # trachea, main bronchi, 3 divisions
+    # ribs: bone in the chest wall (outside the lungs, near the body surface), in separate arcs along z
+    f, mm = chest.frames[0], _grid_mm(chest)
+    bone = f > 400
+    assert bone.sum() > 20
+    bx, by = 0.88 * 0.5 * 40 * 4.0, 0.62 * 0.5 * 40 * 4.0  # the body's half-axes (anatomy "a")
+    rho = np.sqrt((mm[0] / bx) ** 2 + (mm[1] / by) ** 2)  # 1 on the body surface
+    assert np.all(np.abs(rho[bone] - 0.9) < 0.15), np.abs(rho[bone] - 0.9).max()
+    assert 0.1 < bone.any(axis=(0, 1)).mean() < 0.8  # slices with bone and gaps between the ribs
+    # airways: air inside the body on the midline above the carina (the trachea), where "a" has tissue
+    c = np.array(chest.shape) // 2
+    top = (c[0], int(round(c[1] + 0.1 * 0.72 * by / 4.0)), chest.shape[2] - 3)
+    assert chest.frames[0][top] < -800 and a.frames[0][top] > -200
+    # the rest of the thorax is anatomy "a" (same draws): equal away from the ribs and airways
+    same = np.isclose(a.frames[0], f, atol=20.0)  # HU; the soft edges reach about a voxel further
+    assert same.mean() > 0.7 and np.isclose(a.frames[0], f, atol=20.0)[rho < 0.6].mean() > 0.8
+    np.testing.assert_array_equal(a.u_t0, chest.u_t0)  # the same breathing
+
+
+def _grid_mm(p):
+    """Voxel centres (3, X, Y, Z) in mm about the volume's centre."""
+    axes = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(p.shape, p.spacing)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"))
+
+
 def test_cardiac_defaults_are_acdc_like():
     assert DEFAULT_SHAPES["cardiac"] == (128, 128, 10) and DEFAULT_SPACING["cardiac"] == (1.5, 1.5, 8.0)
     p = make_phantom("cardiac", shape=(32, 32, 10), seed=0)

@@ -53,6 +53,12 @@ def add_commands(subparsers) -> None:
         "linear: Gaussian, 0.01; lung: Gaussian, fraction of the 1600 HU window, 0.01)",
     )
     p.add_argument("--amplitude", type=float, default=1.0, help="motion amplitude, 1 = typical (0..2, default 1)")
+    p.add_argument(
+        "--anatomy",
+        default=None,
+        help="lung only: the thorax family, a (default), b (a second family, for tests away from the "
+        "training data) or chest (a with ribs and an airway tree)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--no-truth", action="store_true", help="do not write the true fields (<id>_truth.npz)")
     p.add_argument("--force", action="store_true", help="write into OUT even if it already holds a dataset.json")
@@ -76,6 +82,8 @@ def run_phantom(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.patients < 1:
         raise CLIError(f"--patients must be >= 1, got {args.patients}")
+    if args.anatomy is not None and args.phantom != "lung":
+        raise CLIError(f"--anatomy is for the lung phantom only, not {args.phantom}")
     check_output_path(out, suffixes=None)  # a folder, or a missing one in a writable folder
     if (out / "dataset.json").exists() and not args.force:
         raise CLIError(f"--out {out} already holds a dataset (dataset.json); pass --force to overwrite it")
@@ -94,6 +102,7 @@ def run_phantom(args: argparse.Namespace) -> int:
             amplitude=args.amplitude,
             seed=args.seed,
             truth=not args.no_truth,
+            **({} if args.anatomy is None else {"anatomy": args.anatomy}),
         )
     except ValueError as exc:  # bad generator parameter (shape, spacing, frames, noise, amplitude)
         raise CLIError(str(exc)) from None

@@ -7,6 +7,13 @@ cos^{2n}(pi tau)`` (``n ~ 2.5``) growing from the lung apex to the diaphragm, pl
 anterior-posterior component with a phase lag (hysteresis: the inhale path differs
 from the exhale path). ``frames`` are **HU** (float32); ``hu_to_unit`` gives the
 loader's [0, 1] scale (clip [-1400, 200], then divide by 1600).
+
+Anatomies (:data:`LUNG_ANATOMIES`): ``a`` (the default thorax), ``b`` (a second family, for tests
+away from the training data) and ``chest`` (``a`` with ribs, about 1 cm of bone in the chest
+wall every ~20 mm, open at the front, and an airway tree: trachea, main bronchi and three
+divisions, air inside 1.5 mm soft-tissue walls, moving with the lungs). The ribs sit where the
+phantom's motion field still reaches the body wall, so the lower ones move a little with the
+breathing, which a real chest wall does less; their true fields are exact all the same.
 """
 
 from __future__ import annotations
@@ -101,6 +108,54 @@ LUNG_ANATOMIES = {
         ap=0.6,
     ),
 }
+#: "chest": anatomy "a" closer to a chest CT, with ribs (bone, in the chest wall) and an airway
+#: tree (trachea, main, lobar and segmental bronchi: air with soft-tissue walls, moving with the
+#: lungs); what ``scripts/pretrain.py`` trains the lung student on beside real chest CTs. "a" and
+#: "b" stay as they were, so the benchmarks' phantom numbers compare across versions.
+LUNG_ANATOMIES["chest"] = dict(LUNG_ANATOMIES["a"], ribs=True, airways=True)
+
+RIB_HU, AIRWAY_WALL_HU = 700.0, -50.0
+
+
+def _segment_distance(p, a, b):
+    """Distance (mm) from points ``p (3, ...)`` to the segment ``a -> b`` (mm)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d = b - a
+    rel = [p[i] - a[i] for i in range(3)]
+    s = np.clip(sum(rel[i] * d[i] for i in range(3)) / max(float(d @ d), 1e-9), 0.0, 1.0)
+    return np.sqrt(sum((rel[i] - s * d[i]) ** 2 for i in range(3)))
+
+
+def airway_tree(rng, geo, top_z, generations: int = 3) -> list:
+    """Segments ``(start, end, radius)`` in mm of a branching airway tree: the trachea down the
+    midline from ``top_z`` to the carina, two main bronchi toward the lungs, then
+    ``generations`` binary divisions (each child 0.7x as long and 0.75x as wide, turned about
+    30-45 degrees from its parent, with jitter), so the lumina reach the lungs' bulk."""
+    carina = np.array([0.0, geo["y_lung"] + 0.1 * geo["r_lung_y"], geo["z_dia"] + 0.62 * (geo["z_top"] - geo["z_dia"])])
+    segs = [(np.array([0.0, carina[1], top_z]), carina, 7.0)]
+    tips = []
+    for sgn in (-1.0, 1.0):
+        end = carina + np.array([sgn * 0.55 * geo["x_lung"], 0.0, -0.12 * (geo["z_top"] - geo["z_dia"])])
+        segs.append((carina, end, 5.0))
+        tips.append((end, end - carina, 5.0))
+    for _ in range(generations):
+        new = []
+        for start, direction, radius in tips:
+            length = 0.7 * np.linalg.norm(direction)
+            u = direction / (np.linalg.norm(direction) + 1e-9)
+            for turn in (-1.0, 1.0):
+                axis = rng.normal(size=3)
+                axis -= (axis @ u) * u
+                axis /= np.linalg.norm(axis) + 1e-9
+                angle = np.deg2rad(rng.uniform(30.0, 45.0)) * turn
+                v = u * np.cos(angle) + axis * np.sin(angle)
+                v[2] = min(v[2], 0.2)  # branches run sideways or down, into the lungs
+                v /= np.linalg.norm(v) + 1e-9
+                end = start + length * v
+                segs.append((start, end, 0.75 * radius))
+                new.append((end, end - start, 0.75 * radius))
+        tips = new
+    return segs
 
 
 def make_lung_phantom(
@@ -151,6 +206,11 @@ def make_lung_phantom(
         geo["z_dia"] + geo["dome"] + 0.25 * (geo["z_top"] - geo["z_dia"]),
     )
     r_tumour = _jitter(rng, an["tumour"] * min(Hx, Hz))
+    # ribs and airways draw from a generator of their own: anatomies without them are unchanged
+    extra = np.random.default_rng([int(seed), 0xC4E57])
+    airways = airway_tree(extra, geo, top_z=Hz) if an.get("airways") else []
+    # ribs: bone arcs in the chest wall every ~20 mm, sloping down toward the front, open at the sternum
+    rib_z = np.arange(geo["z_dia"] - 0.1 * Hz, geo["z_top"] + 0.1 * Hz, _jitter(extra, 20.0)) if an.get("ribs") else []
 
     def render(ref_mm):
         vox = grid.to_voxels(ref_mm)
@@ -178,6 +238,19 @@ def make_lung_phantom(
         hu = hu + lungs * (lung_hu - hu)
         hu = hu + tum * (20.0 + 0.5 * _sample(tex_body, vox) - hu)  # tumour moves with the lung
         hu = hu + spine * (350.0 - hu)
+        if len(rib_z):
+            rho = np.sqrt((x / bx) ** 2 + (y / by) ** 2)  # 1 on the body surface
+            wall = _soft((4.5 - np.abs(rho - 0.9) * min(bx, by)) / sp[0]) * _soft((0.55 * by - y) / sp[1])
+            slope = z + 0.18 * (y + by)  # ribs run down toward the front
+            near = np.min(np.abs(slope[None] - np.asarray(rib_z).reshape(-1, *([1] * slope.ndim))), axis=0)
+            ribs = wall * _soft((5.0 - near) / sp[2])  # about 1 cm thick
+            hu = hu + ribs * (RIB_HU - hu)
+        if airways:
+            dist = np.min(np.stack([_segment_distance(ref_mm, a, b) - r for a, b, r in airways]), axis=0)
+            inside = body * _soft(-dist / min(sp))  # the lumen: air
+            wall_ = body * _soft((1.5 - dist) / min(sp)) - inside  # a 1.5 mm soft-tissue wall around it
+            hu = hu + wall_ * (AIRWAY_WALL_HU - hu)
+            hu = hu + inside * (-1000.0 - hu)
         return hu.astype(np.float32)
 
     tau = np.arange(n_frames) / n_frames
@@ -203,6 +276,8 @@ def make_lung_phantom(
         ap_amount=[float(v) for v in a_all],
         tumour_mm=[float(v) for v in tumour],
         tumour_radius_mm=float(r_tumour),
+        ribs_mm=[float(v) for v in rib_z],
+        airway_segments=len(airways),
         geometry_mm={k: float(v) for k, v in geo.items()},
     )
     return _finish(
