@@ -62,7 +62,7 @@ import torch  # noqa: E402
 
 from interp4d_lite.data import TripletDataset, discover_patients, load_patient, load_real_cine  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
-from interp4d_lite.models.registration import REGISTRATION_SETTINGS, TARGET_STEPS  # noqa: E402
+from interp4d_lite.models.registration import teacher_settings  # noqa: E402
 from interp4d_lite.train import (  # noqa: E402
     evaluate_methods,
     fit,
@@ -216,14 +216,7 @@ def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
             if hasattr(cfg, "distill_weight") and a.distill_weight is not None:  # student_nokd's recipe sets 0
                 cfg = cfg.replace(distill_weight=a.distill_weight)
             if name == "teacher":  # the registration settings and steps of this kind of data, as pretrain.py's
-                reg = REGISTRATION_SETTINGS.get(data_kind, REGISTRATION_SETTINGS["cardiac"])
-                steps_reg = 5 if a.quick else TARGET_STEPS.get(data_kind, TARGET_STEPS["cardiac"])
-                cfg = cfg.replace(
-                    target_steps=steps_reg,
-                    target_smooth=reg["smooth"],
-                    target_lr=reg["lr"],
-                    model={"refine_steps": steps_reg, "refine_smooth": reg["smooth"], "refine_lr": reg["lr"]},
-                )
+                cfg = cfg.replace(**teacher_settings(data_kind, 5 if a.quick else None))
             done = finished(run / recipe.checkpoint, recipe, cfg.steps) if a.resume else None
             if done is not None:
                 trained[name] = stage(f"{tag}: {recipe.description} (finished checkpoint, loaded)", lambda: done)

@@ -53,7 +53,7 @@ from interp4d_lite.data import REAL_CINE_IDS, discover_patients, load_patient, l
 from interp4d_lite.data.chest_ct import CHEST_CTS, write_chest_dataset  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.models import RegisteredLinearMotion  # noqa: E402
-from interp4d_lite.models.registration import REGISTRATION_SETTINGS, TARGET_STEPS  # noqa: E402
+from interp4d_lite.models.registration import TARGET_STEPS, teacher_settings  # noqa: E402
 from interp4d_lite.train import evaluate_methods, fit, get_recipe, real_and_phantom_triplets, summarize  # noqa: E402
 from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
@@ -405,15 +405,8 @@ def run_data_kind(data_kind: str, a) -> dict:
     print(f"{data_kind}: {len(dataset)} training samples per epoch ({len(cines)} real cines, share {real['share']})")
     common = dict(seed=a.seed, device=a.device, progress=a.progress, crop_shape=d["crop"], checkpoint_every=100)
     # the registration's settings for this kind of data (breathing CT: a lower smoothness, the lungs slide)
-    reg = REGISTRATION_SETTINGS[data_kind]
-    refine = {"refine_smooth": reg["smooth"], "refine_lr": reg["lr"], "refine_steps": d["target_steps"]}
     teacher_cfg = get_recipe("teacher").config_cls(
-        steps=d["teacher_steps"],
-        target_steps=d["target_steps"],
-        target_smooth=reg["smooth"],
-        target_lr=reg["lr"],
-        model=refine,
-        **common,
+        steps=d["teacher_steps"], **teacher_settings(data_kind, d["target_steps"]), **common
     )
     teacher, _ = fit("teacher", config=teacher_cfg, dataset=dataset, out_dir=work)
     t_teacher = time.perf_counter() - t0

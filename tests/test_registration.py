@@ -107,3 +107,16 @@ def test_register_images_checks_its_arguments():
         register_images((x,), (x + 1,), noise="loud", steps=1)
     with pytest.raises(ValueError, match="noise must be"):
         register_images((x,), (x + 1,), noise=-1.0, steps=1)
+
+
+def test_teacher_settings_carry_each_kinds_registration_into_the_teacher_config():
+    from interp4d_lite.models.registration import REGISTRATION_SETTINGS, TARGET_STEPS, teacher_settings
+    from interp4d_lite.train.config import TeacherTrainConfig
+
+    lung = TeacherTrainConfig(**teacher_settings("lung"))
+    assert (lung.target_steps, lung.target_smooth, lung.target_lr) == (TARGET_STEPS["lung"], 0.1, 0.2)
+    assert lung.model == {"refine_steps": TARGET_STEPS["lung"], "refine_smooth": 0.1, "refine_lr": 0.2}
+    assert teacher_settings("linear") == teacher_settings("cardiac")  # no entry: the cardiac settings
+    five = teacher_settings("cardiac", 5)
+    assert five["target_steps"] == five["model"]["refine_steps"] == 5
+    assert five["target_smooth"] == REGISTRATION_SETTINGS["cardiac"]["smooth"]

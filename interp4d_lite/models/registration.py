@@ -37,6 +37,7 @@ __all__ = [
     "sampling_noise_gain",
     "REGISTRATION_SETTINGS",
     "TARGET_STEPS",
+    "teacher_settings",
 ]
 
 #: the settings that differ by kind of data (measured by benchmarks/bench_targets.py), as keyword
@@ -52,6 +53,21 @@ REGISTRATION_SETTINGS = {"cardiac": {"smooth": 1.0, "lr": 0.1}, "lung": {"smooth
 #: from 60-step targets reached 0.520 on a held-out real chest, from 20-step ones 0.582, the
 #: oracle 0.566); cardiac ones gain little past 20 (0.398 at 20, 0.380 at 60) for 3x the time.
 TARGET_STEPS = {"cardiac": 20, "lung": 60}
+
+
+def teacher_settings(data_kind: str, steps: int | None = None) -> dict:
+    """Keyword arguments of ``train.TeacherTrainConfig`` for ``data_kind``: its registration
+    settings (:data:`REGISTRATION_SETTINGS`) for the privileged targets and the teacher's
+    refinement, and ``steps`` Adam steps for both (default :data:`TARGET_STEPS`). Kinds without
+    an entry (the linear phantom) take the cardiac ones."""
+    reg = REGISTRATION_SETTINGS.get(data_kind, REGISTRATION_SETTINGS["cardiac"])
+    n = TARGET_STEPS.get(data_kind, TARGET_STEPS["cardiac"]) if steps is None else int(steps)
+    return {
+        "target_steps": n,
+        "target_smooth": reg["smooth"],
+        "target_lr": reg["lr"],
+        "model": {"refine_steps": n, "refine_smooth": reg["smooth"], "refine_lr": reg["lr"]},
+    }
 
 
 def noise_std(image: torch.Tensor) -> torch.Tensor:

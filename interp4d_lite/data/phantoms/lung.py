@@ -110,8 +110,9 @@ LUNG_ANATOMIES = {
 }
 #: "chest": anatomy "a" closer to a chest CT, with ribs (bone, in the chest wall) and an airway
 #: tree (trachea, main, lobar and segmental bronchi: air with soft-tissue walls, moving with the
-#: lungs); what ``scripts/pretrain.py`` trains the lung student on beside real chest CTs. "a" and
-#: "b" stay as they were, so the benchmarks' phantom numbers compare across versions.
+#: lungs); ``scripts/pretrain.py --lung-anatomy chest`` trains on it (the shipped student keeps "a",
+#: which scored better on a held-out real chest). "a" and "b" stay as they were, so the
+#: benchmarks' phantom numbers compare across versions.
 LUNG_ANATOMIES["chest"] = dict(LUNG_ANATOMIES["a"], ribs=True, airways=True)
 
 RIB_HU, AIRWAY_WALL_HU = 700.0, -50.0
