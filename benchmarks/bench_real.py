@@ -76,7 +76,7 @@ from interp4d_lite.train import (  # noqa: E402
     save_table,
     summarize,
 )
-from interp4d_lite.train.config import AdaptConfig, DistillConfig, TeacherTrainConfig  # noqa: E402
+from interp4d_lite.train.config import REAL_CINE_LR, AdaptConfig, DistillConfig, TeacherTrainConfig  # noqa: E402
 from interp4d_lite.weights import load_student  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +111,12 @@ def parse(argv=None):
     loso.add_argument("--scans", nargs="+", default=list(REAL_CINE_IDS), choices=REAL_CINE_IDS, help="scans held out")
     loso.add_argument("--teacher-steps", type=int, default=400, help="teacher steps of each fold")
     loso.add_argument("--student-steps", type=int, default=1200, help="steps of each fold's students (both)")
+    loso.add_argument(
+        "--student-lr",
+        type=float,
+        default=REAL_CINE_LR,
+        help="Adam learning rate of each fold's students (default: train.config.REAL_CINE_LR, as scripts/pretrain.py)",
+    )
     loso.add_argument("--phantoms", type=int, default=12, help="cardiac phantom patients mixed into training")
     loso.add_argument("--real-share", type=float, default=0.5, help="share of the samples from the real cines")
     loso.add_argument("--real-per-cine", type=int, default=96, help="training triplets of each cine at most")
@@ -399,7 +405,9 @@ def _fold_data(fold: Path, data: dict) -> None:
 
     record = fold / "data.json"
     if record.is_file() and json.loads(record.read_text()) != json.loads(json.dumps(data)):
-        raise SystemExit(f"{fold} holds checkpoints trained on other data ({record}); give another --out or remove it")
+        raise SystemExit(
+            f"{fold} holds checkpoints trained on other data or settings ({record}); give another --out or remove it"
+        )
     fold.mkdir(parents=True, exist_ok=True)
     atomic_write_json(record, data, indent=1)
 
@@ -409,7 +417,7 @@ def train_fold(dataset, fold: Path, a) -> dict:
     data, same seed); finished checkpoints in ``fold`` are loaded, partial ones resumed."""
     common = dict(seed=a.seed, device=a.device, progress=False, checkpoint_every=100, crop_shape=_crop(a))
     teacher_cfg = TeacherTrainConfig(steps=3 if a.quick else a.teacher_steps, **common)
-    student_cfg = DistillConfig(steps=3 if a.quick else a.student_steps, **common)
+    student_cfg = DistillConfig(steps=3 if a.quick else a.student_steps, lr=a.student_lr, **common)
     models = {}
     models["teacher"] = (
         finished(fold / "teacher.pt", "teacher", teacher_cfg.steps)
@@ -457,7 +465,7 @@ def leave_one_scan_out(a, out: Path) -> tuple[list, dict, list[str]]:
         others = [i for i in REAL_CINE_IDS if i != scan]
         fold = root / f"without_{scan}"
         data = {"train_cines": others, "shape": list(shape), "phantoms": n_phantoms, "real_share": a.real_share,
-                "per_cine": per_cine, "seed": a.seed}  # fmt: skip
+                "per_cine": per_cine, "seed": a.seed, "student_lr": a.student_lr}  # fmt: skip
         _fold_data(fold, data)
         dataset = real_and_phantom_triplets(
             load_real_cines(others, volume_shape=shape), phantoms, a.real_share, per_cine=per_cine, seed=a.seed

@@ -56,6 +56,7 @@ from interp4d_lite.models import RegisteredLinearMotion  # noqa: E402
 from interp4d_lite.models.registration import TARGET_STEPS, teacher_settings  # noqa: E402
 from interp4d_lite.train import evaluate_methods, fit, get_recipe, real_and_phantom_triplets, summarize  # noqa: E402
 from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from interp4d_lite.train.config import REAL_CINE_LR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "interp4d_lite" / "weights"
@@ -99,6 +100,13 @@ def parse(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher-steps", type=int, default=None)
     p.add_argument("--student-steps", type=int, default=None)
+    p.add_argument(
+        "--student-lr",
+        type=float,
+        default=None,
+        help="the student's Adam learning rate (default: train.config.REAL_CINE_LR when real cines are in the "
+        "training data, whose motion is sub-voxel; else the config's)",
+    )
     p.add_argument(
         "--target-steps",
         type=int,
@@ -339,6 +347,14 @@ def real_training(a) -> dict:
     return {"cines": ids, "left_out": list(a.leave_out), "share": share if ids else 0.0, "per_cine": per}
 
 
+def student_lr(a, real: dict) -> float | None:
+    """The student's learning rate: ``--student-lr``, else :data:`REAL_CINE_LR` when real cines are in
+    the training data (``real``, as :func:`real_training` gives it), else ``None`` (the config's)."""
+    if a.student_lr is not None:
+        return float(a.student_lr)
+    return REAL_CINE_LR if real["cines"] else None
+
+
 def _check_work(work: Path, data: dict) -> None:
     """``work/data.json`` records the training data; a folder made from other data is not resumed."""
     from interp4d_lite.io_utils import atomic_write_json
@@ -410,7 +426,8 @@ def run_data_kind(data_kind: str, a) -> dict:
     )
     teacher, _ = fit("teacher", config=teacher_cfg, dataset=dataset, out_dir=work)
     t_teacher = time.perf_counter() - t0
-    student_cfg = get_recipe("student").config_cls(steps=d["student_steps"], **common)
+    lr = {"lr": lr} if (lr := student_lr(a, real)) is not None else {}
+    student_cfg = get_recipe("student").config_cls(steps=d["student_steps"], **lr, **common)
     student, hist = fit("student", config=student_cfg, dataset=dataset, teacher=teacher, out_dir=work)
     seconds = time.perf_counter() - t0
     methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle", "student": student}

@@ -31,6 +31,16 @@ def test_real_cines_in_training_follow_the_flags(pretrain):
     assert real("--quick")["per_cine"] == 4 and real("--quick", "--real-per-cine", "7")["per_cine"] == 7
 
 
+def test_student_lr_is_lower_when_real_cines_are_in_training(pretrain):
+    from interp4d_lite.train.config import REAL_CINE_LR, DistillConfig
+
+    lr = lambda *argv: pretrain.student_lr(a := pretrain.parse(list(argv)), pretrain.real_training(a))  # noqa: E731
+    assert lr() == REAL_CINE_LR < DistillConfig().lr  # the four cines by default
+    assert lr("--real-share", "0") is None  # phantoms only: the config's default
+    assert lr("--student-lr", "0.002") == 0.002
+    assert lr("--real-share", "0", "--student-lr", "0.0005") == 0.0005
+
+
 def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
     info = {
         "data_kind": "cardiac", "seed": 0, "phantom_shape": [128, 128, 10], "phantom_amplitude": 1.0,

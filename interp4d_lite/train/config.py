@@ -20,6 +20,13 @@ from typing import Any, ClassVar
 
 from ..jsonconfig import JSONConfig
 
+#: the students' Adam learning rate when real cines are in their training data (``scripts/pretrain.py``,
+#: ``benchmarks/bench_real.py --sets loso``), instead of the default 1e-3: a real cine's motion is
+#: sub-voxel, and at 1e-3 a student's fields on the cines settle at zero; at 3e-4 they begin to
+#: follow it (docs/METHOD.md section 11, "The obstacle is the optimisation"). Phantoms move several
+#: voxels and keep the default.
+REAL_CINE_LR = 3e-4
+
 
 def knob(default: Any, help: str, **cli: Any) -> Any:
     """A config field with its documentation (``help``) and command-line options (see the
