@@ -216,7 +216,13 @@ def write_model_card(out: Path) -> Path:
                 )
             ),
             f"* **Time and hardware**: {info['seconds_total'] / 60:.1f} min in all ({info['seconds_teacher'] / 60:.1f} min "
-            f"for the teacher and its targets) on {where}, torch {hw['torch']}.",
+            f"for the teacher and its targets) on {where}, torch {hw['torch']}"
+            + (
+                f"; the teacher's first {info['teacher_steps_before']} steps were already in the work folder, from an "
+                "earlier run on the same data, and their time is not counted here."
+                if info.get("teacher_steps_before")
+                else "."
+            ),
             f"* **Command**: `{info['command']}`",
             "",
             "Held-out phantom patients (PSNR in dB over every target frame; `epe_moving` in voxels where tissue moves):",
@@ -424,6 +430,7 @@ def run_data_kind(data_kind: str, a) -> dict:
     teacher_cfg = get_recipe("teacher").config_cls(
         steps=d["teacher_steps"], **teacher_settings(data_kind, d["target_steps"]), **common
     )
+    before = load_checkpoint(work / "teacher.pt")["step"] if (work / "teacher.pt").is_file() else 0
     teacher, _ = fit("teacher", config=teacher_cfg, dataset=dataset, out_dir=work)
     t_teacher = time.perf_counter() - t0
     lr = {"lr": lr} if (lr := student_lr(a, real)) is not None else {}
@@ -453,6 +460,7 @@ def run_data_kind(data_kind: str, a) -> dict:
         "teacher_config": teacher_cfg.to_dict(),
         "student_config": student_cfg.to_dict(),
         "seconds_teacher": round(t_teacher, 1),
+        "teacher_steps_before": int(before),
         "seconds_total": round(seconds, 1),
         "hardware": {
             "device": str(next(student.parameters()).device),
