@@ -433,8 +433,10 @@ def run_data_kind(data_kind: str, a) -> dict:
     before = load_checkpoint(work / "teacher.pt")["step"] if (work / "teacher.pt").is_file() else 0
     teacher, _ = fit("teacher", config=teacher_cfg, dataset=dataset, out_dir=work)
     t_teacher = time.perf_counter() - t0
-    lr = {"lr": lr} if (lr := student_lr(a, real)) is not None else {}
-    student_cfg = get_recipe("student").config_cls(steps=d["student_steps"], **lr, **common)
+    lr = student_lr(a, real)
+    student_cfg = get_recipe("student").config_cls(
+        steps=d["student_steps"], **({} if lr is None else {"lr": lr}), **common
+    )
     student, hist = fit("student", config=student_cfg, dataset=dataset, teacher=teacher, out_dir=work)
     seconds = time.perf_counter() - t0
     methods = {"linear_blend": "linear_blend", "linear_motion_oracle": "linear_motion_oracle", "student": student}
