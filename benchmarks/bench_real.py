@@ -26,7 +26,11 @@ Methods: ``linear_blend``; ``registered_linear_motion`` (the inputs registered t
 by instance optimisation, no network; ``_ants``: by ANTs SyN with the CC metric, when antspyx is
 installed, else skipped with a note); ``linear_motion_oracle`` (phantoms: the true endpoint
 fields scaled by t); ``privileged_ceiling`` (loso: both inputs registered to each real
-in-between frame, then blended: what the privileged teacher's targets can reach); ``student``
+in-between frame, then blended: what the privileged teacher's targets can reach);
+``scaled_motion_ceiling`` (loso: the inputs' registration scaled by the one factor per frame that
+fits the real frame best, privileged: the most a model moving along the endpoint motion with its
+own course in t can reach) and ``registered_learned_course`` (loso: that registration along one
+course in t fitted on the other held-out scans' frames; a note line prints the courses); ``student``
 (the pretrained student, or loso's distilled fold student, no adaptation); ``student_nokd``
 (loso: trained without distillation); ``student_adapted`` (``interp4d_lite.adapt.adapt_student``
 on the scan's own frames outside the targets, within ``--minutes``); ``teacher`` (the pretraining
@@ -87,7 +91,9 @@ ORDER = [
     "registered_linear_motion_ants",
     "linear_motion_oracle",
     "true_fields",
+    "registered_learned_course",
     "privileged_ceiling",
+    "scaled_motion_ceiling",
     "student_nokd",
     "student",
     "student_adapted",
@@ -391,6 +397,89 @@ def ceiling_rows(patient, dataset: str, steps: int, device="cpu") -> list[dict]:
     ]  # fmt: skip
 
 
+#: the factors s tried by :func:`course_scores` (0 = stay at I0, 1 = the whole ED -> ES motion)
+COURSE_SCALES = np.round(np.linspace(0.0, 1.2, 25), 3)
+
+
+def course_scores(patient, steps: int, scales=COURSE_SCALES) -> dict:
+    """How far along the inputs' own registration is each real in-between frame? The two inputs
+    registered to each other once (as ``registered_linear_motion``), then each target frame at t
+    predicted with the fields scaled by s instead of t (``u_t0 = s u_10``, ``u_t1 = (1 - s) u_01``,
+    blended ``1 - t, t``) for every s of ``scales``. Returns ``{"t": (K,), "frames": (K,), "psnr":
+    (K, S)}``: PSNR (peak 1, clipped to [0, 1]) per target frame and factor."""
+    from interp4d_lite.metrics import psnr
+    from interp4d_lite.models import InstanceRegistration, warp
+
+    frames = torch.as_tensor(np.asarray(patient.frames, dtype=np.float32))
+    I0, I1 = frames[patient.i0][None, None], frames[patient.i1][None, None]
+    with torch.no_grad():
+        f = InstanceRegistration(steps=steps)(I0, I1)
+        s = torch.as_tensor(np.asarray(scales, dtype=np.float32)).view(-1, 1, 1, 1, 1)
+        w0, w1 = (
+            warp(I0.expand(len(scales), -1, -1, -1, -1), s * f["u_10"]),
+            warp(I1.expand(len(scales), -1, -1, -1, -1), (1 - s) * f["u_01"]),
+        )
+        ts = np.array([float(patient.times[k]) for k in patient.target_indices])
+        table = np.stack(
+            [
+                psnr(((1 - t) * w0 + t * w1).clamp(0, 1), frames[k][None, None].expand_as(w0), reduction="none")
+                for k, t in zip(patient.target_indices, ts)
+            ]
+        )
+    return {"t": ts, "frames": np.asarray(patient.target_indices), "psnr": table}
+
+
+def course_at(scores: dict, s, scales=COURSE_SCALES) -> np.ndarray:
+    """PSNR of each target frame with the fields scaled by ``s`` (one factor per frame), linearly
+    interpolated between the factors :func:`course_scores` tried."""
+    return np.array(
+        [np.interp(si, scales, row) for si, row in zip(np.broadcast_to(s, scores["t"].shape), scores["psnr"])]
+    )
+
+
+def course(t, b: float, c: float) -> np.ndarray:
+    """A course of motion in t with the ends fixed: ``s(t) = t + t (1 - t) (b + c t)`` (b = c = 0:
+    linear motion; b > 0: the motion comes early, as a heart's ejection does)."""
+    t = np.asarray(t, dtype=float)
+    return t + t * (1 - t) * (b + c * t)
+
+
+def fit_course(scores: list[dict]) -> tuple[float, float]:
+    """The course (b, c) with the highest mean PSNR over every target frame of ``scores`` (a
+    grid search over b in [-2, 2] and c in [-4, 4], steps of 0.1)."""
+    best, arg = -np.inf, (0.0, 0.0)
+    for b in np.round(np.arange(-2.0, 2.0001, 0.1), 2):
+        for c in np.round(np.arange(-4.0, 4.0001, 0.1), 2):
+            v = np.mean(np.concatenate([course_at(sc, course(sc["t"], b, c)) for sc in scores]))
+            if v > best:
+                best, arg = v, (float(b), float(c))
+    return arg
+
+
+def course_rows(courses: dict) -> tuple[list[dict], list[str]]:
+    """Rows of two methods from :func:`course_scores` of each held-out scan (``{dataset:
+    (patient_id, scores)}``): ``scaled_motion_ceiling``, the best factor per frame (privileged: it
+    is chosen on the real frame; the most that moving along the inputs' registration by one factor
+    per frame can reach), and, with two scans or more, ``registered_learned_course``, the course
+    fitted on the *other* scans' frames (:func:`fit_course`) applied to this one: a model of one
+    course in t, learnt without the scan. Plus one note line per scan with both courses."""
+    rows, notes = [], []
+    for ds, (pid, sc) in courses.items():
+        best = sc["psnr"].argmax(1)
+        others = [o for d, (_, o) in courses.items() if d != ds]
+        b, c = fit_course(others) if others else (float("nan"), float("nan"))
+        learned = course_at(sc, course(sc["t"], b, c)) if others else None
+        for j, (k, t) in enumerate(zip(sc["frames"], sc["t"])):
+            base = {"dataset": ds, "patient": pid, "frame": int(k), "t": round(float(t), 4)}
+            rows.append({**base, "method": "scaled_motion_ceiling", "psnr": float(sc["psnr"][j, best[j]])})
+            if learned is not None:
+                rows.append({**base, "method": "registered_learned_course", "psnr": float(learned[j])})
+        pairs = " ".join(f"{t:.2f}:{COURSE_SCALES[i]:.2f}" for t, i in zip(sc["t"], best))
+        learnt = f"; learnt from the others: b {b:+.1f} c {c:+.1f}" if others else ""
+        notes.append(f"course {ds}: best factor per t {pairs}{learnt}")
+    return rows, notes
+
+
 def finished(path: Path, model_kind: str, steps: int):
     """The model of a checkpoint that has done its ``steps``, else None."""
     if not path.exists():
@@ -459,7 +548,7 @@ def leave_one_scan_out(a, out: Path) -> tuple[list, dict, list[str]]:
         why = "--no-ants" if a.no_ants else "antspyx is not installed"
         notes.append(f"note: {why}: registered_linear_motion_ants (ANTs SyN) skipped")
     reg_steps = 5 if a.quick else 60
-    rows, reports = [], {}
+    rows, reports, courses = [], {}, {}
     for scan in a.scans:
         t0 = time.perf_counter()
         others = [i for i in REAL_CINE_IDS if i != scan]
@@ -485,8 +574,11 @@ def leave_one_scan_out(a, out: Path) -> tuple[list, dict, list[str]]:
         methods.update(student_nokd=models["student_nokd"], student=models["student"], student_adapted=adapted_model)
         rows.append(evaluate_methods(methods, [p], device=a.device, dataset=name, progress=False))
         rows.append(pd.DataFrame(ceiling_rows(p, name, 5 if a.quick else a.ceiling_steps)))
+        courses[name] = (p.patient_id, course_scores(p, reg_steps))
         print(f"{name}: {len(dataset)} training samples, trained/loaded in {seconds_train:.0f} s", flush=True)
-    return rows, reports, notes
+    c_rows, c_notes = course_rows(courses)
+    rows.append(pd.DataFrame(c_rows))
+    return rows, reports, notes + c_notes
 
 
 def loso_lines(summary, minutes: float) -> list[str]:

@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,3 +69,57 @@ def test_an_adaptation_over_five_minutes_misses_and_a_missing_method_is_not_met(
     assert "MISSED scd201: distilled student, no adaptation, 41.00 >= registered linear motion nan" in lines
     assert "MISSED distilled 41.00 > no distillation 41.00 dB on average over 1 held-out scans (+0.00 dB)" in lines
     assert bench.loso_lines(_summary({}), minutes=5) == []
+
+
+def test_course_keeps_its_ends_and_linear_motion_is_its_zero(bench):
+    t = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(bench.course(t, 0.0, 0.0), t)
+    early = bench.course(t, 0.8, 0.0)
+    assert early[0] == 0 and early[-1] == 1 and (early[1:-1] > t[1:-1]).all()  # b > 0: the motion comes early
+
+
+def _scores_peaking_at(scales, s_true) -> dict:
+    """Scores like ``course_scores``'s whose best factor per frame is ``s_true`` (40 dB there)."""
+    s_true = np.asarray(s_true, dtype=float)
+    table = 40.0 - 10.0 * (np.asarray(scales)[None, :] - s_true[:, None]) ** 2
+    return {"t": np.array([0.25, 0.5, 0.75]), "frames": np.array([3, 5, 7]), "psnr": table}
+
+
+def test_a_course_learnt_from_other_scans_is_scored_on_the_held_out_one(bench):
+    t = np.array([0.25, 0.5, 0.75])
+    early = bench.course(t, 0.6, 0.0)
+    courses = {f"loso:{k}": (k, _scores_peaking_at(bench.COURSE_SCALES, early)) for k in ("a", "b")}
+    courses["loso:c"] = ("c", _scores_peaking_at(bench.COURSE_SCALES, t))  # this one moves linearly
+    b, c = bench.fit_course([courses["loso:a"][1], courses["loso:b"][1]])
+    np.testing.assert_allclose(bench.course(t, b, c), early, atol=0.02)
+    rows, notes = bench.course_rows(courses)
+    df = pd.DataFrame(rows)
+    mean = df.groupby(["dataset", "method"])["psnr"].mean()
+    assert mean[("loso:a", "scaled_motion_ceiling")] == pytest.approx(40.0, abs=0.01)  # the best factor tried
+    linear_a = bench.course_at(courses["loso:a"][1], t).mean()  # s = t on the early scan
+    # a's course learnt from b (early) and c (linear): between linear motion and a's own best
+    assert linear_a < mean[("loso:a", "registered_learned_course")] < 40.0
+    # c's learnt from a and b, both early, where c is linear: no better than linear motion on a
+    assert mean[("loso:c", "registered_learned_course")] == pytest.approx(linear_a, abs=0.01)
+    assert len(notes) == 3 and notes[0].startswith("course loso:a: best factor per t 0.25:")
+    rows, notes = bench.course_rows({"loso:a": courses["loso:a"]})  # one scan: nothing to learn from
+    assert set(pd.DataFrame(rows)["method"]) == {"scaled_motion_ceiling"} and "learnt" not in notes[0]
+
+
+def test_course_scores_find_how_far_a_blob_has_moved(bench):
+    """A blob moving 4 voxels ED -> ES, 80 % of the way at t = 0.5: the best factor there is about 0.8."""
+    from types import SimpleNamespace
+
+    x = np.arange(32, dtype=np.float32)[:, None, None]
+    y = np.arange(32, dtype=np.float32)[None, :, None]
+    z = np.arange(8, dtype=np.float32)[None, None, :]
+
+    def blob(cx):
+        return 0.1 + 0.8 * np.exp(-((x - cx) ** 2 + (y - 16) ** 2) / 18.0 - (z - 4) ** 2 / 8.0)
+
+    frames = np.stack([blob(12.0), blob(15.2), blob(16.0)]).astype(np.float32)
+    p = SimpleNamespace(frames=frames, i0=0, i1=2, times=np.array([0.0, 0.5, 1.0]), target_indices=[1])
+    sc = bench.course_scores(p, steps=60)
+    assert sc["psnr"].shape == (1, len(bench.COURSE_SCALES))
+    best = bench.COURSE_SCALES[int(sc["psnr"][0].argmax())]
+    assert 0.7 <= best <= 0.9, best
