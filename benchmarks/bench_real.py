@@ -429,6 +429,27 @@ def course_scores(patient, steps: int, scales=COURSE_SCALES) -> dict:
     return {"t": ts, "frames": np.asarray(patient.target_indices), "psnr": table}
 
 
+def other_half(patient):
+    """The rest of a cine's beat as a series of its own, from ES round to ED (the frames after ES,
+    then the frames up to ED, as a cycle wraps): what adaptation trains on when it interpolates
+    ED -> ES. ``frames``, ``i0 = 0`` (ES), ``i1`` (ED), ``times`` evenly spaced, ``target_indices``
+    the frames between, as :func:`course_scores` reads them."""
+    from types import SimpleNamespace
+
+    n_all = len(patient.frames)
+    order = list(range(patient.i1, n_all)) + list(range(0, patient.i0 + 1))
+    n = len(order)
+    return SimpleNamespace(
+        frames=np.ascontiguousarray(np.asarray(patient.frames)[order]), i0=0, i1=n - 1,
+        times=np.arange(n) / (n - 1), target_indices=list(range(1, n - 1)), patient_id=patient.patient_id,
+    )  # fmt: skip
+
+
+def course_pairs(scores: dict, scales=COURSE_SCALES) -> str:
+    """``"t:s t:s ..."``: the best factor s of each target frame at t (:func:`course_scores`)."""
+    return " ".join(f"{t:.2f}:{scales[i]:.2f}" for t, i in zip(scores["t"], scores["psnr"].argmax(1)))
+
+
 def course_at(scores: dict, s, scales=COURSE_SCALES) -> np.ndarray:
     """PSNR of each target frame with the fields scaled by ``s`` (one factor per frame), linearly
     interpolated between the factors :func:`course_scores` tried."""
@@ -474,9 +495,8 @@ def course_rows(courses: dict) -> tuple[list[dict], list[str]]:
             rows.append({**base, "method": "scaled_motion_ceiling", "psnr": float(sc["psnr"][j, best[j]])})
             if learned is not None:
                 rows.append({**base, "method": "registered_learned_course", "psnr": float(learned[j])})
-        pairs = " ".join(f"{t:.2f}:{COURSE_SCALES[i]:.2f}" for t, i in zip(sc["t"], best))
         learnt = f"; learnt from the others: b {b:+.1f} c {c:+.1f}" if others else ""
-        notes.append(f"course {ds}: best factor per t {pairs}{learnt}")
+        notes.append(f"course {ds}: best factor per t {course_pairs(sc)}{learnt}")
     return rows, notes
 
 
@@ -548,7 +568,7 @@ def leave_one_scan_out(a, out: Path) -> tuple[list, dict, list[str]]:
         why = "--no-ants" if a.no_ants else "antspyx is not installed"
         notes.append(f"note: {why}: registered_linear_motion_ants (ANTs SyN) skipped")
     reg_steps = 5 if a.quick else 60
-    rows, reports, courses = [], {}, {}
+    rows, reports, courses, half_notes = [], {}, {}, []
     for scan in a.scans:
         t0 = time.perf_counter()
         others = [i for i in REAL_CINE_IDS if i != scan]
@@ -575,10 +595,14 @@ def leave_one_scan_out(a, out: Path) -> tuple[list, dict, list[str]]:
         rows.append(evaluate_methods(methods, [p], device=a.device, dataset=name, progress=False))
         rows.append(pd.DataFrame(ceiling_rows(p, name, 5 if a.quick else a.ceiling_steps)))
         courses[name] = (p.patient_id, course_scores(p, reg_steps))
+        half_notes.append(
+            f"course {name}, ES -> ED (the half of the beat adaptation trains on): best factor per t "
+            + course_pairs(course_scores(other_half(p), reg_steps))
+        )
         print(f"{name}: {len(dataset)} training samples, trained/loaded in {seconds_train:.0f} s", flush=True)
     c_rows, c_notes = course_rows(courses)
     rows.append(pd.DataFrame(c_rows))
-    return rows, reports, notes + c_notes
+    return rows, reports, notes + c_notes + half_notes
 
 
 def loso_lines(summary, minutes: float) -> list[str]:

@@ -123,3 +123,16 @@ def test_course_scores_find_how_far_a_blob_has_moved(bench):
     assert sc["psnr"].shape == (1, len(bench.COURSE_SCALES))
     best = bench.COURSE_SCALES[int(sc["psnr"][0].argmax())]
     assert 0.7 <= best <= 0.9, best
+
+
+def test_the_other_half_of_the_beat_runs_from_es_round_to_ed(bench):
+    from types import SimpleNamespace
+
+    frames = np.arange(10, dtype=np.float32)[:, None, None, None] * np.ones((10, 2, 2, 2), np.float32)
+    p = SimpleNamespace(frames=frames, i0=1, i1=4, patient_id="x")  # ED = frame 1, ES = frame 4
+    h = bench.other_half(p)
+    assert h.frames[:, 0, 0, 0].tolist() == [4, 5, 6, 7, 8, 9, 0, 1]  # ES, ..., the last frame, wrap, ..., ED
+    assert (h.i0, h.i1, h.target_indices) == (0, 7, [1, 2, 3, 4, 5, 6])
+    np.testing.assert_allclose(h.times, np.arange(8) / 7)
+    sc = {"t": np.array([0.25, 0.5]), "psnr": np.array([[1.0, 3.0, 2.0], [3.0, 2.0, 1.0]])}
+    assert bench.course_pairs(sc, scales=np.array([0.0, 0.5, 1.0])) == "0.25:0.50 0.50:0.00"
