@@ -136,3 +136,23 @@ def test_the_other_half_of_the_beat_runs_from_es_round_to_ed(bench):
     np.testing.assert_allclose(h.times, np.arange(8) / 7)
     sc = {"t": np.array([0.25, 0.5]), "psnr": np.array([[1.0, 3.0, 2.0], [3.0, 2.0, 1.0]])}
     assert bench.course_pairs(sc, scales=np.array([0.0, 0.5, 1.0])) == "0.25:0.50 0.50:0.00"
+
+
+@pytest.mark.slow
+def test_a_quick_leave_one_out_run_prints_every_row_and_line(bench, tmp_path):
+    """``--sets loso --quick`` end to end on two cines (3 training steps per model): the table has
+    every method of each fold, the course lines and the target lines."""
+    assert bench.main(["--sets", "loso", "--quick", "--no-ants", "--threads", "2", "--scans", "scd301", "scd201",
+                       "--out", str(tmp_path)]) == 0  # fmt: skip
+    table = (tmp_path / "table.txt").read_text()
+    for scan in ("scd301", "scd201"):
+        for method in ("linear_blend", "registered_linear_motion", "registered_learned_course", "privileged_ceiling",
+                       "scaled_motion_ceiling", "student_nokd", "student", "student_adapted"):  # fmt: skip
+            assert f"loso:{scan}" in table and any(
+                line.startswith(f"loso:{scan}") and f" {method} " in line for line in table.splitlines()
+            ), (scan, method)
+        assert f"course loso:{scan}: best factor per t" in table and "learnt from the others" in table
+        assert f"course loso:{scan}, ES -> ED" in table
+        assert f"{scan}: distilled student, no adaptation" in table
+    assert "on average over 2 held-out scans" in table
+    assert (tmp_path / "loso" / "without_scd301" / "student.pt").is_file()
