@@ -436,12 +436,13 @@ def other_half(patient):
     the frames between, as :func:`course_scores` reads them."""
     from types import SimpleNamespace
 
+    from interp4d_lite.data.windows import Window
+
     n_all = len(patient.frames)
-    order = list(range(patient.i1, n_all)) + list(range(0, patient.i0 + 1))
-    n = len(order)
+    w = Window(patient.i1, n_all - patient.i1 + patient.i0, n_all)  # ES -> ED, wrapping round the cycle
     return SimpleNamespace(
-        frames=np.ascontiguousarray(np.asarray(patient.frames)[order]), i0=0, i1=n - 1,
-        times=np.arange(n) / (n - 1), target_indices=list(range(1, n - 1)), patient_id=patient.patient_id,
+        frames=np.ascontiguousarray(np.asarray(patient.frames)[w.indices]), i0=0, i1=w.gap,
+        times=np.arange(w.gap + 1) / w.gap, target_indices=list(range(1, w.gap)), patient_id=patient.patient_id,
     )  # fmt: skip
 
 
