@@ -1,7 +1,7 @@
 """Benchmark the models on the CPU they run on, with torch's default thread count.
 
     python benchmarks/bench_models.py [--repeats 7] [--skip-memory] [--threads N]
-    python benchmarks/bench_models.py --compare [--threads 1] [--rounds 4] [--bf16] [--compile]
+    python benchmarks/bench_models.py --compare [--threads 1] [--rounds 4] [--bf16] [--compile] [--device cuda]
 
 Prints, against its targets (``TARGETS``):
 * parameter counts of every model;
@@ -30,7 +30,10 @@ no training option, it did not pay on CPU). Each variant
 starts from the same weights on the same batches, so the first steps' losses are compared too
 (the cached targets are fixed random fields: their values do not change the cost). Steps per
 second from the best round, by wall clock and by process CPU time (the latter barely moves when
-other processes share the CPU).
+other processes share the CPU). With ``--device cuda`` the steps run on the GPU, where every
+step ends in a synchronising read of its loss: steps per second by wall clock (process CPU time
+is then the host's, not the step's), and ``channels-first`` is the same as ``after`` (channels-last
+is a CPU layout in the package).
 """
 
 from __future__ import annotations
@@ -178,7 +181,7 @@ def _before_kernels(model):
     return ctx
 
 
-def make_loop_step(case: str, recipe_name: str, root, variant: str):
+def make_loop_step(case: str, recipe_name: str, root, variant: str, device: str = "cpu"):
     """``(step, losses)``: one step of ``train.loops`` for ``recipe_name`` at ``case``'s shapes in
     ``variant``; ``step()`` returns the loss."""
     import contextlib
@@ -204,11 +207,12 @@ def make_loop_step(case: str, recipe_name: str, root, variant: str):
         "bf16": dict(precision="bf16"),
         "compile": {},
     }[variant]
-    cfg = recipe.config_cls(steps=10_000, crop_shape=crop, progress=False, device="cpu", **knobs)
+    cfg = recipe.config_cls(steps=10_000, crop_shape=crop, progress=False, device=device, **knobs)
     torch.manual_seed(0)
     model = build_model(recipe.model_kind, cfg.model)
     teacher = build_model("teacher", {}) if recipe.needs_teacher(cfg) else None  # cached: never run
-    env = DistEnv()
+    env = DistEnv(device=torch.device(device))
+    model.to(env.device)
     model.to(memory_format=loops._memory_format(cfg, env.device))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     amp_ctx, scaler = loops._autocast(cfg, env.device)
@@ -239,8 +243,10 @@ def compare(args) -> None:
     from interp4d_lite.data.phantoms import write_phantom_dataset
 
     variants = ["before", "after", "channels-first"] + ["bf16"] * args.bf16 + ["compile"] * args.compile
+    gpu = args.device != "cpu"
+    where = torch.cuda.get_device_name(torch.device(args.device)) if gpu else f"cpus {os.cpu_count()}"
     print(
-        f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpus {os.cpu_count()}, "
+        f"torch {torch.__version__}, device {args.device} ({where}), threads {torch.get_num_threads()}, "
         f"load average before {os.getloadavg()[0]:.2f}; {args.rounds} rounds x {args.steps} steps per variant"
     )
     rows, misses = [], []
@@ -254,7 +260,7 @@ def compare(args) -> None:
                 for v in list(variants):
                     t0 = time.perf_counter()
                     try:
-                        steps[v] = make_loop_step(case, recipe, root, v)
+                        steps[v] = make_loop_step(case, recipe, root, v, args.device)
                         losses[v] = [steps[v]() for _ in range(2)]  # warm-up (and compiling)
                     except Exception as e:  # torch.compile without a working C++ compiler
                         if v != "compile":
@@ -269,6 +275,8 @@ def compare(args) -> None:
                         losses[v] += [steps[v]() for _ in range(args.steps)]
                         wall[v].append((time.perf_counter() - t0) / args.steps)
                         cpu[v].append((time.process_time() - c0) / args.steps)
+                if gpu:  # the step's time is the GPU's: judge by wall clock
+                    cpu = wall
                 base_cpu, base_wall = min(cpu["before"]), min(wall["before"])
                 crop_s = "x".join(map(str, crop)) if crop else "whole"
                 print(f"\n{case} {'x'.join(map(str, shape))} (crop {crop_s}), batch 2, {recipe}:")
@@ -277,7 +285,7 @@ def compare(args) -> None:
                     diff = max(abs(a - b) / abs(b) for a, b in zip(losses[v][:n], losses["before"][:n]))
                     extra = f"   (first {setup_s[v]:.0f} s with 2 warm-up steps)" if v == "compile" else ""
                     print(
-                        f"  {v:15s} {1 / min(wall[v]):6.2f} steps/s wall  {1 / min(cpu[v]):6.2f} steps/s CPU"
+                        f"  {v:15s} {1 / min(wall[v]):6.2f} steps/s wall  {1 / min(cpu[v]):6.2f} steps/s {'wall' if gpu else 'CPU'}"
                         f"  x{base_cpu / min(cpu[v]):.2f} (wall x{base_wall / min(wall[v]):.2f})"
                         f"  first {n} losses within {diff:.1e} of before's{extra}"
                     )
@@ -289,7 +297,7 @@ def compare(args) -> None:
     before = {(c, r): s for c, r, v, s in rows if v == "before"}
     ratios = [after[k] / before[k] for k in after]
     line = (
-        f"after / before steps per second (CPU time): x{min(ratios):.2f} to x{max(ratios):.2f} "
+        f"after / before steps per second ({'wall clock' if gpu else 'CPU time'}): x{min(ratios):.2f} to x{max(ratios):.2f} "
         f"(target >= x{TARGETS['step_speedup']} everywhere)"
     )
     print(f"\n{'MET' if not misses else 'MISSED'}: {line}" + (f"; below: {', '.join(misses)}" if misses else ""))
@@ -308,6 +316,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=2, help="--compare: steps per variant and round")
     ap.add_argument("--bf16", action="store_true", help="--compare: add precision='bf16' (CPU autocast)")
     ap.add_argument("--compile", action="store_true", help="--compare: add torch.compile (minutes of compiling)")
+    ap.add_argument("--device", default="cpu", help="--compare: where the steps run (cpu, cuda, cuda:1)")
     ap.add_argument("--_memory-child", dest="memory_child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.threads:

@@ -127,6 +127,12 @@ def parse(argv=None):
         default=None,
         help="the lung phantoms' anatomy: a (default) or chest (a with ribs and an airway tree)",
     )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="samples per step of the teacher and the student (default: the configs', 2; more pays on a GPU)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--work", default=str(ROOT / "runs" / "pretrain"), help="data and intermediate checkpoints")
@@ -426,6 +432,8 @@ def run_data_kind(data_kind: str, a) -> dict:
     dataset = real_and_phantom_triplets(cines, train, real["share"], per_cine=real["per_cine"], seed=a.seed)
     print(f"{data_kind}: {len(dataset)} training samples per epoch ({len(cines)} real cines, share {real['share']})")
     common = dict(seed=a.seed, device=a.device, progress=a.progress, crop_shape=d["crop"], checkpoint_every=100)
+    if a.batch_size is not None:
+        common["batch_size"] = a.batch_size
     # the registration's settings for this kind of data (breathing CT: a lower smoothness, the lungs slide)
     teacher_cfg = get_recipe("teacher").config_cls(
         steps=d["teacher_steps"], **teacher_settings(data_kind, d["target_steps"]), **common
