@@ -68,3 +68,23 @@ def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
     (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
     card = pretrain.write_model_card(tmp_path).read_text()
     assert "the teacher's first 400 steps were already in the work folder" in card
+    assert "**Note**" not in card
+    info["note"] = "five processes shared the GPU"  # how the run was made, in the card as given
+    (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
+    assert "* **Note**: five processes shared the GPU" in pretrain.write_model_card(tmp_path).read_text()
+
+
+@pytest.mark.slow
+def test_batch_size_reaches_both_configs(pretrain, tmp_path):
+    """``--batch-size`` (more samples per step pays on a GPU) is the teacher's and the student's,
+    and the record says so; without it both keep the configs' default."""
+    assert pretrain.parse([]).batch_size is None
+    out = tmp_path / "out"
+    argv = ["--quick", "--data-kinds", "cardiac", "--real-share", "0", "--device", "cpu", "--threads", "1"]
+    pretrain.ROOT = tmp_path  # --quick works under ROOT / "runs"
+    try:
+        assert pretrain.main([*argv, "--batch-size", "3", "--out", str(out)]) == 0
+    finally:
+        pretrain.ROOT = ROOT
+    info = json.loads((tmp_path / "runs" / "pretrain_quick" / "cardiac" / "pretrain_cardiac.json").read_text())
+    assert info["teacher_config"]["batch_size"] == info["student_config"]["batch_size"] == 3
