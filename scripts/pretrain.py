@@ -274,7 +274,7 @@ def write_model_card(out: Path) -> Path:
         "* Small training budgets: minutes on one CPU thread or on a GPU (`scripts/gpu_session.sh`). More",
         "  samples alone did not lift the cardiac student on cines it never saw: the same training with",
         "  each real cine left out stays within a few tenths of a dB of the linear blend on that cine at",
-        "  every budget tried so far (README, \"Real scans\").",
+        '  every budget tried so far (README, "Real scans").',
         "",
     ]
     return atomic_write_text(out / CARD, "\n".join(lines))
