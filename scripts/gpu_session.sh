@@ -8,7 +8,7 @@
 #      settings); the student's steps follow from the measured speed and STUDENT_SECONDS;
 #   3. benchmarks/bench_real.py --sets real_cine with the new student.
 # Everything lands in $OUT (default runs/gpu): bench_models.txt, pretrain_logs.txt, folds.json,
-# bench_real.txt, weights/ (student_cardiac.pt, pretrain_cardiac.json, MODEL_CARD.md) and
+# bench_real.txt, weights/ (the student, its pretrain_cardiac.json and model card) and
 # teacher_cardiac.pt. Copy weights/* into interp4d_lite/weights/ to ship them.
 #
 #   OUT=runs/gpu bash scripts/gpu_session.sh            # defaults: batch 8, about 10 minutes
