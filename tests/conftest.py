@@ -8,9 +8,31 @@ Shapes are small so the whole session pays about a second for them.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from interp4d_lite.data.phantoms import write_phantom_dataset
+
+#: the repository's root (scripts/ and benchmarks/ are not packages)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script("benchmarks/bench_real.py")``: a script of the repository as a module (its
+    ``main`` not run), for tests of what it computes and prints."""
+
+    def load(relpath: str):
+        path = ROOT / relpath
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load
+
 
 #: the shapes of the shared datasets, for tests that pass ``volume_shape``
 CARDIAC_SHAPE = (32, 32, 10)

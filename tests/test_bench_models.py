@@ -1,6 +1,5 @@
 """bench_models --compare: the training step's variants on the device asked for, and what it prints."""
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -11,11 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_models", ROOT / "benchmarks" / "bench_models.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_script):
+    return load_script("benchmarks/bench_models.py")
 
 
 def _compare(bench, capsys, device):

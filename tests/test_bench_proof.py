@@ -1,19 +1,11 @@
 """bench_proof's report: what each block buys and the real-cine lines, from per-seed numbers."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_proof", ROOT / "benchmarks" / "bench_proof.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_script):
+    return load_script("benchmarks/bench_proof.py")
 
 
 def _stats(values: dict) -> dict:

@@ -468,13 +468,8 @@ def test_write_real_cine_from_dicom_in_acdc_layout(tmp_path):
     assert p.spacing == pytest.approx((1.6406, 1.6406, 5.0), abs=1e-3)
 
 
-def test_make_real_cine_script_on_the_subset(tmp_path, capsys):
-    import importlib.util
-
-    script = Path(__file__).resolve().parent.parent / "scripts" / "make_real_cine.py"
-    spec = importlib.util.spec_from_file_location("make_real_cine", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_make_real_cine_script_on_the_subset(tmp_path, capsys, load_script):
+    mod = load_script("scripts/make_real_cine.py")
     (tmp_path / "LICENSE").write_text("CC0 1.0 Universal\n")
     out = tmp_path / "pig3"
     assert mod.main([str(REAL_DICOM), "--license", str(tmp_path / "LICENSE"), "--out", str(out)]) == 0
@@ -510,17 +505,12 @@ def test_every_shipped_real_cine_loads_with_its_licence_citation_and_phases():
         real_cine_paths(["scd999"])
 
 
-def test_make_real_cine_rebuilds_an_acdc_layout_cine_byte_identically(tmp_path, capsys):
+def test_make_real_cine_rebuilds_an_acdc_layout_cine_byte_identically(tmp_path, capsys, load_script):
     """The script on an ACDC-layout original: 2 x 2 means rounded to int16, the original's ES,
     dt and world positions kept, README with the citation; the same input gives the same bytes."""
-    import importlib.util
-
     from interp4d_lite.data import read_cine_nifti
 
-    script = Path(__file__).resolve().parent.parent / "scripts" / "make_real_cine.py"
-    spec = importlib.util.spec_from_file_location("make_real_cine", script)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("scripts/make_real_cine.py")
     src = tmp_path / "orig" / "scd101"
     src.mkdir(parents=True)
     rng = np.random.default_rng(0)

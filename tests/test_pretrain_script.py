@@ -1,6 +1,5 @@
 """scripts/pretrain.py's choices of real training data and its model card, from given numbers."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,11 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def pretrain():
-    spec = importlib.util.spec_from_file_location("pretrain", ROOT / "scripts" / "pretrain.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def pretrain(load_script):
+    return load_script("scripts/pretrain.py")
 
 
 def test_real_cines_in_training_follow_the_flags(pretrain):
