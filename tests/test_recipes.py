@@ -199,3 +199,44 @@ def test_the_ablation_checkpoint_has_one_name_on_every_route(tmp_path):
     distill_student(config=cfg, dataset=Toy(), out_dir=tmp_path)
     assert get_recipe("student_nokd").checkpoint == "student_nokd.pt"
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["student_nokd.pt"]
+
+
+def test_the_distillation_weight_follows_its_schedule_over_the_run():
+    """distill_schedule="cosine" (the default): the distillation terms' weight falls from its value
+    at the first step to 0 at the last (the batch's "progress"); "constant" keeps it; outside a
+    training loop (no progress) it is the weight as configured."""
+    from interp4d_lite.models import Student
+    from interp4d_lite.train.recipes import weight_schedule
+
+    assert DistillConfig().distill_schedule == "cosine"
+    assert [weight_schedule("cosine", p) for p in (0.0, 0.5, 1.0)] == pytest.approx([1.0, 0.5, 0.0], abs=1e-12)
+    assert weight_schedule("cosine", None) == weight_schedule("constant", 0.9) == 1.0
+    with pytest.raises(ValueError, match="'constant' or 'cosine'"):
+        weight_schedule("linear", 0.5)
+
+    torch.manual_seed(0)
+    batch = {k: torch.stack([Toy()[i][k] for i in (1, 4)]) for k in ("I0", "I1", "It", "t")}
+    g = torch.Generator().manual_seed(1)
+    batch.update({f"target_{k}": torch.randn((2, 3, *batch["I0"].shape[2:]), generator=g) for k in ("u_t0", "u_t1")})
+    net = Student(TINY)
+    cfg = DistillConfig(distill_weight=2.0, feature_weight=0.0)
+    loss = lambda cfg, **extra: float(training_step("student", net, {**batch, **extra}, cfg, teacher=net)[0].detach())  # noqa: E731
+    _, parts = training_step("student", net, batch, cfg, teacher=net)
+    none = loss(cfg.replace(distill_weight=0.0))
+    assert loss(cfg) == pytest.approx(none + 2.0 * parts["distill"], rel=1e-5)  # no progress: the full weight
+    assert loss(cfg, progress=0.0) == pytest.approx(loss(cfg), rel=1e-6)
+    assert loss(cfg, progress=0.5) == pytest.approx(none + 1.0 * parts["distill"], rel=1e-5)
+    assert loss(cfg, progress=1.0) == pytest.approx(none, rel=1e-6)
+    assert loss(cfg.replace(distill_schedule="constant"), progress=1.0) == pytest.approx(loss(cfg), rel=1e-6)
+
+
+def test_a_training_batch_carries_the_runs_progress():
+    """train.loops' batch of step s holds s / steps, what the scheduled weights read."""
+    from interp4d_lite.train import loops
+    from interp4d_lite.train.distributed import DistEnv
+    from interp4d_lite.train.sampling import StepSampler
+
+    ds = Toy()
+    cfg = DistillConfig(steps=8, crop_shape=None, flip_axes=())
+    sampler = StepSampler(len(ds), cfg.batch_size, seed=0)
+    assert [loops._batch(ds, sampler, s, cfg, DistEnv())["progress"] for s in (0, 4, 7)] == [0.0, 0.5, 0.875]

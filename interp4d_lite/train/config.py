@@ -151,6 +151,12 @@ class DistillConfig(TrainConfig):
         "distil only where the teacher's frame is better (RIFE's mask); off by "
         "default: in flat tissue both frames are right and the motion is not",
     )
+    distill_schedule: str = knob(
+        "cosine",
+        "the distillation weights over the run: constant, or cosine (from their value at the first "
+        "step down to 0 at the last: the teacher's motion first, the pictures last; docs/METHOD.md section 5)",
+        choices=("constant", "cosine"),
+    )
     distill_refined: bool = knob(True, "distil the teacher's instance-optimised fields (off: its network's alone)")
     distill_balance: float = knob(
         0.0,

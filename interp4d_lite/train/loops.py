@@ -176,7 +176,8 @@ def _wrap(model: nn.Module, env: DistEnv) -> nn.Module:
 
 def _batch(dataset, sampler: StepSampler, step: int, cfg: TrainConfig, env: DistEnv) -> dict:
     """Step ``step``'s batch on the device: the sampler's items, each cropped and flipped by
-    its own (seed, step, rank, position) generator; volumes in the run's memory format."""
+    its own (seed, step, rank, position) generator; volumes in the run's memory format; and
+    ``"progress"``, ``step / cfg.steps`` (the scheduled loss weights', recipes.weight_schedule)."""
     samples = [
         augment_sample(dataset[i], step_rng(cfg.seed, step, env.rank, j), cfg.crop_shape, cfg.flip_axes)
         for j, i in enumerate(sampler.indices(step))
@@ -186,6 +187,7 @@ def _batch(dataset, sampler: StepSampler, step: int, cfg: TrainConfig, env: Dist
     if layout != torch.contiguous_format:
         batch = {k: v.contiguous(memory_format=layout) if torch.is_tensor(v) and v.dim() == 5 else v
                  for k, v in batch.items()}  # fmt: skip
+    batch["progress"] = step / max(1, int(cfg.steps))
     return batch
 
 

@@ -19,6 +19,7 @@ each one by name, so the history and a notebook can show every term::
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -56,12 +57,15 @@ class Term:
         needs: what the term reads besides the model's output and the batch: ``None``,
             ``"targets"`` (fields cached per sample, or the teacher run at every step) or
             ``"teacher_step"`` (the teacher's own output at every step, e.g. its features).
+        schedule: the name of the config field that sets how the weight runs over the steps
+            (:func:`weight_schedule`); ``None``: constant.
     """
 
     name: str
     weight: str
     fn: Callable[[dict, dict, TrainConfig], torch.Tensor]
     needs: str | None = None
+    schedule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,12 +262,27 @@ def active_terms(recipe: Recipe, cfg: TrainConfig, teacher: nn.Module | None = N
     return [term for term in recipe.terms if float(getattr(cfg, term.weight)) and term.needs in have]
 
 
+def weight_schedule(schedule: str, progress: float | None) -> float:
+    """The factor of a scheduled weight at ``progress`` (the step / the run's steps, in the batch
+    as ``"progress"``; ``None`` outside a training loop: 1): ``"constant"`` 1, ``"cosine"``
+    ``(1 + cos(pi progress)) / 2``, from 1 at the first step down to 0 at the last."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"a weight schedule is 'constant' or 'cosine', not {schedule!r}")
+    if schedule == "constant" or progress is None:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(max(float(progress), 0.0), 1.0)))
+
+
 def weighted_sum(terms, out: dict, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """``sum(weight * term)`` over ``terms`` in order, and each unweighted term by name."""
+    """``sum(weight * term)`` over ``terms`` in order, and each unweighted term by name. A term
+    with a ``schedule`` has its weight scaled by :func:`weight_schedule` at the batch's
+    ``"progress"``."""
     total = None
     parts: dict[str, float] = {}
     for term in terms:
         w = float(getattr(cfg, term.weight))
+        if term.schedule is not None:
+            w *= weight_schedule(getattr(cfg, term.schedule), batch.get("progress"))
         value = term.fn(out, batch, cfg)
         total = w * value if total is None else total + w * value
         parts[term.name] = float(value.detach())
@@ -383,8 +402,8 @@ register_recipe(
 )
 _STUDENT_TERMS = (
     *IMAGE_TERMS,
-    Term("distill", "distill_weight", _field_distill, needs="targets"),
-    Term("feat", "feature_weight", _feature_distill, needs="teacher_step"),
+    Term("distill", "distill_weight", _field_distill, needs="targets", schedule="distill_schedule"),
+    Term("feat", "feature_weight", _feature_distill, needs="teacher_step", schedule="distill_schedule"),
 )
 
 
