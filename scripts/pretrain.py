@@ -209,7 +209,8 @@ def write_model_card(out: Path) -> Path:
             *_real_data_lines(info.get("real_data")),
             f"* **Training**: teacher {info['teacher_steps']} steps, then the student {info['student_steps']} steps "
             f"(batch {info['student_config']['batch_size']}, crops {info['student_config']['crop_shape']}, "
-            f"lr {info['student_config']['lr']}), distillation weight {info['student_config']['distill_weight']}; "
+            f"lr {info['student_config']['lr']}), distillation weight {info['student_config']['distill_weight']} "
+            f"({info['student_config'].get('distill_schedule', 'constant')}); "
             + (
                 f"registration targets compared under a Gaussian blur of {info['registration_blur']} voxels."
                 if "registration_blur" in info

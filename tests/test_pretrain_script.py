@@ -57,6 +57,7 @@ def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
     (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
     card = pretrain.write_model_card(tmp_path).read_text()
     assert "real cines pig_cine_lax, scd101 (50% of the samples" in card and "left out: scd201" in card
+    assert "distillation weight 1.0 (constant)" in card  # a run from before the schedule: constant
     assert "| scd101 | seen | 40.00 | 40.75 | +0.75 |" in card
     assert "| scd201 | held out | 41.00 | 40.50 | -0.50 |" in card
     assert "their time is not counted" not in card  # the teacher was trained in this run
