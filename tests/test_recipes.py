@@ -202,13 +202,13 @@ def test_the_ablation_checkpoint_has_one_name_on_every_route(tmp_path):
 
 
 def test_the_distillation_weight_follows_its_schedule_over_the_run():
-    """distill_schedule="cosine" (the default): the distillation terms' weight falls from its value
-    at the first step to 0 at the last (the batch's "progress"); "constant" keeps it; outside a
+    """distill_schedule="cosine": the distillation terms' weight falls from its value at the first
+    step to 0 at the last (the batch's "progress"); "constant" (the default) keeps it; outside a
     training loop (no progress) it is the weight as configured."""
     from interp4d_lite.models import Student
     from interp4d_lite.train.recipes import weight_schedule
 
-    assert DistillConfig().distill_schedule == "cosine"
+    assert DistillConfig().distill_schedule == "constant"
     assert [weight_schedule("cosine", p) for p in (0.0, 0.5, 1.0)] == pytest.approx([1.0, 0.5, 0.0], abs=1e-12)
     assert weight_schedule("cosine", None) == weight_schedule("constant", 0.9) == 1.0
     with pytest.raises(ValueError, match="'constant' or 'cosine'"):
@@ -219,7 +219,7 @@ def test_the_distillation_weight_follows_its_schedule_over_the_run():
     g = torch.Generator().manual_seed(1)
     batch.update({f"target_{k}": torch.randn((2, 3, *batch["I0"].shape[2:]), generator=g) for k in ("u_t0", "u_t1")})
     net = Student(TINY)
-    cfg = DistillConfig(distill_weight=2.0, feature_weight=0.0)
+    cfg = DistillConfig(distill_weight=2.0, feature_weight=0.0, distill_schedule="cosine")
     loss = lambda cfg, **extra: float(training_step("student", net, {**batch, **extra}, cfg, teacher=net)[0].detach())  # noqa: E731
     _, parts = training_step("student", net, batch, cfg, teacher=net)
     none = loss(cfg.replace(distill_weight=0.0))

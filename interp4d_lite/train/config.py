@@ -152,9 +152,10 @@ class DistillConfig(TrainConfig):
         "default: in flat tissue both frames are right and the motion is not",
     )
     distill_schedule: str = knob(
-        "cosine",
+        "constant",
         "the distillation weights over the run: constant, or cosine (from their value at the first "
-        "step down to 0 at the last: the teacher's motion first, the pictures last; docs/METHOD.md section 5)",
+        "step down to 0 at the last: the teacher's motion first, the pictures last; better on the "
+        "tutorial's data, worse in bench_proof and on the real cine: docs/METHOD.md section 5)",
         choices=("constant", "cosine"),
     )
     distill_refined: bool = knob(True, "distil the teacher's instance-optimised fields (off: its network's alone)")
