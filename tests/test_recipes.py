@@ -240,3 +240,19 @@ def test_a_training_batch_carries_the_runs_progress():
     cfg = DistillConfig(steps=8, crop_shape=None, flip_axes=())
     sampler = StepSampler(len(ds), cfg.batch_size, seed=0)
     assert [loops._batch(ds, sampler, s, cfg, DistEnv())["progress"] for s in (0, 4, 7)] == [0.0, 0.5, 0.875]
+
+
+def test_teacher_better_without_the_teachers_frame_says_what_the_batch_lacks():
+    """A hand-made batch with the teacher's fields but not its frame, and teacher_better on: a clear
+    error naming the missing key, not an AttributeError deep in the loss."""
+    from interp4d_lite.models import Student
+
+    batch = {k: torch.stack([Toy()[i][k] for i in (1, 4)]) for k in ("I0", "I1", "It", "t")}
+    zeros = torch.zeros((2, 3, *batch["I0"].shape[2:]))
+    batch.update(target_u_t0=zeros, target_u_t1=zeros)
+    net = Student(TINY)
+    with pytest.raises(ValueError, match="needs 'target_image'"):
+        training_step("student", net, batch, DistillConfig(teacher_better=True), teacher=net)
+    batch["target_image"] = batch["It"]  # with it, the step runs
+    loss, _ = training_step("student", net, batch, DistillConfig(teacher_better=True), teacher=net)
+    assert torch.isfinite(loss)

@@ -217,6 +217,11 @@ def _field_distill(out, batch, cfg):
     target = out["target"]
     weights = None
     if cfg.teacher_better:
+        if target.get("image") is None:
+            raise ValueError(
+                "teacher_better=True weighs the field distillation by the teacher's frame: the batch needs "
+                "'target_image' beside 'target_u_t0' and 'target_u_t1' (targets cached with it on carry it)"
+            )
         weights = teacher_better_weights(out["image"].detach().float(), target["image"].float(), batch["It"])
     if cfg.distill_balance > 0:
         balanced = motion_balanced_weights(_fields(target), threshold=cfg.distill_balance)
