@@ -275,22 +275,24 @@ def compare(args) -> None:
                         losses[v] += [steps[v]() for _ in range(args.steps)]
                         wall[v].append((time.perf_counter() - t0) / args.steps)
                         cpu[v].append((time.process_time() - c0) / args.steps)
-                if gpu:  # the step's time is the GPU's: judge by wall clock
-                    cpu = wall
-                base_cpu, base_wall = min(cpu["before"]), min(wall["before"])
+                judged = wall if gpu else cpu  # on a GPU the step's time is the GPU's: the wall clock
+                base, base_wall = min(judged["before"]), min(wall["before"])
                 crop_s = "x".join(map(str, crop)) if crop else "whole"
                 print(f"\n{case} {'x'.join(map(str, shape))} (crop {crop_s}), batch 2, {recipe}:")
                 for v in variants:
                     n = min(len(losses[v]), len(losses["before"]), 4)
                     diff = max(abs(a - b) / abs(b) for a, b in zip(losses[v][:n], losses["before"][:n]))
                     extra = f"   (first {setup_s[v]:.0f} s with 2 warm-up steps)" if v == "compile" else ""
+                    rates = f"{1 / min(wall[v]):6.2f} steps/s wall"
+                    if not gpu:
+                        rates += f"  {1 / min(cpu[v]):6.2f} steps/s CPU"
                     print(
-                        f"  {v:15s} {1 / min(wall[v]):6.2f} steps/s wall  {1 / min(cpu[v]):6.2f} steps/s {'wall' if gpu else 'CPU'}"
-                        f"  x{base_cpu / min(cpu[v]):.2f} (wall x{base_wall / min(wall[v]):.2f})"
-                        f"  first {n} losses within {diff:.1e} of before's{extra}"
+                        f"  {v:15s} {rates}  x{base / min(judged[v]):.2f}"
+                        + ("" if gpu else f" (wall x{base_wall / min(wall[v]):.2f})")
+                        + f"  first {n} losses within {diff:.1e} of before's{extra}"
                     )
-                    rows.append((case, recipe, v, 1 / min(cpu[v])))
-                speedup = base_cpu / min(cpu["after"])
+                    rows.append((case, recipe, v, 1 / min(judged[v])))
+                speedup = base / min(judged["after"])
                 if speedup < TARGETS["step_speedup"]:
                     misses.append(f"{case}/{recipe} x{speedup:.2f}")
     after = {(c, r): s for c, r, v, s in rows if v == "after"}

@@ -27,6 +27,10 @@ from ..jsonconfig import JSONConfig
 #: voxels and keep the default.
 REAL_CINE_LR = 3e-4
 
+#: how a scheduled loss weight runs over the steps (``DistillConfig.distill_schedule``,
+#: ``train.recipes.weight_schedule``)
+WEIGHT_SCHEDULES = ("constant", "cosine")
+
 
 def knob(default: Any, help: str, **cli: Any) -> Any:
     """A config field with its documentation (``help``) and command-line options (see the
@@ -156,7 +160,7 @@ class DistillConfig(TrainConfig):
         "the distillation weights over the run: constant, or cosine (from their value at the first "
         "step down to 0 at the last: the teacher's motion first, the pictures last; better on the "
         "tutorial's data, worse in bench_proof and on the real cine: docs/METHOD.md section 5)",
-        choices=("constant", "cosine"),
+        choices=WEIGHT_SCHEDULES,
     )
     distill_refined: bool = knob(True, "distil the teacher's instance-optimised fields (off: its network's alone)")
     distill_balance: float = knob(

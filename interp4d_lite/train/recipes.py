@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .config import AdaptConfig, BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
+from .config import WEIGHT_SCHEDULES, AdaptConfig, BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
 
 if TYPE_CHECKING:  # the table is read by the CLI's parser, which imports no torch
     import torch
@@ -271,8 +271,8 @@ def weight_schedule(schedule: str, progress: float | None) -> float:
     """The factor of a scheduled weight at ``progress`` (the step / the run's steps, in the batch
     as ``"progress"``; ``None`` outside a training loop: 1): ``"constant"`` 1, ``"cosine"``
     ``(1 + cos(pi progress)) / 2``, from 1 at the first step down to 0 at the last."""
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"a weight schedule is 'constant' or 'cosine', not {schedule!r}")
+    if schedule not in WEIGHT_SCHEDULES:
+        raise ValueError(f"a weight schedule is one of {WEIGHT_SCHEDULES}, not {schedule!r}")
     if schedule == "constant" or progress is None:
         return 1.0
     return 0.5 * (1.0 + math.cos(math.pi * min(max(float(progress), 0.0), 1.0)))
