@@ -68,7 +68,7 @@ from interp4d_lite.train import (  # noqa: E402
     fit,
     fusion_weights,
     get_recipe,
-    load_model,
+    load_finished,
     save_table,
     summarize,
     with_targets,
@@ -171,14 +171,6 @@ def network_only(teacher):
     return net
 
 
-def finished(path: Path, recipe, steps: int):
-    """The model of a checkpoint that has done its ``steps`` (``--resume``), else None."""
-    if not path.exists():
-        return None
-    model, info = load_model(path, device="cpu", model_kind=recipe.model_kind)
-    return model if int(info["step"]) >= steps else None
-
-
 def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
     rows: list[dict] = []
     for data_kind in a.datasets:
@@ -217,7 +209,7 @@ def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
                 cfg = cfg.replace(distill_weight=a.distill_weight)
             if name == "teacher":  # the registration settings and steps of this kind of data, as pretrain.py's
                 cfg = cfg.replace(**teacher_settings(data_kind, 5 if a.quick else None))
-            done = finished(run / recipe.checkpoint, recipe, cfg.steps) if a.resume else None
+            done = load_finished(run / recipe.checkpoint, cfg, recipe) if a.resume else None
             if done is not None:
                 trained[name] = stage(f"{tag}: {recipe.description} (finished checkpoint, loaded)", lambda: done)
                 continue

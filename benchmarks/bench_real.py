@@ -75,6 +75,7 @@ from interp4d_lite.models import LinearMotionBaseline, RegisteredLinearMotion  #
 from interp4d_lite.train import (  # noqa: E402
     evaluate_methods,
     fit,
+    load_finished,
     load_model,
     real_and_phantom_triplets,
     save_table,
@@ -501,14 +502,6 @@ def course_rows(courses: dict) -> tuple[list[dict], list[str]]:
     return rows, notes
 
 
-def finished(path: Path, model_kind: str, steps: int):
-    """The model of a checkpoint that has done its ``steps``, else None."""
-    if not path.exists():
-        return None
-    model, info = load_model(path, device="cpu", model_kind=model_kind)
-    return model if int(info["step"]) >= steps else None
-
-
 def _fold_data(fold: Path, data: dict) -> None:
     """``fold/data.json`` records what the fold trains on; a folder made from other data is refused."""
     from interp4d_lite.io_utils import atomic_write_json
@@ -530,15 +523,15 @@ def train_fold(dataset, fold: Path, a) -> dict:
     student_cfg = DistillConfig(steps=3 if a.quick else a.student_steps, lr=a.student_lr, **common)
     models = {}
     models["teacher"] = (
-        finished(fold / "teacher.pt", "teacher", teacher_cfg.steps)
+        load_finished(fold / "teacher.pt", teacher_cfg, "teacher")
         or fit("teacher", config=teacher_cfg, dataset=dataset, out_dir=fold)[0]
     )
     models["student"] = (
-        finished(fold / "student.pt", "student", student_cfg.steps)
+        load_finished(fold / "student.pt", student_cfg, "student")
         or fit("student", config=student_cfg, dataset=dataset, teacher=models["teacher"], out_dir=fold)[0]
     )
     models["student_nokd"] = (
-        finished(fold / "student_nokd.pt", "student", student_cfg.steps)
+        load_finished(fold / "student_nokd.pt", student_cfg, "student_nokd")
         or fit("student_nokd", config=student_cfg, dataset=dataset, out_dir=fold)[0]
     )
     return models

@@ -187,8 +187,8 @@ def test_distill_balance_weights_the_field_distillation_by_motion():
     target["u_t0"][..., :2, :, :] = 1.5  # a quarter of the voxels move
     out = {"u_t0": torch.zeros(1, 3, 8, 8, 4), "u_t1": torch.zeros(1, 3, 8, 8, 4), "target": target}
     fields = (target["u_t0"], target["u_t1"])
-    plain = _field_distill(out, {}, DistillConfig())
-    balanced = _field_distill(out, {}, DistillConfig(distill_balance=0.5))
+    plain = _field_distill(out, {}, DistillConfig(teacher_better=False))  # every voxel
+    balanced = _field_distill(out, {}, DistillConfig(teacher_better=False, distill_balance=0.5))
     torch.testing.assert_close(plain, field_distillation_loss((out["u_t0"], out["u_t1"]), fields))
     w = motion_balanced_weights(fields, threshold=0.5)
     torch.testing.assert_close(balanced, field_distillation_loss((out["u_t0"], out["u_t1"]), fields, weights=w))
@@ -204,6 +204,36 @@ def test_the_ablation_checkpoint_has_one_name_on_every_route(tmp_path):
     distill_student(config=cfg, dataset=Toy(), out_dir=tmp_path)
     assert get_recipe("student_nokd").checkpoint == "student_nokd.pt"
     assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["student_nokd.pt"]
+
+
+def test_a_checkpoint_made_with_other_settings_is_named_not_used_silently(tmp_path):
+    """A checkpoint carries its config: the benchmarks' ``load_finished`` refuses one made with other
+    settings (naming them), ``ensure_checkpoint`` loads it with a warning that names them, and
+    resuming one warns too. How long or where a run trains does not count, nor, between two runs
+    without distillation, the distillation's own knobs."""
+    from interp4d_lite.errors import CheckpointError
+    from interp4d_lite.train import ensure_checkpoint, load_finished
+
+    cfg = DistillConfig(steps=2, batch_size=2, progress=False, log_every=1, model=TINY.to_dict(), distill_weight=0.0)
+    fit("student_nokd", config=cfg, dataset=Toy(), out_dir=tmp_path)
+    path = tmp_path / "student_nokd.pt"
+    assert load_finished(path, cfg, "student_nokd") is not None
+    assert load_finished(path, cfg.replace(steps=3), "student_nokd") is None  # a longer run: resumed, not finished
+    assert load_finished(tmp_path / "none.pt", cfg, "student_nokd") is None
+    # moot without distillation, and runtime knobs: the same model
+    same = cfg.replace(teacher_better=not cfg.teacher_better, distill_schedule="cosine", device="cpu", steps=1)
+    assert load_finished(path, same, "student_nokd") is not None
+    with pytest.raises(CheckpointError, match=r"student_nokd\.pt: made with lr=0\.001 \(asked: 0\.0003\)"):
+        load_finished(path, cfg.replace(lr=3e-4), "student_nokd")
+    with pytest.warns(UserWarning, match=r"loaded a finished run made with lr=0\.001 \(asked: 0\.0003\)"):
+        ensure_checkpoint("student_nokd", tmp_path, config=cfg.replace(lr=3e-4), device="cpu")
+    with pytest.warns(UserWarning, match=r"continuing a run made with lr=0\.001 \(asked: 0\.0003\)"):
+        fit("student_nokd", config=cfg.replace(lr=3e-4, steps=3), dataset=Toy(), out_dir=tmp_path)
+    # with distillation on, its knobs count
+    stored = cfg.replace(distill_weight=2.0).to_dict()
+    assert DistillConfig(**{**stored, "teacher_better": not stored["teacher_better"]}).differences(stored) == {
+        "teacher_better": (stored["teacher_better"], not stored["teacher_better"])
+    }
 
 
 def test_the_distillation_weight_follows_its_schedule_over_the_run():
@@ -223,10 +253,14 @@ def test_the_distillation_weight_follows_its_schedule_over_the_run():
     batch = _toy_batch()
     g = torch.Generator().manual_seed(1)
     batch.update({f"target_{k}": torch.randn((2, 3, *batch["I0"].shape[2:]), generator=g) for k in ("u_t0", "u_t1")})
+    batch["target_image"] = batch[
+        "It"
+    ].clone()  # a perfect teacher frame: RIFE's mask keeps the voxels the student misses
     net = Student(TINY)
     cfg = DistillConfig(distill_weight=2.0, feature_weight=0.0, distill_schedule="cosine")
     loss = lambda cfg, **extra: float(training_step("student", net, {**batch, **extra}, cfg, teacher=net)[0].detach())  # noqa: E731
     _, parts = training_step("student", net, batch, cfg, teacher=net)
+    assert parts["distill"] > 0
     none = loss(cfg.replace(distill_weight=0.0))
     assert loss(cfg) == pytest.approx(none + 2.0 * parts["distill"], rel=1e-5)  # no progress: the full weight
     assert loss(cfg, progress=0.0) == pytest.approx(loss(cfg), rel=1e-6)

@@ -14,7 +14,7 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        ".api": ["ensure_checkpoint"],
+        ".api": ["ensure_checkpoint", "load_finished"],
         ".checkpoint": ["load_checkpoint", "load_model", "save_checkpoint"],
         ".config": ["BaselineTrainConfig", "DistillConfig", "TeacherTrainConfig", "TrainConfig"],
         ".distributed": ["DistEnv", "gather_weight_hashes", "init_distributed", "weight_hash"],

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,10 +13,11 @@ import torch
 from torch import nn
 
 from ..device import get_device
-from ..models.checkpoint import load_model
+from ..models.checkpoint import CheckpointError, load_model
+from .config import describe_differences
 from .recipes import RECIPES, get_recipe
 
-__all__ = ["load_model", "ensure_checkpoint"]
+__all__ = ["load_model", "ensure_checkpoint", "load_finished"]
 
 
 def ensure_checkpoint(
@@ -50,6 +52,13 @@ def ensure_checkpoint(
     if path.exists() and not retrain:
         model, info = load_model(path, device=device, model_kind=recipe.model_kind)
         if int(info["step"]) >= int((info.get("train_config") or {}).get("steps", 0)):
+            diff = cfg.differences(info.get("train_config"))
+            if diff:
+                warnings.warn(
+                    f"{path}: loaded a finished run made with {describe_differences(diff)}; "
+                    "retrain=True (or another folder) trains it with the settings asked for",
+                    stacklevel=2,
+                )
             return model, list(info.get("history") or [])
     if recipe.needs_teacher(cfg) and teacher is None:
         teacher = Path(out_dir) / get_recipe("teacher").checkpoint
@@ -58,3 +67,22 @@ def ensure_checkpoint(
         volume_shape=volume_shape, out_dir=out_dir, resume=not retrain,
     )  # fmt: skip
     return model.to(get_device(device)).eval(), hist
+
+
+def load_finished(path: str | os.PathLike, config, recipe) -> nn.Module | None:
+    """The model in ``path`` (on the CPU) when it holds a finished run of the recipe ``recipe`` (a
+    name of the table or a ``Recipe``) with ``config`` (its ``steps`` done), else ``None`` (no
+    file, or a partial run to resume). A checkpoint made with other settings
+    (:meth:`~interp4d_lite.train.config.TrainConfig.differences`, after the recipe's own
+    overrides) raises ``CheckpointError`` naming them: a benchmark must not score a model it did
+    not ask for."""
+    path = Path(path)
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if not path.exists():
+        return None
+    cfg = recipe.config(config)
+    model, info = load_model(path, device="cpu", model_kind=recipe.model_kind)
+    diff = cfg.differences(info.get("train_config"))
+    if diff:
+        raise CheckpointError(f"{path}: made with {describe_differences(diff)}; remove it or give another folder")
+    return model if int(info["step"]) >= cfg.steps else None

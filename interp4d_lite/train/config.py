@@ -15,6 +15,7 @@ for every field, so a default is written once, here. ``metadata["flag"]`` rename
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -96,9 +97,29 @@ class TrainConfig(JSONConfig):
     #: a checkpoint of another version may hold keys this one no longer has: skipped
     UNKNOWN_KEYS: ClassVar[str] = "ignore"
 
+    #: knobs that say how or how long a run trains, not what it learns: a checkpoint made with other
+    #: values is the same model (``steps``: a shorter run is resumed, a longer one is finished)
+    RUNTIME_KNOBS: ClassVar[tuple[str, ...]] = (
+        "steps", "device", "channels_last", "deterministic", "minutes", "log_every", "checkpoint_every", "progress",
+    )  # fmt: skip
+
     def replace(self, **changes):
         """A copy with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+    def differences(self, stored: dict | None) -> dict[str, tuple[Any, Any]]:
+        """``{knob: (stored value, this config's value)}`` for the knobs where ``stored`` (a
+        checkpoint's ``train_config``) differs from this config, leaving out
+        :attr:`RUNTIME_KNOBS` and knobs the stored config does not have (older versions)."""
+        stored, mine = stored or {}, json.loads(json.dumps(self.to_dict()))
+        return {
+            k: (stored[k], v) for k, v in mine.items() if k in stored and k not in self.RUNTIME_KNOBS and stored[k] != v
+        }
+
+
+def describe_differences(diff: dict[str, tuple[Any, Any]]) -> str:
+    """``"teacher_better=False (asked: True), lr=0.001 (asked: 0.0003)"``: a checkpoint's knobs against a run's."""
+    return ", ".join(f"{k}={old!r} (asked: {new!r})" for k, (old, new) in diff.items())
 
 
 @dataclass
@@ -173,6 +194,21 @@ class DistillConfig(TrainConfig):
         "compute the teacher's fields once per training sample (un-augmented, then "
         "cropped/flipped with the sample): a step costs what a plain one does",
     )
+
+    #: knobs of the distillation alone: moot in a run without it (distill_weight = feature_weight = 0)
+    DISTILL_KNOBS: ClassVar[tuple[str, ...]] = (
+        "teacher_better", "distill_schedule", "distill_refined", "distill_balance", "cache_targets",
+    )  # fmt: skip
+
+    def differences(self, stored: dict | None) -> dict[str, tuple[Any, Any]]:
+        """As :meth:`TrainConfig.differences`; between two runs without distillation its own knobs
+        (:attr:`DISTILL_KNOBS`) do not count."""
+        diff = super().differences(stored)
+        off = lambda c: not c.get("distill_weight") and not c.get("feature_weight")  # noqa: E731
+        if off(stored or {}) and off(self.to_dict()):
+            diff = {k: v for k, v in diff.items() if k not in self.DISTILL_KNOBS}
+        return diff
+
     teacher_checkpoint: str | None = knob(None, "the teacher's checkpoint, recorded for provenance", cli=False)
 
 

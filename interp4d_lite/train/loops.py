@@ -32,7 +32,7 @@ from ..device import seed_everything
 from ..io_utils import atomic_write_json
 from ..models import build_model
 from ..models.checkpoint import get_rng_state, load_checkpoint, load_model, save_checkpoint, set_rng_state
-from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig
+from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig, describe_differences
 from .datasets import CachedTargets, PairDataset, compute_targets, resolve_patients
 from .distributed import DistEnv, all_reduce_mean, barrier, gather_weight_hashes, init_distributed
 from .history import save_history
@@ -106,12 +106,20 @@ class _Run:
     t0: float = field(default_factory=time.perf_counter)
 
 
-def _restore(run: _Run, ckpt_path: Path | None, model_kind: str, device) -> None:
+def _restore(run: _Run, ckpt_path: Path | None, model_kind: str, device, cfg: TrainConfig) -> None:
     """Continue from ``ckpt_path`` when it exists: weights, optimiser, LR schedule, scaler,
-    RNG, history and split."""
+    RNG, history and split. A checkpoint made with other settings is continued with a warning
+    that names them."""
     if ckpt_path is None or not ckpt_path.exists():
         return
     ck = load_checkpoint(ckpt_path, model_kind=model_kind, map_location=device)
+    diff = cfg.differences(ck.get("train_config"))
+    if diff:
+        warnings.warn(
+            f"{ckpt_path}: continuing a run made with {describe_differences(diff)}; "
+            "another output folder (or resume=False) trains anew",
+            stacklevel=3,
+        )
     run.model.load_state_dict(ck["model_state"])
     for obj, key in ((run.opt, "optimizer"), (run.sched, "scheduler")):
         if ck.get(key):
@@ -267,7 +275,7 @@ def train_loop(
     run = _Run(model, opt, torch.optim.lr_scheduler.LambdaLR(opt, _cosine(cfg)), scaler, amp_ctx, split=split)
     ckpt_path = Path(checkpoint_path) if checkpoint_path is not None else None
     if resume:
-        _restore(run, ckpt_path, model_kind, device)
+        _restore(run, ckpt_path, model_kind, device, cfg)
     net = _wrap(model, env)
     sampler = StepSampler(len(dataset), cfg.batch_size, seed=cfg.seed, rank=env.rank, world_size=env.world_size)
     end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
