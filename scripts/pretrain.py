@@ -133,6 +133,13 @@ def parse(argv=None):
         default=None,
         help="samples per step of the teacher and the student (default: the configs', 2; more pays on a GPU)",
     )
+    p.add_argument(
+        "--teacher-better",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="distil only where the teacher's frame is better (RIFE's mask) or, with --no-teacher-better, at every "
+        "voxel (default: the config's, the mask; the shipped students of earlier versions: every voxel)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--work", default=str(ROOT / "runs" / "pretrain"), help="data and intermediate checkpoints")
@@ -210,7 +217,12 @@ def write_model_card(out: Path) -> Path:
             f"* **Training**: teacher {info['teacher_steps']} steps, then the student {info['student_steps']} steps "
             f"(batch {info['student_config']['batch_size']}, crops {info['student_config']['crop_shape']}, "
             f"lr {info['student_config']['lr']}), distillation weight {info['student_config']['distill_weight']} "
-            f"({info['student_config'].get('distill_schedule', 'constant')}); "
+            f"({info['student_config'].get('distill_schedule', 'constant')}) "
+            + (
+                "where the teacher's frame is better (RIFE's mask); "
+                if info["student_config"].get("teacher_better")
+                else "at every voxel; "
+            )
             + (
                 f"registration targets compared under a Gaussian blur of {info['registration_blur']} voxels."
                 if "registration_blur" in info
@@ -447,7 +459,10 @@ def run_data_kind(data_kind: str, a) -> dict:
     t_teacher = time.perf_counter() - t0
     lr = student_lr(a, real)
     student_cfg = get_recipe("student").config_cls(
-        steps=d["student_steps"], **({} if lr is None else {"lr": lr}), **common
+        steps=d["student_steps"],
+        **({} if lr is None else {"lr": lr}),
+        **({} if a.teacher_better is None else {"teacher_better": a.teacher_better}),
+        **common,
     )
     student, hist = fit("student", config=student_cfg, dataset=dataset, teacher=teacher, out_dir=work)
     seconds = time.perf_counter() - t0

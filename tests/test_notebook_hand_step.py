@@ -92,21 +92,26 @@ def test_notebook_02_hand_step_is_the_teacher_recipe(batch):
 def test_notebook_03_hand_step_is_the_student_recipe(batch):
     ns = _cell_functions("03_distillation", "hand-03-step")
     cfg = DistillConfig(w_charbonnier=0.7, w_ncc=0.3, w_warped=1.5, w_smooth=2.0, distill_weight=2.5)
-    assert not cfg.teacher_better and cfg.distill_refined and cfg.cache_targets  # the defaults the cell writes out
+    assert cfg.teacher_better and cfg.distill_refined and cfg.cache_targets  # the defaults the cell writes out
     torch.manual_seed(1)
     teacher = Teacher(TeacherConfig(**SIZES, refine_steps=3)).eval()
     batch = dict(batch)
     targets = teacher_output(teacher, batch, refine=cfg.distill_refined)
     batch["target_u_t0"], batch["target_u_t1"] = targets["u_t0"], targets["u_t1"]
+    batch["target_image"] = targets["image"]  # what RIFE's mask compares, as notebook 03's batch carries it
 
     def make_net():
         return Student(StudentConfig(**SIZES, time_hidden=8)).train()
 
-    parts = _same_step(
-        make_net,
-        ns["my_student_step"],
-        lambda net: training_step("student", net, batch, cfg, teacher=teacher),
-        batch,
-        cfg,
-    )
-    assert list(parts) == ["charb", "ncc", "warped", "smooth", "distill"] and parts["distill"] > 0
+    distill = []
+    for c in (cfg, cfg.replace(teacher_better=False)):  # RIFE's mask (the default), and every voxel
+        parts = _same_step(
+            make_net,
+            ns["my_student_step"],
+            lambda net, c=c: training_step("student", net, batch, c, teacher=teacher),
+            batch,
+            c,
+        )
+        assert list(parts) == ["charb", "ncc", "warped", "smooth", "distill"] and parts["distill"] > 0
+        distill.append(parts["distill"])
+    assert distill[0] != distill[1]  # the mask left some voxels out

@@ -57,7 +57,7 @@ def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
     (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
     card = pretrain.write_model_card(tmp_path).read_text()
     assert "real cines pig_cine_lax, scd101 (50% of the samples" in card and "left out: scd201" in card
-    assert "distillation weight 1.0 (constant)" in card  # a run from before the schedule: constant
+    assert "distillation weight 1.0 (constant) at every voxel" in card  # from before the schedule and the mask
     assert "| scd101 | seen | 40.00 | 40.75 | +0.75 |" in card
     assert "| scd201 | held out | 41.00 | 40.50 | -0.50 |" in card
     assert "their time is not counted" not in card  # the teacher was trained in this run
@@ -69,19 +69,27 @@ def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
     info["note"] = "five processes shared the GPU"  # how the run was made, in the card as given
     (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
     assert "* **Note**: five processes shared the GPU" in pretrain.write_model_card(tmp_path).read_text()
+    info["student_config"]["teacher_better"] = True
+    (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
+    assert (
+        "(constant) where the teacher's frame is better (RIFE's mask)"
+        in pretrain.write_model_card(tmp_path).read_text()
+    )
 
 
 @pytest.mark.slow
 def test_batch_size_reaches_both_configs(pretrain, tmp_path):
     """``--batch-size`` (more samples per step pays on a GPU) is the teacher's and the student's,
-    and the record says so; without it both keep the configs' default."""
-    assert pretrain.parse([]).batch_size is None
+    and the record says so; without it both keep the configs' default. ``--no-teacher-better``
+    reaches the student's config (the shipped students of earlier versions distilled at every voxel)."""
+    assert pretrain.parse([]).batch_size is None and pretrain.parse([]).teacher_better is None
     out = tmp_path / "out"
     argv = ["--quick", "--data-kinds", "cardiac", "--real-share", "0", "--device", "cpu", "--threads", "1"]
     pretrain.ROOT = tmp_path  # --quick works under ROOT / "runs"
     try:
-        assert pretrain.main([*argv, "--batch-size", "3", "--out", str(out)]) == 0
+        assert pretrain.main([*argv, "--batch-size", "3", "--no-teacher-better", "--out", str(out)]) == 0
     finally:
         pretrain.ROOT = ROOT
     info = json.loads((tmp_path / "runs" / "pretrain_quick" / "cardiac" / "pretrain_cardiac.json").read_text())
     assert info["teacher_config"]["batch_size"] == info["student_config"]["batch_size"] == 3
+    assert info["student_config"]["teacher_better"] is False

@@ -172,9 +172,9 @@ class DistillConfig(TrainConfig):
     )
     feature_weight: float = knob(0.0, "weight of decoder-feature distillation (where shapes agree)")
     teacher_better: bool = knob(
-        False,
-        "distil only where the teacher's frame is better (RIFE's mask); off by "
-        "default: in flat tissue both frames are right and the motion is not",
+        True,
+        "distil only where the teacher's frame is better than the student's (RIFE's mask; off: at every "
+        "voxel); ahead of every voxel on each measure, by less than the seeds' spread (docs/METHOD.md section 5)",
     )
     distill_schedule: str = knob(
         "constant",
