@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from torch import nn
 
 from ..device import get_device
 from ..models.checkpoint import CheckpointError, load_model
-from .config import describe_differences
+from .config import describe_differences, warn_other_settings
 from .recipes import RECIPES, get_recipe
 
 __all__ = ["load_model", "ensure_checkpoint", "load_finished"]
@@ -52,13 +51,10 @@ def ensure_checkpoint(
     if path.exists() and not retrain:
         model, info = load_model(path, device=device, model_kind=recipe.model_kind)
         if int(info["step"]) >= int((info.get("train_config") or {}).get("steps", 0)):
-            diff = cfg.differences(info.get("train_config"))
-            if diff:
-                warnings.warn(
-                    f"{path}: loaded a finished run made with {describe_differences(diff)}; "
-                    "retrain=True (or another folder) trains it with the settings asked for",
-                    stacklevel=2,
-                )
+            warn_other_settings(
+                path, cfg, info.get("train_config"), "loaded a finished run",
+                "retrain=True (or another folder) trains it with the settings asked for",
+            )  # fmt: skip
             return model, list(info.get("history") or [])
     if recipe.needs_teacher(cfg) and teacher is None:
         teacher = Path(out_dir) / get_recipe("teacher").checkpoint

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -120,6 +121,14 @@ class TrainConfig(JSONConfig):
 def describe_differences(diff: dict[str, tuple[Any, Any]]) -> str:
     """``"teacher_better=False (asked: True), lr=0.001 (asked: 0.0003)"``: a checkpoint's knobs against a run's."""
     return ", ".join(f"{k}={old!r} (asked: {new!r})" for k, (old, new) in diff.items())
+
+
+def warn_other_settings(path, cfg: TrainConfig, stored: dict | None, what: str, remedy: str) -> None:
+    """Warn ``"<path>: <what> made with <the knobs that differ>; <remedy>"`` when the checkpoint's
+    ``stored`` train config differs from ``cfg`` (:meth:`TrainConfig.differences`)."""
+    diff = cfg.differences(stored)
+    if diff:
+        warnings.warn(f"{path}: {what} made with {describe_differences(diff)}; {remedy}", stacklevel=3)
 
 
 @dataclass

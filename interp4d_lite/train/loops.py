@@ -32,7 +32,7 @@ from ..device import seed_everything
 from ..io_utils import atomic_write_json
 from ..models import build_model
 from ..models.checkpoint import get_rng_state, load_checkpoint, load_model, save_checkpoint, set_rng_state
-from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig, describe_differences
+from .config import BaselineTrainConfig, DistillConfig, TeacherTrainConfig, TrainConfig, warn_other_settings
 from .datasets import CachedTargets, PairDataset, compute_targets, resolve_patients
 from .distributed import DistEnv, all_reduce_mean, barrier, gather_weight_hashes, init_distributed
 from .history import save_history
@@ -113,13 +113,13 @@ def _restore(run: _Run, ckpt_path: Path | None, model_kind: str, device, cfg: Tr
     if ckpt_path is None or not ckpt_path.exists():
         return
     ck = load_checkpoint(ckpt_path, model_kind=model_kind, map_location=device)
-    diff = cfg.differences(ck.get("train_config"))
-    if diff:
-        warnings.warn(
-            f"{ckpt_path}: continuing a run made with {describe_differences(diff)}; "
-            "another output folder (or resume=False) trains anew",
-            stacklevel=3,
-        )
+    warn_other_settings(
+        ckpt_path,
+        cfg,
+        ck.get("train_config"),
+        "continuing a run",
+        "another output folder (or resume=False) trains anew",
+    )
     run.model.load_state_dict(ck["model_state"])
     for obj, key in ((run.opt, "optimizer"), (run.sched, "scheduler")):
         if ck.get(key):
