@@ -143,6 +143,12 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--distill-weight", type=float, default=None, help="default: DistillConfig's")
+    p.add_argument(
+        "--teacher-better",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="distil only where the teacher's frame is better (RIFE's mask; default: DistillConfig's)",
+    )
     p.add_argument("--no-shift", action="store_true", help="skip the anatomy-shift test set")
     p.add_argument("--no-real", action="store_true", help="skip the real cine (cardiac models on a real scan)")
     p.add_argument(
@@ -207,6 +213,8 @@ def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
             cfg = recipe.config_cls(steps=steps.get(name, a.student_steps), **common)
             if hasattr(cfg, "distill_weight") and a.distill_weight is not None:  # student_nokd's recipe sets 0
                 cfg = cfg.replace(distill_weight=a.distill_weight)
+            if hasattr(cfg, "teacher_better") and a.teacher_better is not None:
+                cfg = cfg.replace(teacher_better=a.teacher_better)
             if name == "teacher":  # the registration settings and steps of this kind of data, as pretrain.py's
                 cfg = cfg.replace(**teacher_settings(data_kind, 5 if a.quick else None))
             done = load_finished(run / recipe.checkpoint, cfg, recipe) if a.resume else None

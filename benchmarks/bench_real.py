@@ -124,6 +124,12 @@ def parse(argv=None):
         default=REAL_CINE_LR,
         help="Adam learning rate of each fold's students (default: train.config.REAL_CINE_LR, as scripts/pretrain.py)",
     )
+    loso.add_argument(
+        "--teacher-better",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="distil each fold's student only where the teacher's frame is better (RIFE's mask; default: the config's)",
+    )
     loso.add_argument("--phantoms", type=int, default=12, help="cardiac phantom patients mixed into training")
     loso.add_argument("--real-share", type=float, default=0.5, help="share of the samples from the real cines")
     loso.add_argument("--real-per-cine", type=int, default=96, help="training triplets of each cine at most")
@@ -521,6 +527,8 @@ def train_fold(dataset, fold: Path, a) -> dict:
     common = dict(seed=a.seed, device=a.device, progress=False, checkpoint_every=100, crop_shape=_crop(a))
     teacher_cfg = TeacherTrainConfig(steps=3 if a.quick else a.teacher_steps, **common)
     student_cfg = DistillConfig(steps=3 if a.quick else a.student_steps, lr=a.student_lr, **common)
+    if a.teacher_better is not None:
+        student_cfg = student_cfg.replace(teacher_better=a.teacher_better)
     models = {}
     models["teacher"] = (
         load_finished(fold / "teacher.pt", teacher_cfg, "teacher")

@@ -138,7 +138,7 @@ def parse(argv=None):
         action=argparse.BooleanOptionalAction,
         default=None,
         help="distil only where the teacher's frame is better (RIFE's mask) or, with --no-teacher-better, at every "
-        "voxel (default: the config's, the mask; the shipped students of earlier versions: every voxel)",
+        "voxel (default: the config's, every voxel)",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")

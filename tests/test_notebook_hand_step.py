@@ -92,7 +92,7 @@ def test_notebook_02_hand_step_is_the_teacher_recipe(batch):
 def test_notebook_03_hand_step_is_the_student_recipe(batch):
     ns = _cell_functions("03_distillation", "hand-03-step")
     cfg = DistillConfig(w_charbonnier=0.7, w_ncc=0.3, w_warped=1.5, w_smooth=2.0, distill_weight=2.5)
-    assert cfg.teacher_better and cfg.distill_refined and cfg.cache_targets  # the defaults the cell writes out
+    assert not cfg.teacher_better and cfg.distill_refined and cfg.cache_targets  # the defaults the cell writes out
     torch.manual_seed(1)
     teacher = Teacher(TeacherConfig(**SIZES, refine_steps=3)).eval()
     batch = dict(batch)
@@ -104,7 +104,7 @@ def test_notebook_03_hand_step_is_the_student_recipe(batch):
         return Student(StudentConfig(**SIZES, time_hidden=8)).train()
 
     distill = []
-    for c in (cfg, cfg.replace(teacher_better=False)):  # RIFE's mask (the default), and every voxel
+    for c in (cfg, cfg.replace(teacher_better=True)):  # every voxel (the default), and RIFE's mask
         parts = _same_step(
             make_net,
             ns["my_student_step"],

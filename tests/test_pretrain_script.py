@@ -80,16 +80,16 @@ def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
 @pytest.mark.slow
 def test_batch_size_reaches_both_configs(pretrain, tmp_path):
     """``--batch-size`` (more samples per step pays on a GPU) is the teacher's and the student's,
-    and the record says so; without it both keep the configs' default. ``--no-teacher-better``
-    reaches the student's config (the shipped students of earlier versions distilled at every voxel)."""
+    and the record says so; without it both keep the configs' default. ``--teacher-better`` (RIFE's
+    mask) reaches the student's config."""
     assert pretrain.parse([]).batch_size is None and pretrain.parse([]).teacher_better is None
     out = tmp_path / "out"
     argv = ["--quick", "--data-kinds", "cardiac", "--real-share", "0", "--device", "cpu", "--threads", "1"]
     pretrain.ROOT = tmp_path  # --quick works under ROOT / "runs"
     try:
-        assert pretrain.main([*argv, "--batch-size", "3", "--no-teacher-better", "--out", str(out)]) == 0
+        assert pretrain.main([*argv, "--batch-size", "3", "--teacher-better", "--out", str(out)]) == 0
     finally:
         pretrain.ROOT = ROOT
     info = json.loads((tmp_path / "runs" / "pretrain_quick" / "cardiac" / "pretrain_cardiac.json").read_text())
     assert info["teacher_config"]["batch_size"] == info["student_config"]["batch_size"] == 3
-    assert info["student_config"]["teacher_better"] is False
+    assert info["student_config"]["teacher_better"] is True

@@ -438,9 +438,9 @@ register_recipe(
         command="distill",
         help="Train the student, which sees only I0, I1 and t: Charbonnier + local NCC of its frame against I_t, "
         "Charbonnier of each warped input against I_t, smoothness, and DISTILL_WEIGHT x the Charbonnier distance of "
-        "its fields to the frozen teacher's instance-optimised fields (--no-distill-refined: its network's), where "
-        "the teacher's frame is better than the student's (--no-teacher-better: at every voxel), cached once per "
-        "training sample (--no-cache-targets: the teacher runs at every step). --distill-weight 0 --feature-weight 0 trains the "
+        "its fields to the frozen teacher's instance-optimised fields (--no-distill-refined: its network's), at every "
+        "voxel (--teacher-better: only where the teacher's frame is better), cached once per training sample "
+        "(--no-cache-targets: the teacher runs at every step). --distill-weight 0 --feature-weight 0 trains the "
         "ablation without distillation (no teacher needed), named student_nokd.pt.",
     )
 )
