@@ -62,6 +62,7 @@ import torch  # noqa: E402
 
 from interp4d_lite.data import TripletDataset, discover_patients, load_patient, load_real_cine  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
+from interp4d_lite.errors import CheckpointError  # noqa: E402
 from interp4d_lite.models.registration import teacher_settings  # noqa: E402
 from interp4d_lite.train import (  # noqa: E402
     evaluate_methods,
@@ -469,4 +470,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except CheckpointError as e:  # a checkpoint made with other settings: one line, nothing overwritten
+        sys.exit(f"error: {e}")

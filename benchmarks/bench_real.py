@@ -71,6 +71,7 @@ from interp4d_lite.adapt import adapt_student, allowed_frames  # noqa: E402
 from interp4d_lite.data import REAL_CINE_IDS, discover_patients, load_patient, load_real_cine, load_real_cines  # noqa: E402
 from interp4d_lite.data.chest_ct import CHEST_CTS, write_chest_dataset  # noqa: E402
 from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
+from interp4d_lite.errors import CheckpointError  # noqa: E402
 from interp4d_lite.models import LinearMotionBaseline, RegisteredLinearMotion  # noqa: E402
 from interp4d_lite.train import (  # noqa: E402
     evaluate_methods,
@@ -123,6 +124,12 @@ def parse(argv=None):
         type=float,
         default=REAL_CINE_LR,
         help="Adam learning rate of each fold's students (default: train.config.REAL_CINE_LR, as scripts/pretrain.py)",
+    )
+    loso.add_argument(
+        "--distill-weight",
+        type=float,
+        default=None,
+        help="distillation weight of each fold's student (default: the config's)",
     )
     loso.add_argument(
         "--teacher-better",
@@ -529,6 +536,8 @@ def train_fold(dataset, fold: Path, a) -> dict:
     student_cfg = DistillConfig(steps=3 if a.quick else a.student_steps, lr=a.student_lr, **common)
     if a.teacher_better is not None:
         student_cfg = student_cfg.replace(teacher_better=a.teacher_better)
+    if a.distill_weight is not None:
+        student_cfg = student_cfg.replace(distill_weight=a.distill_weight)
     models = {}
     models["teacher"] = (
         load_finished(fold / "teacher.pt", teacher_cfg, "teacher")
@@ -641,4 +650,7 @@ def loso_lines(summary, minutes: float) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except CheckpointError as e:  # a checkpoint made with other settings: one line, nothing overwritten
+        sys.exit(f"error: {e}")

@@ -147,4 +147,14 @@ def test_a_quick_leave_one_out_run_prints_every_row_and_line(bench, tmp_path):
         assert f"course loso:{scan}, ES -> ED" in table
         assert f"{scan}: distilled student, no adaptation" in table
     assert "on average over 2 held-out scans" in table
-    assert (tmp_path / "loso" / "without_scd301" / "student.pt").is_file()
+    student = tmp_path / "loso" / "without_scd301" / "student.pt"
+    assert student.is_file()
+    # the folds are reused only with the settings they were made with: another is refused, naming it
+    from interp4d_lite.errors import CheckpointError
+    from interp4d_lite.models.checkpoint import load_checkpoint
+
+    stored = load_checkpoint(student)["train_config"]
+    assert stored["teacher_better"] is False and stored["distill_weight"] == 2.0  # the config's defaults
+    with pytest.raises(CheckpointError, match=r"student\.pt: made with distill_weight=2\.0 \(asked: 0\.5\)"):
+        bench.main(["--sets", "loso", "--quick", "--no-ants", "--threads", "2", "--scans", "scd301",
+                    "--distill-weight", "0.5", "--out", str(tmp_path)])  # fmt: skip
