@@ -221,7 +221,13 @@ def test_a_checkpoint_made_with_other_settings_is_named_not_used_silently(tmp_pa
     assert load_finished(path, cfg.replace(steps=3), "student_nokd") is None  # a longer run: resumed, not finished
     assert load_finished(tmp_path / "none.pt", cfg, "student_nokd") is None
     # moot without distillation, and runtime knobs: the same model
-    same = cfg.replace(teacher_better=not cfg.teacher_better, distill_schedule="cosine", device="cpu", steps=1)
+    same = cfg.replace(
+        teacher_better=not cfg.teacher_better,
+        distill_schedule="cosine",
+        device="cpu",
+        steps=1,
+        teacher_checkpoint="t.pt",
+    )
     assert load_finished(path, same, "student_nokd") is not None
     with pytest.raises(CheckpointError, match=r"student_nokd\.pt: made with lr=0\.001 \(asked: 0\.0003\)"):
         load_finished(path, cfg.replace(lr=3e-4), "student_nokd")

@@ -98,10 +98,12 @@ class TrainConfig(JSONConfig):
     #: a checkpoint of another version may hold keys this one no longer has: skipped
     UNKNOWN_KEYS: ClassVar[str] = "ignore"
 
-    #: knobs that say how or how long a run trains, not what it learns: a checkpoint made with other
-    #: values is the same model (``steps``: a shorter run is resumed, a longer one is finished)
+    #: knobs that say how or how long a run trains, not what it learns, or where its teacher came from:
+    #: a checkpoint made with other values is the same model (``steps``: a shorter run is resumed, a
+    #: longer one is finished)
     RUNTIME_KNOBS: ClassVar[tuple[str, ...]] = (
         "steps", "device", "channels_last", "deterministic", "minutes", "log_every", "checkpoint_every", "progress",
+        "teacher_checkpoint",
     )  # fmt: skip
 
     def replace(self, **changes):
@@ -183,7 +185,7 @@ class DistillConfig(TrainConfig):
     teacher_better: bool = knob(
         False,
         "distil only where the teacher's frame is better than the student's (RIFE's mask); off by default: "
-        "a little ahead on the phantoms, 0.37 dB behind on the real cines left out in turn (docs/METHOD.md section 5)",
+        "a little ahead on the phantoms, 0.38 dB behind on the real cines left out in turn (docs/METHOD.md section 5)",
     )
     distill_schedule: str = knob(
         "constant",
@@ -204,6 +206,8 @@ class DistillConfig(TrainConfig):
         "cropped/flipped with the sample): a step costs what a plain one does",
     )
 
+    teacher_checkpoint: str | None = knob(None, "the teacher's checkpoint, recorded for provenance", cli=False)
+
     #: knobs of the distillation alone: moot in a run without it (distill_weight = feature_weight = 0)
     DISTILL_KNOBS: ClassVar[tuple[str, ...]] = (
         "teacher_better", "distill_schedule", "distill_refined", "distill_balance", "cache_targets",
@@ -217,8 +221,6 @@ class DistillConfig(TrainConfig):
         if off(stored or {}) and off(self.to_dict()):
             diff = {k: v for k, v in diff.items() if k not in self.DISTILL_KNOBS}
         return diff
-
-    teacher_checkpoint: str | None = knob(None, "the teacher's checkpoint, recorded for provenance", cli=False)
 
 
 @dataclass
