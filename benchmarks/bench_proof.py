@@ -65,6 +65,7 @@ from interp4d_lite.data.phantoms import write_phantom_dataset  # noqa: E402
 from interp4d_lite.errors import CheckpointError  # noqa: E402
 from interp4d_lite.models.registration import teacher_settings  # noqa: E402
 from interp4d_lite.train import (  # noqa: E402
+    DistillConfig,
     evaluate_methods,
     fit,
     fusion_weights,
@@ -74,6 +75,7 @@ from interp4d_lite.train import (  # noqa: E402
     summarize,
     with_targets,
 )
+from interp4d_lite.train.cli import add_config_args, given_config_values  # noqa: E402
 
 SHAPES = {"cardiac": (64, 64, 10), "lung": (32, 32, 32), "linear": (48, 48, 24)}
 # The phantoms' anatomy scales with the field of view, so on a small grid the motion in voxels
@@ -125,6 +127,9 @@ COLUMNS = [
     ("folding", "all", "fold %"),
 ]
 
+#: the distillation knobs this script takes as flags (default: the config's)
+DISTILL_FLAGS = ("distill_weight", "teacher_better")
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,13 +148,7 @@ def parse_args(argv=None):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=help_)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--distill-weight", type=float, default=None, help="default: DistillConfig's")
-    p.add_argument(
-        "--teacher-better",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="distil only where the teacher's frame is better (RIFE's mask; default: DistillConfig's)",
-    )
+    add_config_args(p, DistillConfig, "the distilled students' distillation", only=DISTILL_FLAGS, unset=True)
     p.add_argument("--no-shift", action="store_true", help="skip the anatomy-shift test set")
     p.add_argument("--no-real", action="store_true", help="skip the real cine (cardiac models on a real scan)")
     p.add_argument(
@@ -212,10 +211,8 @@ def run_seed(a, seed: int, out: Path, stage, fusion_log: list) -> list[dict]:
         for name in TRAINED:  # rows of the recipe table
             recipe = get_recipe(name)
             cfg = recipe.config_cls(steps=steps.get(name, a.student_steps), **common)
-            if hasattr(cfg, "distill_weight") and a.distill_weight is not None:  # student_nokd's recipe sets 0
-                cfg = cfg.replace(distill_weight=a.distill_weight)
-            if hasattr(cfg, "teacher_better") and a.teacher_better is not None:
-                cfg = cfg.replace(teacher_better=a.teacher_better)
+            if isinstance(cfg, DistillConfig):  # student_nokd's recipe sets its distillation weight to 0
+                cfg = cfg.replace(**given_config_values(a, DISTILL_FLAGS))
             if name == "teacher":  # the registration settings and steps of this kind of data, as pretrain.py's
                 cfg = cfg.replace(**teacher_settings(data_kind, 5 if a.quick else None))
             done = load_finished(run / recipe.checkpoint, cfg, recipe) if a.resume else None

@@ -82,6 +82,7 @@ from interp4d_lite.train import (  # noqa: E402
     save_table,
     summarize,
 )
+from interp4d_lite.train.cli import add_config_args, given_config_values  # noqa: E402
 from interp4d_lite.train.config import REAL_CINE_LR, AdaptConfig, DistillConfig, TeacherTrainConfig  # noqa: E402
 from interp4d_lite.weights import load_student  # noqa: E402
 
@@ -105,6 +106,9 @@ LOSO = "loso:"  # the leave-one-scan-out data sets are named loso:<scan>
 #: the real-anatomy lung set: series of the held-out chest CT(s), never trained on
 LUNG_REAL = dict(n_series=4, seed=7000, shape=(48, 48, 48), breathing={"si_mm": (24.0, 32.0)})
 
+#: the distillation knobs this script takes as flags (default: the config's)
+DISTILL_FLAGS = ("distill_weight", "teacher_better")
+
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -125,22 +129,14 @@ def parse(argv=None):
         default=REAL_CINE_LR,
         help="Adam learning rate of each fold's students (default: train.config.REAL_CINE_LR, as scripts/pretrain.py)",
     )
-    loso.add_argument(
-        "--distill-weight",
-        type=float,
-        default=None,
-        help="distillation weight of each fold's student (default: the config's)",
-    )
-    loso.add_argument(
-        "--teacher-better",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="distil each fold's student only where the teacher's frame is better (RIFE's mask; default: the config's)",
-    )
     loso.add_argument("--phantoms", type=int, default=12, help="cardiac phantom patients mixed into training")
     loso.add_argument("--real-share", type=float, default=0.5, help="share of the samples from the real cines")
     loso.add_argument("--real-per-cine", type=int, default=96, help="training triplets of each cine at most")
     loso.add_argument("--ceiling-steps", type=int, default=60, help="steps of the privileged ceiling's registration")
+    add_config_args(
+        p, DistillConfig, "leave-one-scan-out: the distillation of each fold's student",
+        only=DISTILL_FLAGS, unset=True,
+    )  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help="adaptation steps at most (default AdaptConfig's)")
     p.add_argument("--lung-patients", type=int, default=2)
     p.add_argument(
@@ -533,11 +529,9 @@ def train_fold(dataset, fold: Path, a) -> dict:
     data, same seed); finished checkpoints in ``fold`` are loaded, partial ones resumed."""
     common = dict(seed=a.seed, device=a.device, progress=False, checkpoint_every=100, crop_shape=_crop(a))
     teacher_cfg = TeacherTrainConfig(steps=3 if a.quick else a.teacher_steps, **common)
-    student_cfg = DistillConfig(steps=3 if a.quick else a.student_steps, lr=a.student_lr, **common)
-    if a.teacher_better is not None:
-        student_cfg = student_cfg.replace(teacher_better=a.teacher_better)
-    if a.distill_weight is not None:
-        student_cfg = student_cfg.replace(distill_weight=a.distill_weight)
+    student_cfg = DistillConfig(
+        steps=3 if a.quick else a.student_steps, lr=a.student_lr, **common, **given_config_values(a, DISTILL_FLAGS)
+    )
     models = {}
     models["teacher"] = (
         load_finished(fold / "teacher.pt", teacher_cfg, "teacher")

@@ -56,7 +56,8 @@ from interp4d_lite.models import RegisteredLinearMotion  # noqa: E402
 from interp4d_lite.models.registration import TARGET_STEPS, teacher_settings  # noqa: E402
 from interp4d_lite.train import evaluate_methods, fit, get_recipe, real_and_phantom_triplets, summarize  # noqa: E402
 from interp4d_lite.train.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from interp4d_lite.train.config import REAL_CINE_LR  # noqa: E402
+from interp4d_lite.train.cli import add_config_args, given_config_values  # noqa: E402
+from interp4d_lite.train.config import REAL_CINE_LR, DistillConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "interp4d_lite" / "weights"
@@ -92,6 +93,9 @@ DEFAULTS = {
 }
 #: breathing of the held-out real-anatomy series (as benchmarks/bench_real.py's lung_real set)
 REAL_TEST_BREATHING = {"si_mm": (24.0, 32.0)}
+
+#: the distillation knobs this script takes as flags (default: the config's)
+DISTILL_FLAGS = ("teacher_better",)
 
 
 def parse(argv=None):
@@ -133,13 +137,7 @@ def parse(argv=None):
         default=None,
         help="samples per step of the teacher and the student (default: the configs', 2; more pays on a GPU)",
     )
-    p.add_argument(
-        "--teacher-better",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="distil only where the teacher's frame is better (RIFE's mask) or, with --no-teacher-better, at every "
-        "voxel (default: the config's, every voxel)",
-    )
+    add_config_args(p, DistillConfig, "the student's distillation", only=DISTILL_FLAGS, unset=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--work", default=str(ROOT / "runs" / "pretrain"), help="data and intermediate checkpoints")
@@ -461,7 +459,7 @@ def run_data_kind(data_kind: str, a) -> dict:
     student_cfg = get_recipe("student").config_cls(
         steps=d["student_steps"],
         **({} if lr is None else {"lr": lr}),
-        **({} if a.teacher_better is None else {"teacher_better": a.teacher_better}),
+        **given_config_values(a, DISTILL_FLAGS),
         **common,
     )
     student, hist = fit("student", config=student_cfg, dataset=dataset, teacher=teacher, out_dir=work)

@@ -245,3 +245,23 @@ def test_summary_table_is_as_wide_as_its_longest_names():
     lines = format_summary(rows, scopes=("mid",)).splitlines()
     assert len(lines) == 4 and len({len(line) for line in lines}) == 1  # every row lines up with the head
     assert lines[2].index("30.00") == lines[3].index("30.00")
+
+
+def test_a_script_takes_a_few_knobs_of_a_config_as_flags():
+    """``add_config_args(only=..., unset=True)``: the named knobs alone, with the config's help and
+    type, default None; ``given_config_values`` returns the ones given, to apply to a config."""
+    import argparse
+
+    from interp4d_lite.train import DistillConfig
+    from interp4d_lite.train.cli import add_config_args, given_config_values
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--seed", type=int, default=0)  # the script's own flag, of the same name as a knob
+    only = ("distill_weight", "teacher_better")
+    add_config_args(p, DistillConfig, "distillation", only=only, unset=True)
+    assert given_config_values(p.parse_args([]), only) == {}
+    a = p.parse_args(["--distill-weight", "8", "--teacher-better", "--seed", "3"])
+    assert given_config_values(a, only) == {"distill_weight": 8.0, "teacher_better": True}
+    cfg = DistillConfig().replace(**given_config_values(p.parse_args(["--no-teacher-better"]), only))
+    assert cfg == DistillConfig(teacher_better=False)
+    assert "--w-ncc" not in p.format_help() and "(default: 2.0)" in p.format_help()

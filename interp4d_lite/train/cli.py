@@ -11,6 +11,7 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..errors import CLIError
 from .config import TrainConfig
 from .recipes import RECIPES
 
-__all__ = ["add_commands", "add_config_args", "config_from_args"]
+__all__ = ["add_commands", "add_config_args", "config_from_args", "given_config_values"]
 
 
 def _shape(values):
@@ -67,22 +68,30 @@ def _add_data_args(p: argparse.ArgumentParser, single_scan: bool = False) -> Non
     )
 
 
-def add_config_args(p: argparse.ArgumentParser, cfg_cls, title: str = "training") -> None:
+def add_config_args(
+    p: argparse.ArgumentParser,
+    cfg_cls,
+    title: str = "training",
+    only: Sequence[str] | None = None,
+    unset: bool = False,
+) -> None:
     """One flag per field of the config dataclass ``cfg_cls``: ``--field-name`` (or the
     field's ``metadata["flag"]``, the field name's flag then being an alias), its type and
     default from the field, its help from ``metadata["help"]``. Booleans get ``--name`` /
     ``--no-name``; tuples take their values in a row; ``metadata["off_flag"]`` adds a flag
-    setting ``metadata["off"]``; fields with ``cli=False`` get none."""
+    setting ``metadata["off"]``; fields with ``cli=False`` get none. ``only``: these fields
+    alone (a script that sets a few knobs of a config it builds itself); ``unset``: every
+    default ``None``, so :func:`given_config_values` returns only the flags given."""
     hints = typing.get_type_hints(cfg_cls)
-    base = {f.name for f in dataclasses.fields(TrainConfig)}
+    base = {f.name for f in dataclasses.fields(TrainConfig)} if only is None else set()
     shared = p.add_argument_group(title)
     own = None
     for f in dataclasses.fields(cfg_cls):
         meta = f.metadata
-        if meta.get("cli", True) is False:
+        if meta.get("cli", True) is False or (only is not None and f.name not in only):
             continue
         if f.name not in base and own is None:
-            own = p.add_argument_group("loss weights and options of this model")
+            own = p.add_argument_group("loss weights and options of this model") if only is None else shared
         g = shared if f.name in base else own
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         natural = "--" + f.name.replace("_", "-")
@@ -109,6 +118,8 @@ def add_config_args(p: argparse.ArgumentParser, cfg_cls, title: str = "training"
         if default not in (None, {}) and hint is not bool:
             shown = " ".join(str(v) for v in default) if isinstance(default, tuple) else default
             kw["help"] += f" (default: {shown})"
+        if unset:
+            kw["default"] = None
         g.add_argument(*flags, **kw)
         if "off_flag" in meta:
             g.add_argument(
@@ -118,6 +129,12 @@ def add_config_args(p: argparse.ArgumentParser, cfg_cls, title: str = "training"
                 const=meta.get("off"),
                 help=meta.get("off_help", f"set {f.name} to {meta.get('off')!r}"),
             )
+
+
+def given_config_values(args: argparse.Namespace, only: Sequence[str]) -> dict[str, Any]:
+    """``{field: value}`` of the flags of ``add_config_args(..., only=only, unset=True)`` that were
+    given: ``cfg.replace(**given_config_values(args, only))`` applies them to a config."""
+    return {k: getattr(args, k) for k in only if getattr(args, k, None) is not None}
 
 
 def config_from_args(args: argparse.Namespace, cfg_cls, **overrides):
