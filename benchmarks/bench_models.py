@@ -28,8 +28,7 @@ autocast, which turns channels-last off; with ``--bf16``) and ``compile`` (the m
 ``torch.compile``, inductor's C++ on CPU; with ``--compile``: minutes of compiling first; it is
 no training option, it did not pay on CPU). Each variant
 starts from the same weights on the same batches, so the first steps' losses are compared too
-(the cached targets are fixed random fields, and a random teacher frame for RIFE's mask: their values
-do not change the cost). Steps per
+(the cached targets are fixed random fields: their values do not change the cost). Steps per
 second from the best round, by wall clock and by process CPU time (the latter barely moves when
 other processes share the CPU). With ``--device cuda`` the steps run on the GPU, where every
 step ends in a synchronising read of its loss: steps per second by wall clock (process CPU time
@@ -198,6 +197,8 @@ def make_loop_step(case: str, recipe_name: str, root, variant: str, device: str 
     _, shape, _, crop = COMPARE_CASES[case]
     patients = [load_patient(p, volume_shape=shape) for p in discover_patients(root)]
     triplets = TripletDataset(patients)
+    g = torch.Generator().manual_seed(0)
+    dataset = CachedTargets(triplets, 0.5 * torch.randn((len(triplets), 6, *shape), generator=g))
     recipe = get_recipe(recipe_name)
     knobs = {
         "before": dict(channels_last=False),
@@ -207,11 +208,6 @@ def make_loop_step(case: str, recipe_name: str, root, variant: str, device: str 
         "compile": {},
     }[variant]
     cfg = recipe.config_cls(steps=10_000, crop_shape=crop, progress=False, device=device, **knobs)
-    g = torch.Generator().manual_seed(0)
-    targets = 0.5 * torch.randn((len(triplets), 6, *shape), generator=g)
-    if getattr(cfg, "teacher_better", False):  # RIFE's mask compares the teacher's frame: cache one too
-        targets = torch.cat([targets, torch.rand((len(triplets), 1, *shape), generator=g)], 1)
-    dataset = CachedTargets(triplets, targets)
     torch.manual_seed(0)
     model = build_model(recipe.model_kind, cfg.model)
     teacher = build_model("teacher", {}) if recipe.needs_teacher(cfg) else None  # cached: never run

@@ -217,8 +217,10 @@ class DistillConfig(TrainConfig):
         """As :meth:`TrainConfig.differences`; between two runs without distillation its own knobs
         (:attr:`DISTILL_KNOBS`) do not count."""
         diff = super().differences(stored)
-        off = lambda c: not c.get("distill_weight") and not c.get("feature_weight")  # noqa: E731
-        if off(stored or {}) and off(self.to_dict()):
+        stored = stored or {}
+        if not (
+            self.distill_weight or self.feature_weight or stored.get("distill_weight") or stored.get("feature_weight")
+        ):
             diff = {k: v for k, v in diff.items() if k not in self.DISTILL_KNOBS}
         return diff
 
