@@ -128,7 +128,7 @@ COLUMNS = [
 ]
 
 #: the distillation knobs this script takes as flags (default: the config's)
-DISTILL_FLAGS = ("distill_weight", "teacher_better")
+DISTILL_FLAGS = ("distill_weight", "teacher_better", "distill_eps")
 
 
 def parse_args(argv=None):

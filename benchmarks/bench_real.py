@@ -107,7 +107,7 @@ LOSO = "loso:"  # the leave-one-scan-out data sets are named loso:<scan>
 LUNG_REAL = dict(n_series=4, seed=7000, shape=(48, 48, 48), breathing={"si_mm": (24.0, 32.0)})
 
 #: the distillation knobs this script takes as flags (default: the config's)
-DISTILL_FLAGS = ("distill_weight", "teacher_better")
+DISTILL_FLAGS = ("distill_weight", "teacher_better", "distill_eps")
 
 
 def parse(argv=None):

@@ -195,6 +195,30 @@ def test_distill_balance_weights_the_field_distillation_by_motion():
     assert balanced.item() > 1.5 * plain.item()
 
 
+def test_distill_eps_makes_small_field_errors_count_as_squared_ones():
+    """distill_eps: the field term's Charbonnier epsilon. At the default every error pulls as hard
+    (an absolute error); at 0.5 voxel a static voxel off by 0.01 voxel pulls 50x less than one off
+    by 1 voxel, so the still background no longer holds the moving tissue's fields at zero."""
+    from interp4d_lite.losses import field_distillation_loss
+    from interp4d_lite.train.recipes import _field_distill
+
+    target = {"u_t0": torch.zeros(1, 3, 4, 4, 4), "u_t1": torch.zeros(1, 3, 4, 4, 4)}
+    target["u_t0"][0, 0, 0, 0, 0] = 1.0  # one voxel moves by 1 voxel
+    u0 = torch.full((1, 3, 4, 4, 4), 0.01, requires_grad=True)  # every other voxel off by 0.01
+    out = {"u_t0": u0, "u_t1": torch.zeros(1, 3, 4, 4, 4), "target": target}
+
+    def pulls(cfg):
+        (g,) = torch.autograd.grad(_field_distill(out, {}, cfg), u0)
+        return g[0, 0, 0, 0, 0].abs().item(), g[0, 0, 1, 1, 1].abs().item()
+
+    moving, static = pulls(DistillConfig())
+    assert moving == pytest.approx(static, rel=0.01)
+    moving, static = pulls(DistillConfig(distill_eps=0.5))
+    assert moving > 40 * static
+    loss = _field_distill(out, {}, DistillConfig(distill_eps=0.5))
+    torch.testing.assert_close(loss, field_distillation_loss((u0, out["u_t1"]), (target["u_t0"], target["u_t1"]), eps=0.5))
+
+
 def test_the_ablation_checkpoint_has_one_name_on_every_route(tmp_path):
     """``distill_student`` with the distillation off saves ``student_nokd.pt``, as the ``distill``
     command (``--distill-weight 0``) and ``ensure_checkpoint("student_nokd", ...)`` do."""

@@ -194,6 +194,11 @@ class DistillConfig(TrainConfig):
         "tutorial's data, worse in bench_proof and on the real cine: docs/METHOD.md section 5)",
         choices=WEIGHT_SCHEDULES,
     )
+    distill_eps: float = knob(
+        1e-3,
+        "Charbonnier epsilon of the field distillation, in voxels: errors well below it count as a "
+        "squared error, errors above it as an absolute one (the default: an absolute error everywhere)",
+    )
     distill_refined: bool = knob(True, "distil the teacher's instance-optimised fields (off: its network's alone)")
     distill_balance: float = knob(
         0.0,
@@ -210,7 +215,7 @@ class DistillConfig(TrainConfig):
 
     #: knobs of the distillation alone: moot in a run without it (distill_weight = feature_weight = 0)
     DISTILL_KNOBS: ClassVar[tuple[str, ...]] = (
-        "teacher_better", "distill_schedule", "distill_refined", "distill_balance", "cache_targets",
+        "teacher_better", "distill_schedule", "distill_eps", "distill_refined", "distill_balance", "cache_targets",
     )  # fmt: skip
 
     def differences(self, stored: dict | None) -> dict[str, tuple[Any, Any]]:

@@ -226,7 +226,7 @@ def _field_distill(out, batch, cfg):
     if cfg.distill_balance > 0:
         balanced = motion_balanced_weights(_fields(target), threshold=cfg.distill_balance)
         weights = balanced if weights is None else weights * balanced
-    return field_distillation_loss(_fields(out), _fields(target), weights=weights)
+    return field_distillation_loss(_fields(out), _fields(target), weights=weights, eps=cfg.distill_eps)
 
 
 def _feature_distill(out, batch, cfg):
