@@ -108,6 +108,8 @@ LUNG_REAL = dict(n_series=4, seed=7000, shape=(48, 48, 48), breathing={"si_mm": 
 
 #: the distillation knobs this script takes as flags (default: the config's)
 DISTILL_FLAGS = ("distill_weight", "teacher_better", "distill_eps")
+#: the training knobs of both students this script takes as flags (default: the config's)
+STUDENT_FLAGS = ("flip_axes",)
 
 
 def parse(argv=None):
@@ -136,6 +138,10 @@ def parse(argv=None):
     add_config_args(
         p, DistillConfig, "leave-one-scan-out: the distillation of each fold's student",
         only=DISTILL_FLAGS, unset=True,
+    )  # fmt: skip
+    add_config_args(
+        p, DistillConfig, "leave-one-scan-out: the augmentation of both students of each fold",
+        only=STUDENT_FLAGS, unset=True,
     )  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help="adaptation steps at most (default AdaptConfig's)")
     p.add_argument("--lung-patients", type=int, default=2)
@@ -530,7 +536,10 @@ def train_fold(dataset, fold: Path, a) -> dict:
     common = dict(seed=a.seed, device=a.device, progress=False, checkpoint_every=100, crop_shape=_crop(a))
     teacher_cfg = TeacherTrainConfig(steps=3 if a.quick else a.teacher_steps, **common)
     student_cfg = DistillConfig(
-        steps=3 if a.quick else a.student_steps, lr=a.student_lr, **common, **given_config_values(a, DISTILL_FLAGS)
+        steps=3 if a.quick else a.student_steps,
+        lr=a.student_lr,
+        **common,
+        **given_config_values(a, DISTILL_FLAGS + STUDENT_FLAGS),
     )
     models = {}
     models["teacher"] = (

@@ -158,3 +158,7 @@ def test_a_quick_leave_one_out_run_prints_every_row_and_line(bench, tmp_path):
     with pytest.raises(CheckpointError, match=r"student\.pt: made with distill_weight=2\.0 \(asked: 0\.5\)"):
         bench.main(["--sets", "loso", "--quick", "--no-ants", "--threads", "2", "--scans", "scd301",
                     "--distill-weight", "0.5", "--out", str(tmp_path)])  # fmt: skip
+    assert stored["flip_axes"] == []  # and the students' augmentation is a setting too
+    with pytest.raises(CheckpointError, match=r"student\.pt: made with flip_axes=\[\] \(asked: \[0, 1\]\)"):
+        bench.main(["--sets", "loso", "--quick", "--no-ants", "--threads", "2", "--scans", "scd301",
+                    "--flip-axes", "0", "1", "--out", str(tmp_path)])  # fmt: skip

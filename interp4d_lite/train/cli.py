@@ -115,7 +115,7 @@ def add_config_args(
         for key in ("choices", "metavar"):
             if key in meta:
                 kw[key] = meta[key]
-        if default not in (None, {}) and hint is not bool:
+        if default not in (None, {}, ()) and hint is not bool:
             shown = " ".join(str(v) for v in default) if isinstance(default, tuple) else default
             kw["help"] += f" (default: {shown})"
         if unset:
