@@ -195,7 +195,8 @@ def write_model_card(out: Path) -> Path:
         info = json.loads(path.read_text())
         kind = info.get("data_kind") or info.get("kind")
         hw = info["hardware"]
-        where = hw.get("cuda") or f"CPU ({hw['cpu_threads']} threads, {hw['machine']})"
+        n = hw["cpu_threads"]
+        where = hw.get("cuda") or f"CPU ({n} thread{'' if n == 1 else 's'}, {hw['machine']})"
         rt = info.get("real_training") or {}
         real_line = (
             f"; real cines {', '.join(rt['cines'])} ({rt['share']:.0%} of the samples, at most {rt['per_cine']} "

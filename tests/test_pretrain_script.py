@@ -61,6 +61,10 @@ def test_model_card_lists_each_real_cine_held_out_or_seen(pretrain, tmp_path):
     assert "| scd101 | seen | 40.00 | 40.75 | +0.75 |" in card
     assert "| scd201 | held out | 41.00 | 40.50 | -0.50 |" in card
     assert "their time is not counted" not in card  # the teacher was trained in this run
+    assert "on CPU (2 threads, x86_64)" in card
+    info["hardware"]["cpu_threads"] = 1
+    (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
+    assert "on CPU (1 thread, x86_64)" in pretrain.write_model_card(tmp_path).read_text()
     info["teacher_steps_before"] = 400  # a teacher already trained in the work folder, reused
     (tmp_path / "pretrain_cardiac.json").write_text(json.dumps(info))
     card = pretrain.write_model_card(tmp_path).read_text()

@@ -216,7 +216,9 @@ def test_distill_eps_makes_small_field_errors_count_as_squared_ones():
     moving, static = pulls(DistillConfig(distill_eps=0.5))
     assert moving > 40 * static
     loss = _field_distill(out, {}, DistillConfig(distill_eps=0.5))
-    torch.testing.assert_close(loss, field_distillation_loss((u0, out["u_t1"]), (target["u_t0"], target["u_t1"]), eps=0.5))
+    torch.testing.assert_close(
+        loss, field_distillation_loss((u0, out["u_t1"]), (target["u_t0"], target["u_t1"]), eps=0.5)
+    )
 
 
 def test_the_ablation_checkpoint_has_one_name_on_every_route(tmp_path):
