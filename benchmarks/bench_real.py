@@ -106,10 +106,9 @@ LOSO = "loso:"  # the leave-one-scan-out data sets are named loso:<scan>
 #: the real-anatomy lung set: series of the held-out chest CT(s), never trained on
 LUNG_REAL = dict(n_series=4, seed=7000, shape=(48, 48, 48), breathing={"si_mm": (24.0, 32.0)})
 
-#: the distillation knobs this script takes as flags (default: the config's)
-DISTILL_FLAGS = ("distill_weight", "teacher_better", "distill_eps")
-#: the training knobs of both students this script takes as flags (default: the config's)
-STUDENT_FLAGS = ("flip_axes",)
+#: the knobs of the folds' students (both: with and without distillation) this script takes as flags
+#: (default: the config's)
+STUDENT_FLAGS = ("distill_weight", "teacher_better", "distill_eps", "flip_axes")
 
 
 def parse(argv=None):
@@ -136,11 +135,7 @@ def parse(argv=None):
     loso.add_argument("--real-per-cine", type=int, default=96, help="training triplets of each cine at most")
     loso.add_argument("--ceiling-steps", type=int, default=60, help="steps of the privileged ceiling's registration")
     add_config_args(
-        p, DistillConfig, "leave-one-scan-out: the distillation of each fold's student",
-        only=DISTILL_FLAGS, unset=True,
-    )  # fmt: skip
-    add_config_args(
-        p, DistillConfig, "leave-one-scan-out: the augmentation of both students of each fold",
+        p, DistillConfig, "leave-one-scan-out: the training of each fold's students",
         only=STUDENT_FLAGS, unset=True,
     )  # fmt: skip
     p.add_argument("--steps", type=int, default=None, help="adaptation steps at most (default AdaptConfig's)")
@@ -539,7 +534,7 @@ def train_fold(dataset, fold: Path, a) -> dict:
         steps=3 if a.quick else a.student_steps,
         lr=a.student_lr,
         **common,
-        **given_config_values(a, DISTILL_FLAGS + STUDENT_FLAGS),
+        **given_config_values(a, STUDENT_FLAGS),
     )
     models = {}
     models["teacher"] = (
